@@ -1,0 +1,127 @@
+"""Every exception lq raises on purpose derives from :class:`LqError`.
+
+The tree::
+
+    LqError
+    ├── ConfigError            bad setting in the TOML file or the environment
+    ├── ValidationError        a value refused at the door (names ``field`` and ``value``)
+    │   └── RuleError          an alert rule that cannot be stored or evaluated
+    ├── FrameError             a feed frame that cannot be parsed (carries ``raw`` and ``reason``)
+    ├── StoreError             the SQLite/DuckDB store
+    │   ├── WriterLockedError  a second writer on the same database (names the running process)
+    │   └── SchemaError        a database from a newer lq, or a failed migration
+    ├── FeedError              the live-data transport
+    │   ├── ExhaustedRetriesError   the connection-attempt budget is spent
+    │   └── RestError          a REST call failed (carries ``status`` and ``code``)
+    │       └── RateLimitError 429/418 with ``retry_after`` seconds
+    ├── ImportFormatError      a file ``lq import`` does not understand (names the file and line)
+    └── BacktestError          a strategy or parameter set that cannot be run
+
+Messages name the field and the value, so that a user can fix the input without reading code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BacktestError",
+    "ConfigError",
+    "ExhaustedRetriesError",
+    "FeedError",
+    "FrameError",
+    "ImportFormatError",
+    "LqError",
+    "RateLimitError",
+    "RestError",
+    "RuleError",
+    "SchemaError",
+    "StoreError",
+    "ValidationError",
+    "WriterLockedError",
+]
+
+
+class LqError(Exception):
+    """Base of every error lq raises on purpose."""
+
+
+class ConfigError(LqError):
+    """A setting in the config file or the environment is invalid."""
+
+
+class ValidationError(LqError, ValueError):
+    """A value refused at the door; ``field`` and ``value`` say which and what."""
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{field}={value!r}: {reason}")
+
+
+class RuleError(ValidationError):
+    """An alert rule that cannot be stored or evaluated."""
+
+
+class FrameError(LqError):
+    """A feed frame that cannot be parsed. The collector stores it in the dead-letter table."""
+
+    def __init__(self, reason: str, raw: bytes | str = b"") -> None:
+        self.reason = reason
+        self.raw = raw
+        super().__init__(reason)
+
+
+class StoreError(LqError):
+    """Something went wrong in the SQLite/DuckDB store."""
+
+
+class WriterLockedError(StoreError):
+    """Another process already writes this database."""
+
+    def __init__(self, path: str, pid: int | None, detail: str = "") -> None:
+        self.path = path
+        self.pid = pid
+        who = f"process {pid}" if pid else "another process"
+        msg = f"{path} is already being written by {who}"
+        if detail:
+            msg += f" ({detail})"
+        super().__init__(msg + "; only one writer (collector) may run per database file")
+
+
+class SchemaError(StoreError):
+    """The database schema is newer than this lq, or a migration failed."""
+
+
+class FeedError(LqError):
+    """The live-data transport failed."""
+
+
+class ExhaustedRetriesError(FeedError):
+    """The connection-attempt budget is spent."""
+
+
+class RestError(FeedError):
+    """A REST call failed."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+
+class RateLimitError(RestError):
+    """HTTP 429 or 418: wait ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, status: int, retry_after: float, code: int | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status=status, code=code)
+
+
+class ImportFormatError(LqError):
+    """A file ``lq import`` does not understand."""
+
+
+class BacktestError(LqError):
+    """A strategy or parameter set that cannot be run."""

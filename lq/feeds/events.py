@@ -1,0 +1,140 @@
+"""Typed market events: what the parser produces and the collector consumes.
+
+All times are int64 microseconds since the Unix epoch, UTC (``ts`` is exchange time,
+``recv_ts`` the local wall clock at receipt). Prices and quantities are parsed once from
+Binance's decimal strings into float64. Symbols are uppercase.
+
+These are frozen msgspec structs: cheap to build (the hot path builds one per frame)
+and immutable.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "AggTrade",
+    "BookTicker",
+    "ControlReply",
+    "Event",
+    "Gap",
+    "Kline",
+    "Rejected",
+    "ServerShutdown",
+    "Trade",
+]
+
+
+class Trade(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One trade (``@trade``). Identity: (exchange, symbol, trade_id)."""
+
+    symbol: str
+    trade_id: int
+    price: float
+    qty: float
+    ts: int  # trade time T, µs
+    event_ts: int  # event time E, µs
+    is_buyer_maker: bool
+    recv_ts: int = 0
+    exchange: str = "binance"
+
+
+class AggTrade(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One aggregated trade (``@aggTrade``): the fills ``first_id..last_id`` of one taker order."""
+
+    symbol: str
+    agg_id: int
+    first_id: int
+    last_id: int
+    price: float
+    qty: float
+    ts: int
+    event_ts: int
+    is_buyer_maker: bool
+    recv_ts: int = 0
+    exchange: str = "binance"
+
+
+class BookTicker(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Best bid/ask (``@bookTicker``). Spot sends no event time: ``ts`` is then ``recv_ts``."""
+
+    symbol: str
+    update_id: int
+    bid: float
+    bid_qty: float
+    ask: float
+    ask_qty: float
+    ts: int
+    recv_ts: int = 0
+    exchange: str = "binance"
+
+
+class Kline(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A candlestick update (``@kline_<interval>``); ``closed`` is Binance's ``x``."""
+
+    symbol: str
+    interval: str
+    open_time: int
+    close_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float
+    trades: int
+    taker_buy_volume: float
+    taker_buy_quote_volume: float
+    first_id: int
+    last_id: int
+    closed: bool
+    event_ts: int
+    recv_ts: int = 0
+    exchange: str = "binance"
+
+
+class ServerShutdown(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Binance's ``serverShutdown`` event: reconnect at once."""
+
+    event_ts: int
+    recv_ts: int = 0
+
+
+class ControlReply(msgspec.Struct, frozen=True, kw_only=True):
+    """Reply to SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS/SET_PROPERTY/GET_PROPERTY."""
+
+    id: int | str | None
+    result: object = None
+    error_code: int | None = None
+    error_msg: str | None = None
+
+
+class Gap(msgspec.Struct, frozen=True, kw_only=True):
+    """Missing ids ``first_missing..last_missing`` (inclusive) of one symbol's trade stream.
+
+    The transport emits ``status="found"`` when it sees the hole, then ``"filled"`` or
+    ``"unfilled"`` once backfill has finished; an unfilled gap is stored, never hidden.
+    """
+
+    symbol: str
+    kind: Literal["trade", "aggTrade"]
+    first_missing: int
+    last_missing: int
+    status: Literal["found", "filled", "unfilled"]
+    detected_ts: int
+    reason: str = ""
+    exchange: str = "binance"
+
+
+class Rejected(msgspec.Struct, frozen=True, kw_only=True):
+    """A frame the parser refused: stored in the dead-letter table with the reason."""
+
+    raw: str
+    reason: str
+    recv_ts: int
+    exchange: str = "binance"
+
+
+Event = Trade | AggTrade | BookTicker | Kline | ServerShutdown | ControlReply | Gap | Rejected
