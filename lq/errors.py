@@ -114,7 +114,9 @@ class RestError(FeedError):
 class RateLimitError(RestError):
     """HTTP 429 or 418: wait ``retry_after`` seconds."""
 
-    def __init__(self, message: str, *, status: int, retry_after: float, code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int, retry_after: float, code: int | None = None
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(message, status=status, code=code)
 

@@ -22,7 +22,7 @@ __all__ = ["FrameRecorder", "read_frames"]
 def _open(path: Path, mode: str) -> IO[bytes]:
     if path.suffix == ".gz":
         return gzip.open(path, mode + "b")  # type: ignore[return-value]
-    return open(path, mode + "b")  # noqa: SIM115
+    return open(path, mode + "b")
 
 
 def read_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:

@@ -1,0 +1,281 @@
+"""Settings: one TOML file plus environment variables, validated, secrets masked on display.
+
+Where settings come from, last one wins:
+
+1. defaults (below);
+2. the TOML file: ``$LQ_CONFIG`` or ``<user config dir>/lq/config.toml``;
+3. environment variables ``LQ_<SECTION>_<KEY>`` (e.g. ``LQ_STORE_DB``,
+   ``LQ_EMAIL_PASSWORD``, ``LQ_TELEGRAM_TOKEN``), plus the short alias ``LQ_DB``;
+4. command-line flags such as ``--db``.
+
+Unknown sections or keys are refused with a message naming them, so a typo never silently
+falls back to a default. Secrets (keys named ``token``, ``password``, ``secret``) are only
+read from the file or the environment, and are shown masked by ``lq config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from lq.errors import ConfigError
+
+__all__ = [
+    "CollectorSettings",
+    "DashboardSettings",
+    "EmailSettings",
+    "Settings",
+    "StoreSettings",
+    "TelegramSettings",
+    "WebhookSettings",
+    "config_path",
+    "load_settings",
+    "parse_duration",
+]
+
+SECRET_KEYS = frozenset({"token", "password", "secret"})
+
+
+def default_db() -> Path:
+    return Path(platformdirs.user_data_dir("lq", appauthor=False)) / "lq.sqlite"
+
+
+def config_path() -> Path:
+    env = os.environ.get("LQ_CONFIG")
+    return (
+        Path(env)
+        if env
+        else Path(platformdirs.user_config_dir("lq", appauthor=False)) / "config.toml"
+    )
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|min|h|d|w)?\s*$")
+_UNIT_S = {
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    None: 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
+}
+
+
+def parse_duration(value: str | float | int, *, field: str = "duration") -> float:
+    """``"100ms"``, ``"15m"``, ``"24h"``, ``"7d"`` or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{field}={value!r}: expected a duration such as '24h'")
+    if isinstance(value, int | float):
+        secs = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ConfigError(
+                f"{field}={value!r}: expected a duration such as '100ms', '15m', '24h' or '7d'"
+            )
+        secs = float(m.group(1)) * _UNIT_S[m.group(2)]
+    if not secs >= 0 or secs == float("inf"):
+        raise ConfigError(f"{field}={value!r}: must be a finite, non-negative duration")
+    return secs
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreSettings:
+    db: str = field(default_factory=lambda: str(default_db()))
+    retention_ticks: str = "7d"  # "" keeps ticks forever
+    retention_bars: str = ""  # bars, alert history and backtest runs are kept by default
+    purge_every: str = "10m"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectorSettings:
+    source: str = "live"  # live | local | replay:FILE
+    endpoint: str = "spot"
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    channels: tuple[str, ...] = ("trade",)
+    flush_interval: str = "100ms"
+    status_interval: str = "1s"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TelegramSettings:
+    token: str = ""
+    chat_id: str = ""
+    base_url: str = "https://api.telegram.org"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmailSettings:
+    host: str = ""
+    port: int = 587
+    security: str = "starttls"  # starttls | ssl | none
+    username: str = ""
+    password: str = ""
+    sender: str = ""
+    to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookSettings:
+    url: str = ""
+    format: str = "json"  # json | slack | discord
+
+
+@dataclass(frozen=True, kw_only=True)
+class DashboardSettings:
+    host: str = "127.0.0.1"
+    port: int = 8866
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    store: StoreSettings = field(default_factory=StoreSettings)
+    collector: CollectorSettings = field(default_factory=CollectorSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+
+    def with_db(self, db: str | os.PathLike[str] | None) -> Settings:
+        """A copy with ``store.db`` overridden (``--db``); None keeps the setting."""
+        if db is None:
+            return self
+        return replace(self, store=replace(self.store, db=str(Path(db).expanduser())))
+
+    @property
+    def db(self) -> Path:
+        return Path(self.store.db).expanduser()
+
+    def as_dict(self, *, mask_secrets: bool = True) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for f in fields(self):
+            section = dataclasses.asdict(getattr(self, f.name))
+            if mask_secrets:
+                for k, v in section.items():
+                    if k in SECRET_KEYS and v:
+                        section[k] = "****"
+            out[f.name] = section
+        return out
+
+    def to_toml(self, *, mask_secrets: bool = True) -> str:
+        lines: list[str] = []
+        for name, section in self.as_dict(mask_secrets=mask_secrets).items():
+            lines.append(f"[{name}]")
+            for k, v in section.items():
+                lines.append(f"{k} = {_toml_value(v)}")
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
+    where = f"{section}.{f.name}"
+    default = getattr(Settings(), section)
+    current = getattr(default, f.name)
+    if isinstance(current, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}={value!r}: expected a list of strings")
+        return tuple(value)
+    if isinstance(current, bool):
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
+            return value.lower() in ("1", "true", "yes")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}={value!r}: expected true or false")
+        return value
+    if isinstance(current, int):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}={value!r}: expected an integer") from None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}={value!r}: expected a string")
+    return value
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None
+) -> Settings:
+    """Defaults, then the TOML file (if it exists), then ``LQ_*`` environment variables."""
+    env = dict(os.environ if env is None else env)
+    p = Path(path) if path is not None else config_path()
+    data: dict[str, Any] = {}
+    if p.exists():
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    elif path is not None:
+        raise ConfigError(f"{p}: no such config file")
+    sections = {f.name: f for f in fields(Settings)}
+    values: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    for name, body in data.items():
+        if name not in sections:
+            raise ConfigError(f"{p}: unknown section [{name}]; expected one of {sorted(sections)}")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{p}: [{name}] must be a table")
+        values[name].update(body)
+    if "LQ_DB" in env:
+        values["store"]["db"] = env["LQ_DB"]
+    for key, value in env.items():
+        if not key.startswith("LQ_") or key in ("LQ_DB", "LQ_CONFIG"):
+            continue
+        rest = key[3:].lower()
+        for name in sections:
+            if rest.startswith(name + "_"):
+                values[name][rest[len(name) + 1 :]] = value
+                break
+    built: dict[str, Any] = {}
+    for name, sf in sections.items():
+        cls = sf.default_factory  # type: ignore[misc]
+        known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        kwargs = {}
+        for k, v in values[name].items():
+            if k not in known:
+                raise ConfigError(f"unknown setting {name}.{k}; expected one of {sorted(known)}")
+            kwargs[k] = _coerce(name, known[k], v)
+        if name == "collector" and "symbols" in kwargs:
+            kwargs["symbols"] = tuple(x.upper() for x in kwargs["symbols"])
+        built[name] = cls(**kwargs)  # type: ignore[operator]
+    settings = Settings(**built)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    for name in ("retention_ticks", "retention_bars", "purge_every"):
+        v = getattr(s.store, name)
+        if v:
+            parse_duration(v, field=f"store.{name}")
+    parse_duration(s.collector.flush_interval, field="collector.flush_interval")
+    if s.email.security not in ("starttls", "ssl", "none"):
+        raise ConfigError(
+            f"email.security={s.email.security!r}: expected 'starttls', 'ssl' or 'none'"
+        )
+    if s.webhook.format not in ("json", "slack", "discord"):
+        raise ConfigError(
+            f"webhook.format={s.webhook.format!r}: expected 'json', 'slack' or 'discord'"
+        )
+    src = s.collector.source
+    if src not in ("live", "local") and not src.startswith("replay:"):
+        raise ConfigError(f"collector.source={src!r}: expected 'live', 'local' or 'replay:FILE'")

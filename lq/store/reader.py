@@ -1,0 +1,313 @@
+"""Reading the store: many readers, any process, while the collector writes.
+
+Two engines, chosen per query:
+
+* **SQLite's own indexes** for everything bounded by time or by id (``ticks``, ``ticks_since``,
+  ``bars``, the dashboard's "new rows since" polls). DuckDB's sqlite scanner does not push
+  filters down, so through it a "last five minutes" read would scan the whole table.
+* **DuckDB** (the SQLite file attached read-only) for free-form analytical SQL over whole
+  tables: ``Store.sql``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lq.errors import StoreError, ValidationError
+from lq.store.sqlite import connect_reader
+
+__all__ = ["BAR_COLUMNS", "TICK_COLUMNS", "Store", "to_us"]
+
+TICK_COLUMNS = ["ts", "trade_id", "price", "qty", "is_buyer_maker"]
+BAR_COLUMNS = ["open", "high", "low", "close", "volume", "quote_volume", "trades", "vwap"]
+
+TimeLike = int | float | str | datetime | pd.Timestamp | np.datetime64 | None
+
+
+def to_us(value: TimeLike, *, field: str = "time") -> int | None:
+    """A time as int64 µs since the epoch (UTC). ints are taken as µs; strings and datetimes
+    without a zone are UTC; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValidationError(field, value, "expected a time, not a bool")
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            raise ValidationError(field, value, "time must be finite")
+        return int(value)
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(field, value, f"not a time: {exc}") from None
+    if ts is pd.NaT:
+        raise ValidationError(field, value, "not a time")
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return int(ts.value // 1000)
+
+
+def _frame(rows: list[tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFrame:
+    return (
+        pd.DataFrame.from_records(rows, columns=list(columns))
+        if rows
+        else pd.DataFrame(
+            {
+                c: pd.Series(dtype="float64" if c not in ("ts", "trade_id", "trades") else "int64")
+                for c in columns
+            }
+        )
+    )
+
+
+class Store:
+    """Read access to one lq database.
+
+    Parameters
+    ----------
+    path
+        The SQLite file the collector (or ``lq import``) writes.
+
+    Examples
+    --------
+    >>> store = Store("lq.sqlite")                                    # doctest: +SKIP
+    >>> store.bars("BTCUSDT", "1m", start="2024-08-08 23:54")          # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._duck = None
+
+    # -- connections --------------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect_reader(self.path)
+        return self._conn
+
+    @property
+    def duck(self):  # -> duckdb.DuckDBPyConnection
+        if self._duck is None:
+            from lq.store.duck import connect_duckdb
+
+            if not self.path.exists():
+                raise StoreError(f"{self.path}: no such database")
+            self._duck = connect_duckdb(self.path)
+        return self._duck
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._duck is not None:
+            self._duck.close()
+            self._duck = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries ------------------------------------------------------------------------
+    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run SQL in DuckDB over the attached file (tables: ticks, bars_1s, book_tickers, ...)."""
+        return self.duck.execute(query, params).df() if params else self.duck.execute(query).df()
+
+    def symbols(self) -> list[str]:
+        """Symbols with stored trades or bars, sorted."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT symbol FROM bars_1s UNION SELECT DISTINCT symbol FROM ticks ORDER BY 1"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def ticks(
+        self,
+        symbol: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        *,
+        exchange: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Trades of ``symbol`` with ``start <= ts < end`` (µs or any time-like), oldest first.
+
+        Columns: ``ts`` (int64 µs UTC), ``trade_id``, ``price``, ``qty``, ``is_buyer_maker``.
+        """
+        sym = _symbol(symbol)
+        lo = to_us(start, field="start")
+        hi = to_us(end, field="end")
+        where, params = ["symbol = ?"], [sym]
+        if lo is not None:
+            where.append("ts >= ?")
+            params.append(lo)
+        if hi is not None:
+            where.append("ts < ?")
+            params.append(hi)
+        if exchange is not None:
+            where.append("exchange = ?")
+            params.append(exchange)
+        q = f"SELECT ts, trade_id, price, qty, is_buyer_maker FROM ticks WHERE {' AND '.join(where)} ORDER BY ts, trade_id"
+        if limit is not None:
+            q += f" LIMIT {int(limit)}"
+        df = _frame(self.conn.execute(q, params).fetchall(), TICK_COLUMNS)
+        df["is_buyer_maker"] = df["is_buyer_maker"].astype(bool)
+        return df
+
+    def ticks_since(
+        self,
+        symbol: str,
+        after_trade_id: int,
+        *,
+        exchange: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Trades of ``symbol`` with ``trade_id > after_trade_id``, by id: the incremental poll."""
+        sym = _symbol(symbol)
+        where, params = ["symbol = ?", "trade_id > ?"], [sym, int(after_trade_id)]
+        if exchange is not None:
+            where.insert(0, "exchange = ?")
+            params.insert(0, exchange)
+        q = f"SELECT ts, trade_id, price, qty, is_buyer_maker FROM ticks WHERE {' AND '.join(where)} ORDER BY trade_id"
+        if limit is not None:
+            q += f" LIMIT {int(limit)}"
+        df = _frame(self.conn.execute(q, params).fetchall(), TICK_COLUMNS)
+        df["is_buyer_maker"] = df["is_buyer_maker"].astype(bool)
+        return df
+
+    def bars(
+        self,
+        symbol: str,
+        interval: str = "1s",
+        start: TimeLike = None,
+        end: TimeLike = None,
+        *,
+        exchange: str | None = None,
+    ) -> pd.DataFrame:
+        """OHLCV bars of ``symbol`` at ``interval`` ("1s", "1m", "5m", "1h", any pandas offset
+        that is a whole number of seconds), resampled from the stored 1 s bars.
+
+        Indexed by bar open time (tz-aware UTC); columns open, high, low, close, volume,
+        quote_volume, trades, vwap. Seconds without trades have no 1 s bar; coarser bars are
+        built from the seconds that exist.
+        """
+        sym = _symbol(symbol)
+        lo = to_us(start, field="start")
+        hi = to_us(end, field="end")
+        where, params = ["symbol = ?"], [sym]
+        if lo is not None:
+            where.append("ts >= ?")
+            params.append(lo)
+        if hi is not None:
+            where.append("ts < ?")
+            params.append(hi)
+        if exchange is not None:
+            where.append("exchange = ?")
+            params.append(exchange)
+        rows = self.conn.execute(
+            "SELECT ts, open, high, low, close, volume, quote_volume, trades, vwap FROM bars_1s "
+            f"WHERE {' AND '.join(where)} ORDER BY ts",
+            params,
+        ).fetchall()
+        bars = _frame(rows, ["ts", *BAR_COLUMNS])
+        from lq.analytics.bars import resample_bars
+
+        return resample_bars(bars, interval)
+
+    def book_tickers(
+        self, symbol: str, start: TimeLike = None, end: TimeLike = None
+    ) -> pd.DataFrame:
+        """Best bid/ask updates of ``symbol`` in ``[start, end)``, oldest first."""
+        sym = _symbol(symbol)
+        lo, hi = to_us(start, field="start"), to_us(end, field="end")
+        where, params = ["symbol = ?"], [sym]
+        if lo is not None:
+            where.append("ts >= ?")
+            params.append(lo)
+        if hi is not None:
+            where.append("ts < ?")
+            params.append(hi)
+        rows = self.conn.execute(
+            f"SELECT ts, update_id, bid, bid_qty, ask, ask_qty FROM book_tickers WHERE {' AND '.join(where)} ORDER BY ts",
+            params,
+        ).fetchall()
+        return _frame(rows, ["ts", "update_id", "bid", "bid_qty", "ask", "ask_qty"])
+
+    def feed_status(self) -> list[dict[str, Any]]:
+        """The collectors' published health, one dict per exchange label."""
+        import json
+
+        rows = self.conn.execute(
+            "SELECT exchange, source, updated_ts, state, pid, detail FROM feed_status"
+        ).fetchall()
+        return [
+            {"exchange": e, "source": s, "updated_ts": u, "state": st, "pid": pid, **json.loads(d)}
+            for e, s, u, st, pid, d in rows
+        ]
+
+    def gaps(self, symbol: str | None = None) -> pd.DataFrame:
+        """The gap ledger: every hole the feed saw, and whether backfill filled it."""
+        q = "SELECT exchange, symbol, kind, first_missing, last_missing, status, detected_ts, updated_ts, reason FROM gaps"
+        params: list[Any] = []
+        if symbol is not None:
+            q += " WHERE symbol = ?"
+            params.append(_symbol(symbol))
+        cols = [
+            "exchange",
+            "symbol",
+            "kind",
+            "first_missing",
+            "last_missing",
+            "status",
+            "detected_ts",
+            "updated_ts",
+            "reason",
+        ]
+        return pd.DataFrame.from_records(
+            self.conn.execute(q + " ORDER BY detected_ts", params).fetchall(), columns=cols
+        )
+
+    def dead_letters(self, limit: int = 1000) -> pd.DataFrame:
+        rows = self.conn.execute(
+            "SELECT id, recv_ts, exchange, source, reason, raw FROM dead_letters ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return pd.DataFrame.from_records(
+            rows, columns=["id", "recv_ts", "exchange", "source", "reason", "raw"]
+        )
+
+    def count(self, table: str) -> int:
+        if table not in _TABLES:
+            raise ValidationError("table", table, f"expected one of {sorted(_TABLES)}")
+        return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+_TABLES = {
+    "ticks",
+    "bars_1s",
+    "book_tickers",
+    "agg_trades",
+    "klines",
+    "gaps",
+    "dead_letters",
+    "alert_rules",
+    "alert_events",
+    "backtest_runs",
+    "feed_status",
+}
+
+
+def _symbol(symbol: str) -> str:
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise ValidationError("symbol", symbol, "must be a non-empty string such as 'BTCUSDT'")
+    return symbol.strip().upper()

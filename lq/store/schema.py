@@ -1,0 +1,227 @@
+"""The SQLite schema, as a list of forward-only migrations.
+
+``MIGRATIONS[k]`` takes a database from version ``k`` to ``k + 1``. A fresh file runs them
+all; an older file runs the ones it lacks, each in its own transaction, and records the new
+version in ``schema_version``. Never edit a migration that has shipped: append a new one.
+
+Conventions: times are int64 µs since the epoch (UTC); prices and quantities float64;
+symbols uppercase. A trade's identity is (exchange, symbol, trade_id).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from lq.errors import SchemaError
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "current_version", "migrate"]
+
+MIGRATIONS: list[str] = [
+    # v1: market data, feed health, dead letters
+    """
+    CREATE TABLE ticks (
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        trade_id INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        price REAL NOT NULL,
+        qty REAL NOT NULL,
+        is_buyer_maker INTEGER NOT NULL,
+        recv_ts INTEGER,
+        PRIMARY KEY (symbol, trade_id, exchange)
+    );
+    CREATE INDEX ticks_by_time ON ticks (symbol, ts);
+
+    CREATE TABLE bars_1s (
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        ts INTEGER NOT NULL,            -- bar open time, µs, multiple of 1_000_000
+        open REAL NOT NULL,
+        high REAL NOT NULL,
+        low REAL NOT NULL,
+        close REAL NOT NULL,
+        volume REAL NOT NULL,
+        quote_volume REAL NOT NULL,
+        trades INTEGER NOT NULL,
+        vwap REAL NOT NULL,
+        PRIMARY KEY (symbol, ts, exchange)
+    );
+
+    CREATE TABLE book_tickers (
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        update_id INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        bid REAL NOT NULL,
+        bid_qty REAL NOT NULL,
+        ask REAL NOT NULL,
+        ask_qty REAL NOT NULL,
+        recv_ts INTEGER,
+        PRIMARY KEY (symbol, update_id, exchange)
+    );
+    CREATE INDEX book_tickers_by_time ON book_tickers (symbol, ts);
+
+    CREATE TABLE feed_status (
+        exchange TEXT NOT NULL,
+        source TEXT NOT NULL,           -- live / local / replay:FILE
+        updated_ts INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        pid INTEGER,
+        detail TEXT NOT NULL,           -- JSON: msgs/s, lag, gaps, reconnects, ...
+        PRIMARY KEY (exchange)
+    );
+
+    CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        recv_ts INTEGER NOT NULL,
+        exchange TEXT NOT NULL,
+        source TEXT NOT NULL,           -- feed / writer / import
+        reason TEXT NOT NULL,
+        raw TEXT NOT NULL
+    );
+    """,
+    # v2: alert rules and their history
+    """
+    CREATE TABLE alert_rules (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        spec TEXT NOT NULL,             -- JSON of the validated rule
+        enabled INTEGER NOT NULL DEFAULT 1,
+        created_ts INTEGER NOT NULL,
+        updated_ts INTEGER NOT NULL
+    );
+    CREATE TABLE alert_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        rule_id INTEGER NOT NULL,
+        rule_spec TEXT NOT NULL,        -- the rule as it was when it fired
+        fired_key TEXT NOT NULL UNIQUE, -- rule + exchange time: a restart never fires twice
+        value REAL,
+        ts INTEGER NOT NULL,            -- exchange time
+        local_ts INTEGER NOT NULL,
+        severity TEXT NOT NULL,
+        message TEXT NOT NULL,
+        delivery TEXT NOT NULL DEFAULT '{}'  -- JSON: channel -> status
+    );
+    CREATE INDEX alert_events_by_time ON alert_events (ts);
+    """,
+    # v3: backtest runs
+    """
+    CREATE TABLE backtest_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL UNIQUE,
+        created_ts INTEGER NOT NULL,
+        strategy TEXT NOT NULL,
+        params TEXT NOT NULL,           -- JSON
+        metrics TEXT NOT NULL,          -- JSON
+        notebook_path TEXT,
+        scheduled INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+    # v4: aggregated trades, klines and the gap ledger
+    """
+    CREATE TABLE agg_trades (
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        agg_id INTEGER NOT NULL,
+        first_id INTEGER NOT NULL,
+        last_id INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        price REAL NOT NULL,
+        qty REAL NOT NULL,
+        is_buyer_maker INTEGER NOT NULL,
+        recv_ts INTEGER,
+        PRIMARY KEY (symbol, agg_id, exchange)
+    );
+    CREATE INDEX agg_trades_by_time ON agg_trades (symbol, ts);
+
+    CREATE TABLE klines (
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        interval TEXT NOT NULL,
+        open_time INTEGER NOT NULL,
+        close_time INTEGER NOT NULL,
+        open REAL NOT NULL,
+        high REAL NOT NULL,
+        low REAL NOT NULL,
+        close REAL NOT NULL,
+        volume REAL NOT NULL,
+        quote_volume REAL NOT NULL,
+        trades INTEGER NOT NULL,
+        taker_buy_volume REAL NOT NULL,
+        taker_buy_quote_volume REAL NOT NULL,
+        closed INTEGER NOT NULL,
+        PRIMARY KEY (symbol, interval, open_time, exchange)
+    );
+
+    CREATE TABLE gaps (
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        kind TEXT NOT NULL,             -- trade / aggTrade
+        first_missing INTEGER NOT NULL,
+        last_missing INTEGER NOT NULL,
+        status TEXT NOT NULL,           -- found / filled / unfilled
+        detected_ts INTEGER NOT NULL,
+        updated_ts INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (exchange, symbol, kind, first_missing)
+    );
+    """,
+]
+
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the file (0 for an empty file)."""
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
+    ).fetchone()
+    if row is None:
+        return 0
+    v = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    return int(v or 0)
+
+
+def migrate(conn: sqlite3.Connection, target: int = LATEST_VERSION) -> int:
+    """Bring the database to ``target`` (default: latest); returns the version reached.
+
+    Each step runs in one transaction: a failed step leaves the file at the previous version.
+    """
+    if not 0 <= target <= LATEST_VERSION:
+        raise SchemaError(f"target={target}: must be between 0 and {LATEST_VERSION}")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, applied_ts INTEGER NOT NULL)"
+    )
+    have = current_version(conn)
+    if have > LATEST_VERSION:
+        raise SchemaError(
+            f"schema version {have} is newer than this lq understands ({LATEST_VERSION}); "
+            "upgrade lq"
+        )
+    for version in range(have, target):
+        script = MIGRATIONS[version]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for stmt in _statements(script):
+                conn.execute(stmt)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_ts) VALUES (?, ?)",
+                (version + 1, time.time_ns() // 1000),
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise SchemaError(f"migration to version {version + 1} failed: {exc}") from exc
+    return max(have, target)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (no semicolons inside our literals)."""
+    out = []
+    for part in script.split(";"):
+        lines = [ln for ln in part.splitlines() if ln.strip() and not ln.strip().startswith("--")]
+        if lines:
+            out.append("\n".join(lines))
+    return out

@@ -1,0 +1,431 @@
+"""The single writer: batched, idempotent inserts, one transaction per batch.
+
+Every row is checked at the door. A refused row (NaN/inf/zero/negative price or quantity,
+a timestamp outside 2009..2100, an empty symbol) goes to ``dead_letters`` with the reason
+and never aborts the rest of its batch. Inserts are ``INSERT OR IGNORE`` on the natural key,
+so writing the same batch twice stores nothing new and says so in the counts.
+
+1-second bars are derived from ``ticks`` inside the same transaction, for exactly the
+seconds the batch touched, so they are right however the trades arrive (late backfill,
+duplicates, restarts): there is one way to make a bar, from the stored ticks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from lq.feeds.events import AggTrade, BookTicker, Gap, Kline, Rejected, Trade
+from lq.store.lock import WriterLock
+from lq.store.sqlite import connect_writer
+
+__all__ = ["Batch", "BatchResult", "WriteResult", "Writer", "validate_trade"]
+
+log = logging.getLogger(__name__)
+
+MIN_TS = 1_230_768_000_000_000  # 2009-01-01 UTC, µs
+MAX_TS = 4_102_444_800_000_000  # 2100-01-01 UTC, µs
+_INF = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one insert did: ``new + duplicates + rejected == offered``."""
+
+    new: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+    def __add__(self, other: WriteResult) -> WriteResult:
+        return WriteResult(
+            self.new + other.new,
+            self.duplicates + other.duplicates,
+            self.rejected + other.rejected,
+        )
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything the collector flushes at once; written in a single transaction."""
+
+    trades: list[Trade] = field(default_factory=list)
+    agg_trades: list[AggTrade] = field(default_factory=list)
+    book_tickers: list[BookTicker] = field(default_factory=list)
+    klines: list[Kline] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return (
+            len(self.trades)
+            + len(self.agg_trades)
+            + len(self.book_tickers)
+            + len(self.klines)
+            + len(self.gaps)
+            + len(self.rejected)
+        )
+
+    def add(self, event: object) -> None:
+        """Route one feed event to its list (events the store does not keep are ignored)."""
+        if isinstance(event, Trade):
+            self.trades.append(event)
+        elif isinstance(event, BookTicker):
+            self.book_tickers.append(event)
+        elif isinstance(event, AggTrade):
+            self.agg_trades.append(event)
+        elif isinstance(event, Kline):
+            self.klines.append(event)
+        elif isinstance(event, Gap):
+            self.gaps.append(event)
+        elif isinstance(event, Rejected):
+            self.rejected.append(event)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    trades: WriteResult
+    agg_trades: WriteResult
+    book_tickers: WriteResult
+    klines: WriteResult
+    bars: int
+    dead_letters: int
+    seconds: float
+
+
+def validate_trade(symbol: str, trade_id: int, ts: int, price: float, qty: float) -> str | None:
+    """The reason a trade row is refused, or None when it is fine."""
+    if not symbol:
+        return "symbol: empty"
+    if not 0.0 < price < _INF:
+        return f"price={price!r}: must be finite and > 0"
+    if not 0.0 < qty < _INF:
+        return f"qty={qty!r}: must be finite and > 0"
+    if not MIN_TS <= ts < MAX_TS:
+        return f"ts={ts!r}: outside 2009-01-01..2100-01-01 in µs (ms given as µs?)"
+    if trade_id < 0:
+        return f"trade_id={trade_id!r}: must be >= 0"
+    return None
+
+
+_BARS_SQL = """
+INSERT OR REPLACE INTO bars_1s
+    (exchange, symbol, ts, open, high, low, close, volume, quote_volume, trades, vwap)
+SELECT ?1, ?2, agg.sec * 1000000, o.price, agg.h, agg.l, c.price, agg.v, agg.qv, agg.n, agg.qv / agg.v
+FROM (
+    SELECT ts / 1000000 AS sec, max(price) AS h, min(price) AS l, sum(qty) AS v,
+           sum(price * qty) AS qv, count(*) AS n, min(trade_id) AS first_id, max(trade_id) AS last_id
+    FROM ticks
+    WHERE symbol = ?2 AND ts >= ?3 AND ts < ?4 AND exchange = ?1
+    GROUP BY sec
+) AS agg
+JOIN ticks AS o ON o.exchange = ?1 AND o.symbol = ?2 AND o.trade_id = agg.first_id
+JOIN ticks AS c ON c.exchange = ?1 AND c.symbol = ?2 AND c.trade_id = agg.last_id
+"""
+
+
+class Writer:
+    """The one writer of a database file (``Writer(path)`` takes the writer lock).
+
+    Parameters
+    ----------
+    path
+        The SQLite file; created and migrated if needed.
+    lock
+        Take the per-file writer lock (default). A second writer on the same file raises
+        :class:`~lq.errors.WriterLockedError` naming the running process.
+    source
+        Label stored with dead letters (``feed``, ``import``...).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, lock: bool = True, source: str = "feed"
+    ) -> None:
+        self.path = Path(path)
+        self.source = source
+        self._lock = WriterLock(self.path).acquire() if lock else None
+        try:
+            self.conn = connect_writer(self.path)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+
+    # -- context management -------------------------------------------------------------
+    def close(self) -> None:
+        if getattr(self, "conn", None) is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA optimize")
+            self.conn.close()
+            self.conn = None  # type: ignore[assignment]
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public API -----------------------------------------------------------------------
+    def write_trades(self, trades: Sequence[Trade]) -> WriteResult:
+        """Insert trades (and refresh their 1 s bars) in one transaction."""
+        return self.write_batch(Batch(trades=list(trades))).trades
+
+    def write_book_tickers(self, tickers: Sequence[BookTicker]) -> WriteResult:
+        return self.write_batch(Batch(book_tickers=list(tickers))).book_tickers
+
+    def write_batch(self, batch: Batch) -> BatchResult:
+        """Write everything in ``batch`` in one transaction; refused rows go to dead letters."""
+        t0 = time.perf_counter()
+        conn = self.conn
+        dead: list[tuple[int, str, str, str, str]] = []
+        now = time.time_ns() // 1000
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tr = self._insert_trades(batch.trades, dead, now)
+            ag = self._insert_agg_trades(batch.agg_trades, dead, now)
+            bt = self._insert_book_tickers(batch.book_tickers, dead, now)
+            kl = self._insert_klines(batch.klines)
+            self._upsert_gaps(batch.gaps, now)
+            bars = self._refresh_bars(batch.trades) if tr.new else 0
+            for r in batch.rejected:
+                dead.append((r.recv_ts or now, r.exchange, self.source, r.reason, r.raw))
+            if dead:
+                conn.executemany(
+                    "INSERT INTO dead_letters (recv_ts, exchange, source, reason, raw)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    dead,
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return BatchResult(tr, ag, bt, kl, bars, len(dead), time.perf_counter() - t0)
+
+    def dead_letter(
+        self, raw: str, reason: str, *, exchange: str = "binance", recv_ts: int | None = None
+    ) -> None:
+        """Store one refused input with its reason (outside any batch)."""
+        self.conn.execute(
+            "INSERT INTO dead_letters (recv_ts, exchange, source, reason, raw) VALUES (?, ?, ?, ?, ?)",
+            (recv_ts or time.time_ns() // 1000, exchange, self.source, reason, raw),
+        )
+
+    def set_feed_status(
+        self, *, exchange: str, source: str, state: str, detail: dict[str, object]
+    ) -> None:
+        """Publish the collector's health for readers (the dashboard's status bar)."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO feed_status (exchange, source, updated_ts, state, pid, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                exchange,
+                source,
+                time.time_ns() // 1000,
+                state,
+                os.getpid(),
+                json.dumps(detail, default=str),
+            ),
+        )
+
+    def last_trade_ids(self) -> dict[tuple[str, str], int]:
+        """Highest stored trade id per (exchange, symbol): where a restarted feed resumes."""
+        rows = self.conn.execute(
+            "SELECT exchange, symbol, max(trade_id) FROM ticks GROUP BY exchange, symbol"
+        ).fetchall()
+        return {(e, s): int(t) for e, s, t in rows}
+
+    def execute(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
+        """Run one statement on the writer connection (used by alerts, backtests, retention)."""
+        return self.conn.execute(sql, tuple(params))
+
+    # -- internals ------------------------------------------------------------------------
+    def _insert_trades(self, trades: Sequence[Trade], dead: list, now: int) -> WriteResult:
+        if not trades:
+            return WriteResult()
+        rows = []
+        append = rows.append
+        for t in trades:
+            p, q, ts = t.price, t.qty, t.ts
+            if (
+                0.0 < p < _INF
+                and 0.0 < q < _INF
+                and MIN_TS <= ts < MAX_TS
+                and t.symbol
+                and t.trade_id >= 0
+            ):
+                append((t.exchange, t.symbol, t.trade_id, ts, p, q, t.is_buyer_maker, t.recv_ts))
+            else:
+                reason = validate_trade(t.symbol, t.trade_id, ts, p, q) or "invalid"
+                dead.append((t.recv_ts or now, t.exchange, self.source, "trade " + reason, _raw(t)))
+        before = self.conn.total_changes
+        self.conn.executemany("INSERT OR IGNORE INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        new = self.conn.total_changes - before
+        return WriteResult(new, len(rows) - new, len(trades) - len(rows))
+
+    def _insert_agg_trades(self, aggs: Sequence[AggTrade], dead: list, now: int) -> WriteResult:
+        if not aggs:
+            return WriteResult()
+        rows = []
+        for a in aggs:
+            reason = validate_trade(a.symbol, a.agg_id, a.ts, a.price, a.qty)
+            if reason is None and a.first_id < 0:
+                reason = f"first_id={a.first_id}: invalid aggTrade (f = -1)"
+            if reason is None:
+                rows.append(
+                    (
+                        a.exchange,
+                        a.symbol,
+                        a.agg_id,
+                        a.first_id,
+                        a.last_id,
+                        a.ts,
+                        a.price,
+                        a.qty,
+                        a.is_buyer_maker,
+                        a.recv_ts,
+                    )
+                )
+            else:
+                dead.append(
+                    (a.recv_ts or now, a.exchange, self.source, "aggTrade " + reason, _raw(a))
+                )
+        before = self.conn.total_changes
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO agg_trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+        new = self.conn.total_changes - before
+        return WriteResult(new, len(rows) - new, len(aggs) - len(rows))
+
+    def _insert_book_tickers(
+        self, tickers: Sequence[BookTicker], dead: list, now: int
+    ) -> WriteResult:
+        if not tickers:
+            return WriteResult()
+        rows = []
+        for b in tickers:
+            reason = None
+            if not b.symbol:
+                reason = "symbol: empty"
+            elif not (0.0 < b.bid < _INF and 0.0 < b.ask < _INF):
+                reason = f"bid={b.bid!r}, ask={b.ask!r}: must be finite and > 0"
+            elif not (0.0 <= b.bid_qty < _INF and 0.0 <= b.ask_qty < _INF):
+                reason = f"bid_qty={b.bid_qty!r}, ask_qty={b.ask_qty!r}: must be finite and >= 0"
+            elif not MIN_TS <= b.ts < MAX_TS:
+                reason = f"ts={b.ts!r}: outside 2009-01-01..2100-01-01 in µs"
+            if reason is None:
+                rows.append(
+                    (
+                        b.exchange,
+                        b.symbol,
+                        b.update_id,
+                        b.ts,
+                        b.bid,
+                        b.bid_qty,
+                        b.ask,
+                        b.ask_qty,
+                        b.recv_ts,
+                    )
+                )
+            else:
+                dead.append(
+                    (b.recv_ts or now, b.exchange, self.source, "bookTicker " + reason, _raw(b))
+                )
+        before = self.conn.total_changes
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO book_tickers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+        new = self.conn.total_changes - before
+        return WriteResult(new, len(rows) - new, len(tickers) - len(rows))
+
+    def _insert_klines(self, klines: Sequence[Kline]) -> WriteResult:
+        if not klines:
+            return WriteResult()
+        rows = [
+            (
+                k.exchange,
+                k.symbol,
+                k.interval,
+                k.open_time,
+                k.close_time,
+                k.open,
+                k.high,
+                k.low,
+                k.close,
+                k.volume,
+                k.quote_volume,
+                k.trades,
+                k.taker_buy_volume,
+                k.taker_buy_quote_volume,
+                k.closed,
+            )
+            for k in klines
+        ]
+        before = self.conn.total_changes
+        # a kline is updated until it closes: the newest update wins
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO klines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        new = self.conn.total_changes - before
+        return WriteResult(new, len(rows) - new, 0)
+
+    def _upsert_gaps(self, gaps: Sequence[Gap], now: int) -> None:
+        for g in gaps:
+            self.conn.execute(
+                "INSERT INTO gaps (exchange, symbol, kind, first_missing, last_missing, status,"
+                " detected_ts, updated_ts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (exchange, symbol, kind, first_missing) DO UPDATE SET"
+                " last_missing = excluded.last_missing, status = excluded.status,"
+                " updated_ts = excluded.updated_ts, reason = excluded.reason",
+                (
+                    g.exchange,
+                    g.symbol,
+                    g.kind,
+                    g.first_missing,
+                    g.last_missing,
+                    g.status,
+                    g.detected_ts,
+                    now,
+                    g.reason,
+                ),
+            )
+
+    def _refresh_bars(self, trades: Sequence[Trade]) -> int:
+        """Recompute the 1 s bars of every second the trades touched, from stored ticks."""
+        spans: dict[tuple[str, str], list[int]] = {}
+        for t in trades:
+            key = (t.exchange, t.symbol)
+            s = spans.get(key)
+            if s is None:
+                spans[key] = [t.ts, t.ts]
+            elif t.ts < s[0]:
+                s[0] = t.ts
+            elif t.ts > s[1]:
+                s[1] = t.ts
+        before = self.conn.total_changes
+        for (exchange, symbol), (lo, hi) in spans.items():
+            lo_s = max(lo, MIN_TS) // 1_000_000 * 1_000_000
+            hi_s = (min(hi, MAX_TS - 1) // 1_000_000 + 1) * 1_000_000
+            self.conn.execute(_BARS_SQL, (exchange, symbol, lo_s, hi_s))
+        return self.conn.total_changes - before
+
+
+_enc = msgspec.json.Encoder()
+
+
+def _raw(obj: object) -> str:
+    try:
+        return _enc.encode(obj).decode()
+    except (TypeError, ValueError):
+        return repr(obj)

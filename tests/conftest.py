@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "binance"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real Binance recordings beside the repo (never copied into it)."""
+    if not (SHARED_DATA / "spot_btcusdt_20240808.gz").exists():
+        pytest.skip(
+            f"real recordings not found at {SHARED_DATA} (the shared/ folder beside the repo)"
+        )
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads the developer's own ~/.config/lq or writes to their data dir."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("LQ_CONFIG", str(home / "config.toml"))
+    monkeypatch.setenv("LQ_DB", str(home / "lq.sqlite"))
+    for key in list(os.environ):
+        if key.startswith("LQ_") and key not in ("LQ_CONFIG", "LQ_DB"):
+            monkeypatch.delenv(key)

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import T0, make_trades
+
+from lq.errors import ValidationError
+from lq.store import Store, Writer, to_us
+from lq.store.duck import sqlite_extension_path
+
+
+@pytest.fixture
+def filled(db):
+    with Writer(db) as w:
+        w.write_trades(make_trades(3_000, step_us=100_000))  # 300 s of BTCUSDT
+        w.write_trades(make_trades(600, symbol="ETHUSDT", start_id=10, step_us=500_000))
+    return db
+
+
+def test_ticks_by_time_range_are_the_half_open_interval(filled):
+    with Store(filled) as s:
+        df = s.ticks("btcusdt", start=T0 + 1_000_000, end=T0 + 2_000_000)
+    assert list(df.columns) == ["ts", "trade_id", "price", "qty", "is_buyer_maker"]
+    assert df.ts.min() == T0 + 1_000_000
+    assert df.ts.max() == T0 + 1_900_000
+    assert len(df) == 10
+    assert df.ts.dtype == np.int64
+
+
+def test_times_may_be_strings_datetimes_or_microseconds():
+    assert to_us("2024-08-08 23:54:15.342") == T0
+    assert to_us(pd.Timestamp("2024-08-08T23:54:15.342Z")) == T0
+    assert to_us(T0) == T0
+    with pytest.raises(ValidationError, match="start"):
+        to_us("yesterday-ish", field="start")
+
+
+def test_ticks_since_returns_only_newer_ids_in_order(filled):
+    with Store(filled) as s:
+        df = s.ticks_since("BTCUSDT", 2_990)
+        none = s.ticks_since("BTCUSDT", 3_000)
+    assert list(df.trade_id) == list(range(2_991, 3_001))
+    assert none.empty
+
+
+def test_bars_1s_and_resampled_1m_match_a_pandas_resample_of_the_ticks(filled):
+    with Store(filled) as s:
+        ticks = s.ticks("BTCUSDT")
+        b1 = s.bars("BTCUSDT", "1s")
+        b1m = s.bars("BTCUSDT", "1m")
+    t = ticks.assign(time=pd.to_datetime(ticks.ts, unit="us", utc=True)).set_index("time")
+    ref = t.price.resample("1min").ohlc()  # pandas is the independent reference
+    ref["volume"] = t.qty.resample("1min").sum()
+    ref["trades"] = t.price.resample("1min").count()
+    ref = ref[ref.trades > 0]
+    assert len(b1) == 301  # 300 s of trades starting at .342 touch 301 seconds
+    assert list(b1m.index) == list(ref.index)
+    for col in ("open", "high", "low", "close", "trades"):
+        np.testing.assert_array_equal(b1m[col].to_numpy(), ref[col].to_numpy(), err_msg=col)
+    np.testing.assert_allclose(b1m.volume, ref.volume, rtol=1e-12)
+
+
+def test_symbols_lists_what_is_stored(filled):
+    with Store(filled) as s:
+        assert s.symbols() == ["BTCUSDT", "ETHUSDT"]
+
+
+def test_duckdb_sql_runs_over_the_attached_sqlite_file(filled):
+    with Store(filled) as s:
+        df = s.sql("SELECT symbol, count(*) AS n FROM ticks GROUP BY symbol ORDER BY symbol")
+        p = s.sql("SELECT count(*) AS n FROM ticks WHERE trade_id > ?", [2_000])
+    assert df.to_dict("list") == {"symbol": ["BTCUSDT", "ETHUSDT"], "n": [3_000, 600]}
+    assert int(p.n[0]) == 1_000 + 0  # ETH ids stop at 609
+
+
+def test_duckdb_extension_comes_from_the_wheel_and_nothing_is_downloaded(filled):
+    import duckdb
+
+    path = sqlite_extension_path()
+    assert path.exists()
+    assert f"v{duckdb.__version__}" in str(path)
+    with Store(filled) as s:
+        settings = s.duck.execute(
+            "SELECT current_setting('autoinstall_known_extensions'), current_setting('allow_unsigned_extensions')"
+        ).fetchone()
+    assert settings == (False, False)  # no auto-install, and signatures are still checked
+
+
+def test_reader_cannot_write(filled):
+    import sqlite3
+
+    with Store(filled) as s, pytest.raises(sqlite3.OperationalError, match="readonly"):
+        s.conn.execute("DELETE FROM ticks")
+
+
+def test_bad_symbol_is_refused_with_the_field_named(filled):
+    with Store(filled) as s, pytest.raises(ValidationError, match="symbol"):
+        s.ticks("")

@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import pandas as pd
+import pytest
+from conftest import T0, make_trades
+
+from lq.feeds.events import BookTicker, Gap, Rejected, Trade
+from lq.store import Batch, Writer
+
+
+def test_same_batch_written_twice_stores_no_duplicates_and_counts_right(db):
+    trades = make_trades(2_500)
+    with Writer(db) as w:
+        first = w.write_trades(trades)
+        second = w.write_trades(trades)
+        n = w.conn.execute("SELECT count(*) FROM ticks").fetchone()[0]
+    assert (first.new, first.duplicates, first.rejected) == (2_500, 0, 0)
+    assert (second.new, second.duplicates, second.rejected) == (0, 2_500, 0)
+    assert n == 2_500
+
+
+def test_overlapping_batches_count_only_the_new_part(db):
+    with Writer(db) as w:
+        w.write_trades(make_trades(100, start_id=1))
+        r = w.write_trades(make_trades(100, start_id=51))  # ids 51..150: 50 old, 50 new
+    assert (r.new, r.duplicates) == (50, 50)
+
+
+def test_trades_share_a_millisecond_and_are_all_kept(db):
+    # real Binance: thousands of trades share a millisecond; identity is the id, never the time
+    trades = make_trades(1_000, step_us=0)
+    with Writer(db) as w:
+        assert w.write_trades(trades).new == 1_000
+
+
+def test_same_trade_id_on_two_exchanges_is_two_trades(db):
+    with Writer(db) as w:
+        a = w.write_trades(make_trades(10, exchange="binance"))
+        b = w.write_trades(make_trades(10, exchange="local"))
+    assert a.new == b.new == 10
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("price", math.nan, "price=nan"),
+        ("price", math.inf, "price=inf"),
+        ("price", 0.0, "price=0.0"),
+        ("price", -1.0, "price=-1.0"),
+        ("qty", math.nan, "qty=nan"),
+        ("qty", 0.0, "qty=0.0"),
+        ("qty", -0.5, "qty=-0.5"),
+        ("ts", 1_723_161_255_342, "ts=1723161255342"),  # milliseconds passed as µs
+        ("ts", 9_999_999_999_999_999, "ts=9999999999999999"),
+        ("symbol", "", "symbol: empty"),
+    ],
+)
+def test_bad_row_goes_to_dead_letters_and_the_rest_of_the_batch_is_stored(db, field, value, reason):
+    trades = make_trades(5)
+    bad = Trade(**{**{f: getattr(trades[2], f) for f in Trade.__struct_fields__}, field: value})
+    trades[2] = bad
+    with Writer(db) as w:
+        res = w.write_batch(Batch(trades=trades))
+        ids = [r[0] for r in w.conn.execute("SELECT trade_id FROM ticks ORDER BY trade_id")]
+        dead = w.conn.execute("SELECT source, reason, raw FROM dead_letters").fetchall()
+    assert (res.trades.new, res.trades.rejected) == (4, 1)
+    assert ids == [1, 2, 4, 5]
+    assert len(dead) == 1
+    assert dead[0][0] == "feed"
+    assert reason in dead[0][1]
+    assert '"trade_id":3' in dead[0][2]
+
+
+def test_rejected_frames_and_gaps_are_stored_with_the_batch(db):
+    batch = Batch(
+        trades=make_trades(3),
+        rejected=[Rejected(raw='{"e":"trade","p":', reason="invalid JSON", recv_ts=T0)],
+        gaps=[
+            Gap(
+                symbol="BTCUSDT",
+                kind="trade",
+                first_missing=10,
+                last_missing=12,
+                status="found",
+                detected_ts=T0,
+            )
+        ],
+    )
+    with Writer(db) as w:
+        res = w.write_batch(batch)
+        w.write_batch(
+            Batch(
+                gaps=[
+                    Gap(
+                        symbol="BTCUSDT",
+                        kind="trade",
+                        first_missing=10,
+                        last_missing=12,
+                        status="filled",
+                        detected_ts=T0,
+                    )
+                ]
+            )
+        )
+        gaps = w.conn.execute("SELECT first_missing, last_missing, status FROM gaps").fetchall()
+        dead = w.conn.execute("SELECT reason, raw FROM dead_letters").fetchall()
+    assert res.dead_letters == 1
+    assert dead == [("invalid JSON", '{"e":"trade","p":')]
+    assert gaps == [(10, 12, "filled")]
+
+
+def test_one_second_bars_match_pandas_resample_of_the_ticks(db):
+    # reference: pandas groupby on the raw ticks (independent of the SQL that builds bars)
+    trades = make_trades(5_000, step_us=3_217)
+    with Writer(db) as w:
+        for k in range(0, len(trades), 700):  # batches that cut seconds in half
+            w.write_trades(trades[k : k + 700])
+        bars = pd.read_sql("SELECT * FROM bars_1s ORDER BY ts", w.conn)
+    ticks = pd.DataFrame(
+        [(t.ts, t.trade_id, t.price, t.qty) for t in trades], columns=["ts", "id", "price", "qty"]
+    )
+    g = ticks.groupby(ticks.ts // 1_000_000 * 1_000_000)
+    ref = pd.DataFrame(
+        {
+            "open": g.price.first(),
+            "high": g.price.max(),
+            "low": g.price.min(),
+            "close": g.price.last(),
+            "volume": g.qty.sum(),
+            "trades": g.size(),
+            "vwap": (ticks.price * ticks.qty).groupby(ticks.ts // 1_000_000 * 1_000_000).sum()
+            / g.qty.sum(),
+        }
+    )
+    assert list(bars.ts) == list(ref.index)
+    for col in ("open", "high", "low", "close", "trades"):
+        assert list(bars[col]) == list(ref[col]), col
+    pd.testing.assert_series_equal(
+        bars.volume, ref.volume.reset_index(drop=True), check_names=False, rtol=1e-12
+    )
+    pd.testing.assert_series_equal(
+        bars.vwap, ref.vwap.reset_index(drop=True), check_names=False, rtol=1e-12
+    )
+
+
+def test_a_late_backfilled_trade_updates_its_old_bar(db):
+    trades = make_trades(
+        10, step_us=100_000, t0=1_723_161_255_000_000
+    )  # one whole second of trades
+    with Writer(db) as w:
+        w.write_trades(trades[:4] + trades[6:])
+        before = w.conn.execute("SELECT trades, volume FROM bars_1s").fetchall()
+        w.write_trades(trades[4:6])  # the gap, backfilled later
+        after = w.conn.execute("SELECT trades, close FROM bars_1s").fetchall()
+    assert before[0][0] == 8
+    assert after == [(10, trades[9].price)]
+
+
+def test_book_tickers_are_idempotent_on_update_id(db):
+    bt = [
+        BookTicker(
+            symbol="BTCUSDT",
+            update_id=100 + i,
+            bid=61_000.0,
+            bid_qty=1.0,
+            ask=61_000.01,
+            ask_qty=2.0,
+            ts=T0 + i,
+        )
+        for i in range(10)
+    ]
+    with Writer(db) as w:
+        assert w.write_book_tickers(bt).new == 10
+        assert w.write_book_tickers(bt).duplicates == 10
+
+
+def test_a_failed_batch_leaves_nothing_behind(db):
+    with Writer(db) as w:
+        w.write_trades(make_trades(3))
+        w.conn.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON book_tickers BEGIN SELECT RAISE(ABORT, 'boom'); END"
+        )
+        batch = Batch(
+            trades=make_trades(3, start_id=100),
+            book_tickers=[
+                BookTicker(
+                    symbol="BTCUSDT", update_id=1, bid=1.0, bid_qty=1.0, ask=2.0, ask_qty=1.0, ts=T0
+                )
+            ],
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            w.write_batch(batch)
+        n = w.conn.execute("SELECT count(*) FROM ticks").fetchone()[0]
+    assert n == 3  # the trades of the failed batch were rolled back with it
+
+
+def test_database_is_in_wal_mode_with_normal_sync(db):
+    with Writer(db) as w:
+        assert w.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert w.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert w.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # INCREMENTAL
+        assert w.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5_000
+
+
+def test_last_trade_ids_are_where_a_restart_resumes(db):
+    with Writer(db) as w:
+        w.write_trades(make_trades(10, start_id=500))
+        w.write_trades(make_trades(5, start_id=7, symbol="ETHUSDT"))
+        assert w.last_trade_ids() == {("binance", "BTCUSDT"): 509, ("binance", "ETHUSDT"): 11}
