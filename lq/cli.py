@@ -7,6 +7,8 @@ Each subcommand lives with its subsystem where it has real options of its own
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import logging
 import sys
 import time
@@ -93,6 +95,25 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+_SUBCOMMAND_MODULES = (
+    "lq.exchange.cli",
+    "lq.collector.cli",
+    "lq.importer",
+    "lq.dashboard.cli",
+    "lq.alerts.cli",
+    "lq.backtest.cli",
+)
+
+
+def _adapt(run: Callable[..., int]) -> Handler:
+    takes_settings = len(inspect.signature(run).parameters) >= 2
+    return (
+        (lambda args, settings: run(args, settings))
+        if takes_settings
+        else (lambda args, settings: run(args))
+    )
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     parser = argparse.ArgumentParser(prog="lq", description="lq: live quant research workbench")
     parser.add_argument("--version", action="version", version=f"lq {__version__}")
@@ -138,22 +159,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p.add_argument("--end", help="exclusive end time (UTC)")
     handlers["export"] = _export
 
-    for modname in (
-        "lq.exchange.cli",
-        "lq.collector.cli",
-        "lq.importer",
-        "lq.dashboard.cli",
-        "lq.alerts.cli",
-        "lq.backtest.cli",
-    ):
+    # subsystems with commands of their own: each module has add_parser(subparsers) -> parser
+    # and run(args) or run(args, settings) -> exit code
+    for modname in _SUBCOMMAND_MODULES:
         try:
-            mod = __import__(modname, fromlist=["add_parser"])
+            mod = importlib.import_module(modname)
         except ModuleNotFoundError as exc:
             if exc.name and modname.startswith(exc.name):
-                continue  # that subsystem has not landed in this build
+                continue  # that subsystem is not part of this build
             raise
-        name, handler = mod.add_parser(sub, _add_db)
-        handlers[name] = handler
+        sp = mod.add_parser(sub)
+        if not any("--db" in a.option_strings for a in sp._actions):
+            _add_db(sp)
+        handlers[sp.prog.split()[-1]] = _adapt(mod.run)
     return parser, handlers
 
 
