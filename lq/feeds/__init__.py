@@ -1,0 +1,40 @@
+"""Live Binance market data: sans-I/O parser, endpoint presets, gap sequencer, REST, client.
+
+::
+
+    from lq.feeds import BinanceClient
+    client = BinanceClient(symbols=["BTCUSDT", "ETHUSDT"], sink=events.append)
+    task = client.start()        # on the running loop (Jupyter's, or your own)
+    ...
+    await client.stop()
+    client.status                # FeedStatus snapshot
+
+Pure parts (no I/O): :class:`Parser`, :class:`Sequencer`, :class:`Backoff`,
+:class:`AttemptBudget`, :func:`plan_urls`. I/O: :class:`RestClient`, :class:`BinanceClient`.
+"""
+
+from lq.feeds.backoff import AttemptBudget, Backoff
+from lq.feeds.client import BinanceClient
+from lq.feeds.endpoints import ENDPOINTS, Endpoint, plan_urls, resolve_endpoint, stream_name
+from lq.feeds.parser import Parser, to_us
+from lq.feeds.rest import RestClient
+from lq.feeds.sequencer import BackfillRequest, Sequencer, Step
+from lq.feeds.status import FeedStatus
+
+__all__ = [
+    "ENDPOINTS",
+    "AttemptBudget",
+    "BackfillRequest",
+    "Backoff",
+    "BinanceClient",
+    "Endpoint",
+    "FeedStatus",
+    "Parser",
+    "RestClient",
+    "Sequencer",
+    "Step",
+    "plan_urls",
+    "resolve_endpoint",
+    "stream_name",
+    "to_us",
+]

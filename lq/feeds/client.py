@@ -1,0 +1,650 @@
+"""The Binance WebSocket client: connect, reconnect, rotate, detect gaps, backfill.
+
+A thin I/O layer over the pure parts (:class:`~lq.feeds.parser.Parser`,
+:class:`~lq.feeds.sequencer.Sequencer`, :class:`~lq.feeds.backoff.Backoff`,
+:func:`~lq.feeds.endpoints.plan_urls`). Design rules from
+``shared/reference/binance-protocol.md`` §5.3:
+
+* every stream goes in the URL (``/stream?streams=a@trade/b@trade``, combined), split over
+  connections at the endpoint's per-connection limit and URL length; no SUBSCRIBE is sent, so
+  the inbound message limit is only touched by keepalive pings;
+* **every** close is followed by a reconnect (1000, 1001, 1006, 1008 with a longer wait,
+  1011, TCP reset, handshake failures), with jittered exponential back-off, the rolling
+  attempt budget, and ``max_attempts`` consecutive failures before
+  :class:`~lq.errors.ExhaustedRetriesError`; only :meth:`BinanceClient.stop` ends the loop;
+* a staleness watchdog closes a connection that delivered nothing for ``stale_after`` s;
+* before ``rotate_after`` (23 h) and on ``serverShutdown`` the connection is replaced by
+  overlap: the new one is opened, its first message awaited, then the old one closed; the
+  sequencer drops the overlap's duplicates;
+* a gap in trade ids is backfilled over REST by a background task (the receive loop never
+  waits for it); backfilled trades go to the sink, then ``Gap(status="filled")`` or
+  ``"unfilled"`` with the reason;
+* a frame the parser refuses becomes a :class:`~lq.feeds.events.Rejected` event, counted,
+  never fatal.
+
+The sink is called synchronously on the event loop with every event, in order per
+connection: trades (exactly once per id), ``Gap``, ``Rejected``, ``BookTicker``, ``Kline``,
+``ServerShutdown``, ``ControlReply``. It should be quick (append to a batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from lq.errors import ExhaustedRetriesError, FeedError, FrameError, RestError, ValidationError
+from lq.feeds.backoff import AttemptBudget, Backoff
+from lq.feeds.endpoints import Endpoint, plan_urls, resolve_endpoint
+from lq.feeds.events import AggTrade, Event, Gap, Rejected, ServerShutdown, Trade
+from lq.feeds.parser import Parser, TimeUnit
+from lq.feeds.recording import FrameRecorder
+from lq.feeds.rest import RestClient
+from lq.feeds.sequencer import BackfillRequest, Sequencer, StreamKind
+from lq.feeds.status import FeedState, FeedStatus
+
+__all__ = ["BinanceClient"]
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Event], None]
+
+
+class _Conn:
+    """One open WebSocket and the task that reads it."""
+
+    __slots__ = (
+        "close_code",
+        "close_reason",
+        "first",
+        "last_msg",
+        "messages",
+        "notice",
+        "opened",
+        "pump",
+        "retired",
+        "rotate_at",
+        "stale",
+        "url",
+        "wake",
+        "ws",
+    )
+
+    def __init__(self, ws: ClientConnection, url: str, opened: float, rotate_at: float) -> None:
+        self.ws = ws
+        self.url = url
+        self.opened = opened
+        self.last_msg = opened
+        self.rotate_at = rotate_at
+        self.messages = 0
+        self.first = asyncio.Event()  # first frame received
+        self.wake = asyncio.Event()  # the supervisor should look: closed or serverShutdown
+        self.notice = False  # serverShutdown received
+        self.retired = False  # closed on purpose by a rotation or stop()
+        self.stale = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.pump: asyncio.Task[None] | None = None
+
+
+class BinanceClient:
+    """Live Binance market data with exactly-once trades.
+
+    Parameters
+    ----------
+    symbols
+        Uppercase symbols, e.g. ``["BTCUSDT", "ETHUSDT"]``.
+    channels
+        Streams per symbol: ``"trade"``, ``"aggTrade"``, ``"bookTicker"``, ``"kline_<i>"``.
+    endpoint
+        Preset name (``"spot"``, ``"spot-data"``, ``"us"``, ``"usdm"``) or an ``Endpoint``.
+    ws_url, rest_url
+        Overrides of the endpoint's base URLs (a local exchange's ``ws_url``/``rest_url``).
+    sink
+        Called with every event, synchronously, on the event loop.
+    resume_ids
+        ``{(symbol, "trade"|"aggTrade"): last_stored_id}``: after a restart the first live
+        trade is checked against these and the gap backfilled.
+    exchange_label
+        The ``exchange`` field of every event.
+    backoff
+        Reconnect delay policy (also the minimum wait after a 1008 close).
+    max_attempts
+        Consecutive failed connections (no message received) before
+        :class:`~lq.errors.ExhaustedRetriesError`; ``None`` retries forever.
+    attempt_budget
+        Rolling connection-attempt budget (Binance: 300 per 5 min); the client waits, never
+        exceeds it.
+    stale_after
+        Seconds without any frame on a connection before it is closed and replaced.
+    rotate_after
+        Connection age (s) at which it is replaced by overlap (Binance closes at 24 h).
+    record
+        Every raw frame is written here with its receive time (ns).
+    max_backfill
+        Largest number of ids backfilled for one gap; the rest is reported unfilled.
+    backfill_delay
+        Seconds a gap is given to close by itself (overlap, stragglers) before REST is asked.
+    rest
+        REST client for backfill; by default one is built on the endpoint (and owned).
+    time_unit
+        Unit of times in frames: ``"auto"``, ``"ms"`` or ``"us"``.
+    ping_interval, ping_timeout, open_timeout, close_timeout
+        ``websockets`` connection settings (seconds).
+    compression
+        ``"deflate"`` (Binance offers it) or ``None``.
+    """
+
+    def __init__(
+        self,
+        *,
+        symbols: Sequence[str],
+        channels: Sequence[str] = ("trade",),
+        endpoint: str | Endpoint = "spot",
+        ws_url: str | None = None,
+        rest_url: str | None = None,
+        sink: Sink,
+        resume_ids: Mapping[tuple[str, StreamKind], int] | None = None,
+        exchange_label: str = "binance",
+        backoff: Backoff | None = None,
+        max_attempts: int | None = 50,
+        attempt_budget: AttemptBudget | None = None,
+        stale_after: float = 60.0,
+        rotate_after: float = 23 * 3600.0,
+        record: FrameRecorder | None = None,
+        max_backfill: int = 100_000,
+        backfill_delay: float = 0.25,
+        rest: RestClient | None = None,
+        time_unit: TimeUnit = "auto",
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        open_timeout: float = 10.0,
+        close_timeout: float = 2.0,
+        compression: Literal["deflate"] | None = "deflate",
+    ) -> None:
+        if isinstance(symbols, str):
+            raise ValidationError("symbols", symbols, "expected a list of symbols, not a string")
+        if not symbols:
+            raise ValidationError("symbols", symbols, "at least one symbol is needed")
+        if not callable(sink):
+            raise ValidationError("sink", sink, "must be callable")
+        if max_attempts is not None and max_attempts < 1:
+            raise ValidationError("max_attempts", max_attempts, "must be >= 1 or None")
+        for name, v in (("stale_after", stale_after), ("rotate_after", rotate_after)):
+            if not v > 0:
+                raise ValidationError(name, v, "must be > 0 seconds")
+        if not backfill_delay >= 0:
+            raise ValidationError("backfill_delay", backfill_delay, "must be >= 0")
+        self.symbols = tuple(s.upper() for s in symbols)
+        self.channels = tuple(channels)
+        self.endpoint = resolve_endpoint(endpoint, ws_url=ws_url, rest_url=rest_url)
+        self.links = plan_urls(self.endpoint, [(s, c) for s in self.symbols for c in self.channels])
+        self.exchange_label = exchange_label
+        self.sink = sink
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.max_attempts = max_attempts
+        self.attempt_budget = attempt_budget if attempt_budget is not None else AttemptBudget()
+        self.stale_after = stale_after
+        self.rotate_after = rotate_after
+        self.record = record
+        self.backfill_delay = backfill_delay
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.open_timeout = open_timeout
+        self.close_timeout = close_timeout
+        self.compression = compression
+        self.parser = Parser(exchange=exchange_label, time_unit=time_unit)
+        self.sequencer = Sequencer(
+            resume_ids=resume_ids, max_backfill=max_backfill, exchange=exchange_label
+        )
+        self._rest = rest
+        self._own_rest = rest is None
+        self._rng = random.Random(self.backoff.seed)
+        self._task: asyncio.Task[None] | None = None
+        self._backfill_q: asyncio.Queue[BackfillRequest] = asyncio.Queue()
+        self._conns: set[_Conn] = set()
+        self._link_up: dict[str, bool] = {url: False for url, _ in self.links}
+        self._state: FeedState = "idle"
+        self._error: str | None = None
+        self._started = 0.0
+        self._last_msg: float | None = None
+        self._sec = 0
+        self._sec_count = 0
+        self._per_sec: deque[tuple[int, int]] = deque(maxlen=11)
+        self._lags: deque[int] = deque(maxlen=2048)
+        self._n = {
+            "messages": 0, "reconnects": 0, "rotations": 0, "connect_failures": 0,
+            "gaps_found": 0, "gaps_filled": 0, "gaps_unfilled": 0, "backfilled": 0,
+            "rejected": 0, "sink_errors": 0,
+        }  # fmt: skip
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        """Start on the running loop and return the task (it ends only on failure or stop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise FeedError(
+                "BinanceClient.start() needs a running event loop (call it from async code)"
+            ) from None
+        if self._task is not None and not self._task.done():
+            raise FeedError("BinanceClient is already running")
+        self._task = loop.create_task(self._run(), name="lq.feeds.BinanceClient")
+        return self._task
+
+    async def stop(self) -> None:
+        """Close every connection, cancel backfill, and end the task. Idempotent."""
+        task = self._task
+        if task is None:
+            return
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, FeedError):
+            await task
+        if self._state != "failed":
+            self._state = "stopped"
+
+    @property
+    def status(self) -> FeedStatus:
+        """A frozen snapshot of the feed's health."""
+        now = time.monotonic()
+        sec = int(now)
+        recent = [c for s, c in self._per_sec if s >= sec - 10 and s < sec]
+        span = min(10.0, max(now - self._started, 1e-9)) if self._started else 0.0
+        rate = sum(recent) / span if span else 0.0
+        p50 = p99 = None
+        if self._lags:
+            lags = sorted(self._lags)
+            p50 = lags[min(len(lags) - 1, int(0.50 * len(lags)))] / 1000.0
+            p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))] / 1000.0
+        n = self._n
+        return FeedStatus(
+            state=self._state,
+            connections=len(self._conns),
+            streams=sum(len(s) for _, s in self.links),
+            messages=n["messages"],
+            messages_per_s=rate,
+            reconnects=n["reconnects"],
+            rotations=n["rotations"],
+            connect_failures=n["connect_failures"],
+            lag_p50_ms=p50,
+            lag_p99_ms=p99,
+            gaps_found=n["gaps_found"],
+            gaps_filled=n["gaps_filled"],
+            gaps_unfilled=n["gaps_unfilled"],
+            backfilled=n["backfilled"],
+            duplicates_dropped=self.sequencer.duplicates,
+            rejected=n["rejected"],
+            sink_errors=n["sink_errors"],
+            last_message_age_s=None if self._last_msg is None else now - self._last_msg,
+            error=self._error,
+        )
+
+    async def _run(self) -> None:
+        self._state = "connecting"
+        self._started = time.monotonic()
+        if self._rest is None:
+            self._rest = RestClient(endpoint=self.endpoint, exchange=self.exchange_label)
+        backfill = asyncio.create_task(self._backfill_worker(), name="lq.feeds.backfill")
+        sups = [
+            asyncio.create_task(self._supervise(url), name=f"lq.feeds.link[{i}]")
+            for i, (url, _) in enumerate(self.links)
+        ]
+        try:
+            done, _ = await asyncio.wait(sups, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                exc = t.exception()
+                if exc is not None:
+                    self._state = "failed"
+                    self._error = str(exc)
+                    raise exc
+        finally:
+            for t in [*sups, backfill]:
+                t.cancel()
+            await asyncio.gather(*sups, backfill, return_exceptions=True)
+            await asyncio.gather(
+                *(self._close(c) for c in list(self._conns)), return_exceptions=True
+            )
+            if self._own_rest and self._rest is not None:
+                with contextlib.suppress(Exception):
+                    await self._rest.aclose()
+                self._rest = None
+            if self.record is not None:
+                self.record.flush()
+            if self._state != "failed":
+                self._state = "stopped"
+
+    # -- connections --------------------------------------------------------------------------
+
+    async def _open(self, url: str) -> _Conn:
+        wait = self.attempt_budget.wait_needed(time.monotonic())
+        if wait > 0:
+            log.warning(
+                "connection-attempt budget (%d per %g s) spent: waiting %.1f s",
+                self.attempt_budget.attempts,
+                self.attempt_budget.period,
+                wait,
+            )
+            await asyncio.sleep(wait)
+        self.attempt_budget.record(time.monotonic())
+        host = urlsplit(url).hostname or ""
+        proxy: Any = None if host in ("127.0.0.1", "localhost", "::1") else True
+        ws = await connect(
+            url,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            open_timeout=self.open_timeout,
+            close_timeout=self.close_timeout,
+            max_size=None,
+            compression=self.compression,
+            proxy=proxy,
+            user_agent_header="lq",
+        )
+        now = time.monotonic()
+        conn = _Conn(ws, url, now, now + self.rotate_after)
+        conn.pump = asyncio.create_task(self._pump(conn), name="lq.feeds.pump")
+        self._conns.add(conn)
+        log.info("connected %s", _short(url))
+        return conn
+
+    async def _close(self, conn: _Conn) -> None:
+        conn.retired = True
+        try:
+            await conn.ws.close()
+        finally:
+            if conn.pump is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await conn.pump
+            self._conns.discard(conn)
+
+    def _set_link(self, url: str, up: bool) -> None:
+        self._link_up[url] = up
+        if self._state in ("failed", "stopped"):
+            return
+        if all(self._link_up.values()):
+            self._state = "live"
+        elif self._state == "live":
+            self._state = "reconnecting"
+
+    async def _supervise(self, url: str) -> None:
+        delays = self.backoff.delays(self._rng)
+        failures = 0
+        cur: _Conn | None = None
+        while True:
+            if cur is None:
+                try:
+                    cur = await self._open(url)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # refused, reset, handshake rejected, timeout
+                    failures += 1
+                    self._n["connect_failures"] += 1
+                    log.warning(
+                        "connect %s failed (%d in a row): %s: %s",
+                        _short(url),
+                        failures,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    if self.max_attempts is not None and failures >= self.max_attempts:
+                        raise ExhaustedRetriesError(
+                            f"max_attempts={self.max_attempts}: {failures} consecutive connection "
+                            f"attempts to {_short(url)} failed; last: {type(exc).__name__}: {exc}"
+                        ) from exc
+                    await asyncio.sleep(next(delays))
+                    continue
+                self._set_link(url, True)
+
+            now = time.monotonic()
+            if cur.pump is not None and cur.pump.done():
+                self._conns.discard(cur)
+                self._set_link(url, False)
+                self._n["reconnects"] += 1
+                lived = now - cur.opened
+                if lived >= self.backoff.healthy_after:
+                    delays = self.backoff.delays(self._rng)
+                    failures = 0
+                elif cur.messages > 0:
+                    failures = 0
+                else:
+                    failures += 1
+                    if self.max_attempts is not None and failures >= self.max_attempts:
+                        raise ExhaustedRetriesError(
+                            f"max_attempts={self.max_attempts}: {failures} consecutive "
+                            f"connections to {_short(url)} closed before any message; last "
+                            f"close code {cur.close_code} {cur.close_reason!r}"
+                        )
+                delay = next(delays)
+                if cur.close_code == 1008:
+                    delay = max(delay, self.backoff.policy_violation_delay)
+                why = "stale" if cur.stale else f"code {cur.close_code} {cur.close_reason!r}"
+                log.warning(
+                    "connection %s closed (%s) after %.1f s, %d messages; reconnecting in %.2f s",
+                    _short(url),
+                    why,
+                    lived,
+                    cur.messages,
+                    delay,
+                )
+                cur = None
+                await asyncio.sleep(delay)
+                continue
+
+            if cur.notice or now >= cur.rotate_at:
+                cur = await self._rotate(url, cur, delays)
+                continue
+
+            idle = now - cur.last_msg
+            if idle >= self.stale_after:
+                log.warning(
+                    "no message on %s for %.1f s (stale_after=%g): closing",
+                    _short(url),
+                    idle,
+                    self.stale_after,
+                )
+                cur.stale = True
+                with contextlib.suppress(Exception):
+                    await cur.ws.close()
+                continue
+
+            timeout = max(0.01, min(cur.rotate_at - now, self.stale_after - idle) + 0.001)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await cur.wake.wait()
+
+    async def _rotate(self, url: str, old: _Conn, delays: Iterable[float]) -> _Conn:
+        why = "serverShutdown" if old.notice else f"age {time.monotonic() - old.opened:.0f} s"
+        log.info("rotating %s (%s): opening the replacement first", _short(url), why)
+        try:
+            new = await self._open(url)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._n["connect_failures"] += 1
+            delay = next(iter(delays))
+            log.warning(
+                "rotation of %s failed to connect (%s); retrying in %.2f s", _short(url), exc, delay
+            )
+            old.notice = False
+            old.rotate_at = time.monotonic() + delay
+            return old
+        first = asyncio.create_task(new.first.wait())
+        assert new.pump is not None
+        try:
+            await asyncio.wait(
+                {first, new.pump}, timeout=self.stale_after, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            first.cancel()
+        if not new.first.is_set():
+            log.warning(
+                "replacement for %s sent nothing within %g s; keeping the old one",
+                _short(url),
+                self.stale_after,
+            )
+            await self._close(new)
+            old.notice = False
+            old.rotate_at = time.monotonic() + next(iter(delays))
+            return old
+        self._n["rotations"] += 1
+        await self._close(old)
+        return new
+
+    async def _pump(self, conn: _Conn) -> None:
+        ws = conn.ws
+        on_frame = self._on_frame
+        try:
+            while True:
+                raw = await ws.recv(decode=False)
+                on_frame(raw, conn)  # type: ignore[arg-type]
+        except websockets.ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            conn.close_code = rcvd.code if rcvd is not None else 1006
+            conn.close_reason = rcvd.reason if rcvd is not None else "no close frame"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("receive loop on %s failed", _short(conn.url))
+            conn.close_code = None
+            conn.close_reason = f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):
+                await ws.close(1011)
+        finally:
+            conn.wake.set()
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def _emit(self, ev: Event) -> None:
+        try:
+            self.sink(ev)
+        except Exception:
+            self._n["sink_errors"] += 1
+            log.exception("sink raised on %s", type(ev).__name__)
+
+    def _on_frame(self, raw: bytes, conn: _Conn) -> None:
+        recv_ns = time.time_ns()
+        mono = time.monotonic()
+        conn.last_msg = mono
+        conn.messages += 1
+        self._last_msg = mono
+        n = self._n
+        n["messages"] += 1
+        sec = int(mono)
+        if sec != self._sec:
+            self._per_sec.append((self._sec, self._sec_count))
+            self._sec = sec
+            self._sec_count = 0
+        self._sec_count += 1
+        if self.record is not None:
+            self.record.write(recv_ns, raw)
+        recv_ts = recv_ns // 1000
+        try:
+            events = self.parser.parse(raw, recv_ts)
+        except FrameError as exc:
+            n["rejected"] += 1
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            self._emit(
+                Rejected(raw=text, reason=exc.reason, recv_ts=recv_ts, exchange=self.exchange_label)
+            )
+            events = []
+        for ev in events:
+            t = type(ev)
+            if t is Trade or t is AggTrade:
+                self._lags.append(recv_ts - ev.event_ts)  # type: ignore[union-attr]
+                step = self.sequencer.on_trade(ev, now=recv_ts)  # type: ignore[arg-type]
+                if step.gaps:
+                    self._gaps(step.gaps)
+                if step.deliver:
+                    self._emit(ev)
+                for req in step.requests:
+                    self._backfill_q.put_nowait(req)
+            else:
+                if t is ServerShutdown:
+                    log.warning("serverShutdown on %s: rotating", _short(conn.url))
+                    conn.notice = True
+                    conn.wake.set()
+                self._emit(ev)
+        if not conn.first.is_set():
+            conn.first.set()
+
+    def _gaps(self, gaps: Iterable[Gap]) -> None:
+        for g in gaps:
+            self._n["gaps_" + g.status] += 1
+            self._emit(g)
+
+    # -- backfill -----------------------------------------------------------------------------
+
+    async def _backfill_worker(self) -> None:
+        while True:
+            req = await self._backfill_q.get()
+            try:
+                await self._backfill(req)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let one request kill the worker
+                log.exception("backfill of %s failed", req)
+                self._gaps(
+                    self.sequencer.settle(req, now=_now_us(), reason=f"{type(exc).__name__}: {exc}")
+                )
+
+    async def _backfill(self, req: BackfillRequest) -> None:
+        if self.backfill_delay:
+            await asyncio.sleep(self.backfill_delay)
+        seq = self.sequencer
+        reason = ""
+        missing = seq.missing(req.symbol, req.kind, req.first_id, req.last_id)
+        if missing and req.kind == "trade" and not self.endpoint.has_historical_trades:
+            reason = (
+                f"endpoint={self.endpoint.name!r} has no historicalTrades: trade ids cannot "
+                "be backfilled (use the 'spot' preset, or the aggTrade channel)"
+            )
+            missing = []
+        rest = self._rest
+        assert rest is not None
+        try:
+            for lo, hi in missing:
+                nxt = lo
+                while nxt <= hi:
+                    limit = min(1000, hi - nxt + 1)
+                    batch: Sequence[Trade | AggTrade]
+                    if req.kind == "trade":
+                        batch = await rest.historical_trades(req.symbol, from_id=nxt, limit=limit)
+                    else:
+                        batch = await rest.agg_trades(req.symbol, from_id=nxt, limit=limit)
+                    top = nxt - 1
+                    for ev in batch:
+                        i = ev.trade_id if type(ev) is Trade else ev.agg_id  # type: ignore[union-attr]
+                        if i < nxt or i > hi:
+                            continue
+                        top = max(top, i)
+                        if seq.on_trade(ev, now=ev.recv_ts).deliver:
+                            self._n["backfilled"] += 1
+                            self._emit(ev)
+                    if top < nxt:
+                        reason = f"REST {req.kind} history has no ids from {nxt}"
+                        break
+                    nxt = top + 1
+        except RestError as exc:
+            reason = str(exc)
+            log.warning(
+                "backfill %s %s %d..%d: %s", req.symbol, req.kind, req.first_id, req.last_id, exc
+            )
+        self._gaps(seq.settle(req, now=_now_us(), reason=reason))
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _short(url: str) -> str:
+    return url if len(url) <= 100 else url[:97] + "..."

@@ -1,0 +1,305 @@
+"""Pure gap and duplicate logic for trade streams: ids in, verdicts and requests out.
+
+Per ``(symbol, kind)`` the :class:`Sequencer` keeps the highest id delivered and the holes
+below it that are still missing. Rules (``shared/reference/binance-protocol.md`` §5.3.6-7):
+
+* ``@trade``: the next id is ``t == last + 1``. A larger id opens a hole ``last+1 .. t-1``:
+  the trade is delivered, a ``Gap(status="found")`` is returned, and a
+  :class:`BackfillRequest` asks the transport to fetch the hole.
+* ``@aggTrade``: ``a == last + 1`` and ``f == last l + 1``. A jump in ``a`` is a hole in
+  aggregate ids (backfillable); a jump in ``f`` alone means the trade-id ranges of two
+  consecutive aggregates do not touch (real in futures dumps) and is reported as an unfilled
+  gap over *trade* ids, since no aggregate is missing.
+* An id at or below ``last`` is delivered only if it lies in a hole (late, overlapping or
+  backfilled trades), and then exactly once; otherwise it is a duplicate and dropped.
+  Never deduplicate on time.
+
+The sequencer does no I/O and never waits: the transport performs the requests and reports
+back with :meth:`Sequencer.settle`. Holes that backfill could not fill stay tracked, so a
+straggler arriving later is still delivered once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import msgspec
+
+from lq.errors import ValidationError
+from lq.feeds.events import AggTrade, Gap, Trade
+
+__all__ = ["BackfillRequest", "Sequencer", "Step", "StreamKind"]
+
+log = logging.getLogger(__name__)
+
+StreamKind = Literal["trade", "aggTrade"]
+
+
+class BackfillRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Fetch ids ``first_id..last_id`` (inclusive) of one symbol's stream over REST."""
+
+    symbol: str
+    kind: StreamKind
+    first_id: int
+    last_id: int
+
+    @property
+    def size(self) -> int:
+        return self.last_id - self.first_id + 1
+
+
+class Step(msgspec.Struct, frozen=True):
+    """The verdict on one trade: deliver it or not, plus gaps found and requests to make."""
+
+    deliver: bool
+    gaps: tuple[Gap, ...] = ()
+    requests: tuple[BackfillRequest, ...] = ()
+
+
+_DELIVER = Step(True)
+_DROP = Step(False)
+
+
+@dataclass
+class _State:
+    last: int
+    last_l: int | None = None  # aggTrade: last trade id of the last aggregate
+    holes: list[list[int]] = field(default_factory=list)  # sorted, disjoint [lo, hi]
+
+
+class Sequencer:
+    """Gap detection and exactly-once delivery by trade id.
+
+    Parameters
+    ----------
+    resume_ids
+        ``{(symbol, kind): last_stored_id}``: the first live id after a restart is checked
+        against these, so a gap since the last run is found and backfilled.
+    max_backfill
+        Largest number of ids one backfill request may cover. The part of a hole beyond it
+        (the newest ids) is reported at once as an unfilled gap.
+    max_holes
+        Holes tracked per stream; beyond it the oldest is forgotten (logged).
+    exchange
+        Label put in :class:`~lq.feeds.events.Gap` events.
+    """
+
+    def __init__(
+        self,
+        *,
+        resume_ids: Mapping[tuple[str, StreamKind], int] | None = None,
+        max_backfill: int = 100_000,
+        max_holes: int = 10_000,
+        exchange: str = "binance",
+    ) -> None:
+        if max_backfill < 0:
+            raise ValidationError("max_backfill", max_backfill, "must be >= 0")
+        if max_holes < 1:
+            raise ValidationError("max_holes", max_holes, "must be >= 1")
+        self.max_backfill = max_backfill
+        self.max_holes = max_holes
+        self.exchange = exchange
+        self.duplicates = 0
+        self._state: dict[tuple[str, str], _State] = {}
+        for (symbol, kind), last in (resume_ids or {}).items():
+            if kind not in ("trade", "aggTrade"):
+                raise ValidationError(
+                    "resume_ids", (symbol, kind), "kind must be trade or aggTrade"
+                )
+            self._state[(symbol.upper(), kind)] = _State(last=int(last))
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def last_id(self, symbol: str, kind: StreamKind) -> int | None:
+        """Highest id delivered (or resumed from) for this stream, ``None`` if none yet."""
+        st = self._state.get((symbol, kind))
+        return None if st is None else st.last
+
+    def missing(
+        self, symbol: str, kind: StreamKind, first: int, last: int
+    ) -> list[tuple[int, int]]:
+        """Sub-ranges of ``first..last`` that are still outstanding holes."""
+        st = self._state.get((symbol, kind))
+        if st is None:
+            return []
+        out = []
+        for lo, hi in st.holes:
+            a, b = max(lo, first), min(hi, last)
+            if a <= b:
+                out.append((a, b))
+        return out
+
+    def holes(self, symbol: str, kind: StreamKind) -> list[tuple[int, int]]:
+        """All outstanding holes of a stream, oldest first."""
+        st = self._state.get((symbol, kind))
+        return [] if st is None else [(lo, hi) for lo, hi in st.holes]
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def on_trade(self, event: Trade | AggTrade, *, now: int) -> Step:
+        """Judge one live or backfilled trade.
+
+        Parameters
+        ----------
+        event
+            A :class:`Trade` or :class:`AggTrade`.
+        now
+            Current time, µs (stamped on any :class:`Gap` found).
+        """
+        if type(event) is Trade:
+            key = (event.symbol, "trade")
+            i = event.trade_id
+        else:
+            key = (event.symbol, "aggTrade")
+            i = event.agg_id  # type: ignore[union-attr]
+        st = self._state.get(key)
+        if st is None:
+            self._state[key] = _State(
+                last=i,
+                last_l=event.last_id if key[1] == "aggTrade" else None,  # type: ignore[union-attr]
+            )
+            return _DELIVER
+        last = st.last
+        if i == last + 1:
+            st.last = i
+            if key[1] == "aggTrade":
+                return self._agg_contiguity(st, event, now)  # type: ignore[arg-type]
+            return _DELIVER
+        if i > last + 1:
+            st.last = i
+            if key[1] == "aggTrade":
+                st.last_l = event.last_id  # type: ignore[union-attr]
+            return self._open_hole(st, key, last + 1, i - 1, now)
+        # i <= last: a straggler for a hole, or a duplicate
+        if st.holes and self._take(st, i):
+            return _DELIVER
+        self.duplicates += 1
+        return _DROP
+
+    # -- backfill bookkeeping -----------------------------------------------------------------
+
+    def settle(self, request: BackfillRequest, *, now: int, reason: str = "") -> tuple[Gap, ...]:
+        """Report how a backfill request ended.
+
+        Returns ``Gap(status="filled")`` over the whole request if no id of it is missing any
+        more, else one ``Gap(status="unfilled")`` per range still missing, with ``reason``.
+        Unfilled ranges stay tracked: a late trade in them is still delivered once.
+        """
+        rest = self.missing(request.symbol, request.kind, request.first_id, request.last_id)
+        if not rest:
+            return (
+                self._gap(
+                    request.symbol,
+                    request.kind,
+                    request.first_id,
+                    request.last_id,
+                    "filled",
+                    now,
+                    reason,
+                ),
+            )
+        why = reason or "backfill returned no trades for these ids"
+        return tuple(
+            self._gap(request.symbol, request.kind, lo, hi, "unfilled", now, why) for lo, hi in rest
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _gap(
+        self, symbol: str, kind: str, lo: int, hi: int, status: str, now: int, reason: str = ""
+    ) -> Gap:
+        return Gap(
+            symbol=symbol,
+            kind=kind,  # type: ignore[arg-type]
+            first_missing=lo,
+            last_missing=hi,
+            status=status,  # type: ignore[arg-type]
+            detected_ts=now,
+            reason=reason,
+            exchange=self.exchange,
+        )
+
+    def _agg_contiguity(self, st: _State, ev: AggTrade, now: int) -> Step:
+        prev_l = st.last_l
+        st.last_l = ev.last_id
+        if prev_l is None or ev.first_id == prev_l + 1 or ev.first_id < 0:
+            return _DELIVER
+        if ev.first_id > prev_l + 1:
+            gap = self._gap(
+                ev.symbol,
+                "aggTrade",
+                prev_l + 1,
+                ev.first_id - 1,
+                "unfilled",
+                now,
+                f"trade ids {prev_l + 1}..{ev.first_id - 1} (not aggregate ids) are skipped "
+                f"between aggregates {ev.agg_id - 1} and {ev.agg_id}; no aggregate is missing, "
+                "so there is nothing to backfill",
+            )
+            log.warning(
+                "%s aggTrade %d: first trade id %d, expected %d",
+                ev.symbol,
+                ev.agg_id,
+                ev.first_id,
+                prev_l + 1,
+            )
+            return Step(True, (gap,))
+        log.warning(
+            "%s aggTrade %d: first trade id %d overlaps the previous aggregate (last %d)",
+            ev.symbol,
+            ev.agg_id,
+            ev.first_id,
+            prev_l,
+        )
+        return _DELIVER
+
+    def _open_hole(self, st: _State, key: tuple[str, str], lo: int, hi: int, now: int) -> Step:
+        symbol, kind = key
+        self._add_hole(st, lo, hi)
+        cap_hi = min(hi, lo + self.max_backfill - 1)
+        gaps: list[Gap] = []
+        reqs: list[BackfillRequest] = []
+        if cap_hi >= lo:
+            gaps.append(self._gap(symbol, kind, lo, cap_hi, "found", now))
+            reqs.append(BackfillRequest(symbol=symbol, kind=kind, first_id=lo, last_id=cap_hi))  # type: ignore[arg-type]
+        if cap_hi < hi:
+            over = (cap_hi + 1, hi)
+            why = (
+                f"{hi - lo + 1} ids missing, more than max_backfill={self.max_backfill}; "
+                f"ids {over[0]}..{over[1]} are not backfilled"
+            )
+            gaps.append(self._gap(symbol, kind, over[0], over[1], "found", now))
+            gaps.append(self._gap(symbol, kind, over[0], over[1], "unfilled", now, why))
+        log.info("%s %s: gap %d..%d (%d ids)", symbol, kind, lo, hi, hi - lo + 1)
+        return Step(True, tuple(gaps), tuple(reqs))
+
+    def _add_hole(self, st: _State, lo: int, hi: int) -> None:
+        st.holes.append([lo, hi])  # always above every existing hole: it starts at last + 1
+        if len(st.holes) > self.max_holes:
+            old = st.holes.pop(0)
+            log.warning(
+                "forgetting hole %d..%d: more than max_holes=%d", old[0], old[1], self.max_holes
+            )
+
+    @staticmethod
+    def _take(st: _State, i: int) -> bool:
+        holes = st.holes
+        for k, h in enumerate(holes):
+            lo, hi = h
+            if i < lo:
+                return False
+            if i > hi:
+                continue
+            if lo == hi:
+                del holes[k]
+            elif i == lo:
+                h[0] = lo + 1
+            elif i == hi:
+                h[1] = hi - 1
+            else:
+                holes[k : k + 1] = [[lo, i - 1], [i + 1, hi]]
+            return True
+        return False

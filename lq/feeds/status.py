@@ -1,0 +1,73 @@
+"""A frozen snapshot of a feed's health, read by the collector and the dashboard."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = ["FeedState", "FeedStatus"]
+
+FeedState = Literal["idle", "connecting", "live", "reconnecting", "failed", "stopped"]
+
+
+class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Health of a :class:`~lq.feeds.client.BinanceClient` at one instant.
+
+    Attributes
+    ----------
+    state
+        ``idle`` (not started), ``connecting`` (no connection yet), ``live`` (every connection
+        group has an open connection), ``reconnecting``, ``failed`` (attempts exhausted) or
+        ``stopped``.
+    connections
+        WebSocket connections open now (two per group during an overlap rotation).
+    streams
+        Streams subscribed.
+    messages
+        Frames received since start.
+    messages_per_s
+        Frames per second over the last 10 s.
+    reconnects
+        Connections that ended and were replaced (any close code, staleness).
+    rotations
+        Planned overlap rotations (age limit, ``serverShutdown``).
+    connect_failures
+        Connection attempts that failed.
+    lag_p50_ms, lag_p99_ms
+        Exchange event time to local receipt, over the last 2048 trades (includes clock skew).
+    gaps_found, gaps_filled, gaps_unfilled
+        :class:`~lq.feeds.events.Gap` events emitted by status.
+    backfilled
+        Trades delivered from REST backfill.
+    duplicates_dropped
+        Trades dropped because their id was already delivered.
+    rejected
+        Frames the parser refused (sent to the sink as ``Rejected``).
+    sink_errors
+        Exceptions raised by the sink (logged, never fatal).
+    last_message_age_s
+        Seconds since the last frame on any connection (``None`` before the first).
+    error
+        Why the feed failed, if it did.
+    """
+
+    state: FeedState
+    connections: int = 0
+    streams: int = 0
+    messages: int = 0
+    messages_per_s: float = 0.0
+    reconnects: int = 0
+    rotations: int = 0
+    connect_failures: int = 0
+    lag_p50_ms: float | None = None
+    lag_p99_ms: float | None = None
+    gaps_found: int = 0
+    gaps_filled: int = 0
+    gaps_unfilled: int = 0
+    backfilled: int = 0
+    duplicates_dropped: int = 0
+    rejected: int = 0
+    sink_errors: int = 0
+    last_message_age_s: float | None = None
+    error: str | None = None

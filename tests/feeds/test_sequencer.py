@@ -1,0 +1,156 @@
+"""Sequencer: gap detection, exactly-once delivery and backfill bookkeeping (hand-computed ids)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from lq.errors import ValidationError
+from lq.feeds.events import AggTrade, Trade
+from lq.feeds.sequencer import BackfillRequest, Sequencer
+
+NOW = 1_723_161_255_000_000
+
+
+def tr(i: int, symbol: str = "BTCUSDT") -> Trade:
+    return Trade(
+        symbol=symbol, trade_id=i, price=1.0, qty=1.0, ts=NOW, event_ts=NOW, is_buyer_maker=True
+    )
+
+
+def agg(a: int, f: int, l: int) -> AggTrade:  # noqa: E741
+    return AggTrade(
+        symbol="BTCUSDT",
+        agg_id=a,
+        first_id=f,
+        last_id=l,
+        price=1.0,
+        qty=1.0,
+        ts=NOW,
+        event_ts=NOW,
+        is_buyer_maker=False,
+    )
+
+
+def test_contiguous_trades_are_delivered_without_gaps():
+    s = Sequencer()
+    steps = [s.on_trade(tr(i), now=NOW) for i in range(100, 110)]
+    assert all(st.deliver and not st.gaps and not st.requests for st in steps)
+    assert s.last_id("BTCUSDT", "trade") == 109
+
+
+def test_jump_opens_a_hole_found_gap_and_backfill_request():
+    s = Sequencer()
+    s.on_trade(tr(100), now=NOW)
+    st = s.on_trade(tr(105), now=NOW)
+    assert st.deliver
+    [g] = st.gaps
+    assert (g.first_missing, g.last_missing, g.status, g.kind) == (101, 104, "found", "trade")
+    assert st.requests == (
+        BackfillRequest(symbol="BTCUSDT", kind="trade", first_id=101, last_id=104),
+    )
+    assert s.holes("BTCUSDT", "trade") == [(101, 104)]
+
+
+def test_backfilled_ids_are_accepted_once_and_only_once():
+    s = Sequencer()
+    s.on_trade(tr(100), now=NOW)
+    s.on_trade(tr(105), now=NOW)
+    assert [
+        s.on_trade(tr(i), now=NOW).deliver for i in (103, 101, 103, 104, 102, 102, 100, 105)
+    ] == [True, True, False, True, True, False, False, False]
+    assert s.duplicates == 4
+    assert s.holes("BTCUSDT", "trade") == []
+
+
+def test_settle_reports_filled_or_the_ranges_still_missing():
+    s = Sequencer()
+    s.on_trade(tr(0), now=NOW)
+    req = s.on_trade(tr(11), now=NOW).requests[0]  # hole 1..10
+    for i in (1, 2, 5, 9, 10):
+        s.on_trade(tr(i), now=NOW)
+    gaps = s.settle(req, now=NOW, reason="REST said no")
+    assert [(g.first_missing, g.last_missing, g.status) for g in gaps] == [
+        (3, 4, "unfilled"),
+        (6, 8, "unfilled"),
+    ]
+    assert all(g.reason == "REST said no" for g in gaps)
+    # an unfilled id that arrives late is still delivered, once
+    assert s.on_trade(tr(7), now=NOW).deliver and not s.on_trade(tr(7), now=NOW).deliver
+    for i in (3, 4, 6, 8):
+        s.on_trade(tr(i), now=NOW)
+    [g] = s.settle(req, now=NOW)
+    assert (g.first_missing, g.last_missing, g.status) == (1, 10, "filled")
+
+
+def test_symbols_are_sequenced_independently():
+    s = Sequencer()
+    assert s.on_trade(tr(5, "BTCUSDT"), now=NOW).deliver
+    assert s.on_trade(tr(5, "ETHUSDT"), now=NOW).deliver
+    assert not s.on_trade(tr(5, "ETHUSDT"), now=NOW).deliver
+
+
+def test_resume_ids_make_the_first_live_trade_open_a_gap():
+    s = Sequencer(resume_ids={("BTCUSDT", "trade"): 1000})
+    st = s.on_trade(tr(1010), now=NOW)
+    assert st.requests[0].first_id == 1001 and st.requests[0].last_id == 1009
+    s2 = Sequencer(resume_ids={("BTCUSDT", "trade"): 1000})
+    assert not s2.on_trade(tr(999), now=NOW).deliver  # already stored before the restart
+
+
+def test_gap_beyond_max_backfill_is_split_into_request_and_unfilled_rest():
+    s = Sequencer(resume_ids={("BTCUSDT", "trade"): 0}, max_backfill=10)
+    st = s.on_trade(tr(26), now=NOW)  # missing 1..25: request 1..10, 11..25 unfilled
+    assert [(r.first_id, r.last_id) for r in st.requests] == [(1, 10)]
+    assert [(g.first_missing, g.last_missing, g.status) for g in st.gaps] == [
+        (1, 10, "found"),
+        (11, 25, "found"),
+        (11, 25, "unfilled"),
+    ]
+    assert "max_backfill=10" in st.gaps[2].reason
+
+
+def test_agg_trade_rules_a_and_f():
+    s = Sequencer()
+    assert s.on_trade(agg(10, 100, 102), now=NOW).deliver
+    assert not s.on_trade(agg(11, 103, 103), now=NOW).gaps  # a+1 and f = l+1
+    st = s.on_trade(agg(14, 110, 111), now=NOW)  # aggregates 12..13 missing
+    assert [(r.kind, r.first_id, r.last_id) for r in st.requests] == [("aggTrade", 12, 13)]
+    st = s.on_trade(agg(15, 115, 115), now=NOW)  # trade ids 112..114 skipped, no aggregate
+    [g] = st.gaps
+    assert st.deliver and (g.first_missing, g.last_missing, g.status) == (112, 114, "unfilled")
+    assert not st.requests and "not aggregate ids" in g.reason
+
+
+def test_random_shuffled_overlapping_streams_deliver_every_id_exactly_once():
+    # Two overlapping copies of ids 0..1999 with random drops and local reordering, then a
+    # backfill of every hole: the delivered multiset must be exactly 0..1999 (seeded).
+    rng = random.Random(7)
+    s = Sequencer()
+    delivered: list[int] = []
+    reqs: list[BackfillRequest] = []
+    for _ in range(2):
+        ids = [i for i in range(2000) if rng.random() > 0.05]
+        for k in range(0, len(ids) - 3, 3):
+            if rng.random() < 0.3:
+                ids[k], ids[k + 2] = ids[k + 2], ids[k]
+        for i in ids:
+            st = s.on_trade(tr(i), now=NOW)
+            reqs.extend(st.requests)
+            if st.deliver:
+                delivered.append(i)
+    for r in reqs:
+        for lo, hi in s.missing(r.symbol, r.kind, r.first_id, r.last_id):
+            delivered.extend(i for i in range(lo, hi + 1) if s.on_trade(tr(i), now=NOW).deliver)
+        assert s.settle(r, now=NOW)[0].status == "filled"
+    first = delivered[0]
+    assert sorted(delivered) == list(range(first, 2000))
+    assert len(delivered) == len(set(delivered))
+
+
+def test_bad_settings_name_the_field():
+    with pytest.raises(ValidationError, match="max_backfill=-1"):
+        Sequencer(max_backfill=-1)
+    with pytest.raises(ValidationError, match="resume_ids"):
+        Sequencer(resume_ids={("BTCUSDT", "kline"): 1})  # type: ignore[dict-item]
