@@ -1,0 +1,421 @@
+"""Binance spot REST endpoints served by the local exchange: pure request -> response.
+
+``RestApi.handle(method, target, headers, now)`` returns a :class:`RestResponse`; the server
+only moves bytes. Endpoints, parameters, weights, limits and error bodies follow
+``shared/reference/binance-protocol.md`` section 2:
+
+========================== ====== ==========================================================
+path                       weight parameters
+========================== ====== ==========================================================
+``/api/v3/ping``             1    none
+``/api/v3/time``             1    none
+``/api/v3/exchangeInfo``    20    ``symbol`` or ``symbols`` (optional)
+``/api/v3/aggTrades``        4    ``symbol``, ``fromId``, ``startTime``, ``endTime``, ``limit``
+``/api/v3/historicalTrades`` 25   ``symbol``, ``fromId``, ``limit``
+``/api/v3/trades``          25    ``symbol``, ``limit``
+``/api/v3/klines``           2    ``symbol``, ``interval``, ``startTime``, ``endTime``, ``limit``
+========================== ====== ==========================================================
+
+Every response carries ``X-MBX-USED-WEIGHT-1M`` (weight used in the current clock minute).
+Past ``weight_limit`` the answer is 429 with ``Retry-After`` (seconds to the next minute) and
+``{"code":-1003,...}``; a client that keeps calling while told to wait gets 418 (banned for
+``ban_seconds``). :meth:`RestApi.force` makes the next N calls answer 429 or 418 (a fault
+switch for tests). Errors: -1102 mandatory parameter missing, -1100 illegal characters,
+-1121 invalid symbol, -1120 invalid interval, all with HTTP 400.
+
+``limit`` above 1000 is clamped to 1000 (lq's choice). ``startTime``/``endTime`` accept ms or
+µs (16 digits or more means µs); returned times are ms unless the request carries
+``X-MBX-TIME-UNIT: MICROSECOND``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+from lq.exchange.market import KlineBar, Market, build_klines, interval_bounds
+from lq.exchange.protocol import KLINE_INTERVALS
+
+__all__ = ["WEIGHTS", "RestApi", "RestResponse"]
+
+WEIGHTS: dict[str, int] = {
+    "/api/v3/ping": 1,
+    "/api/v3/time": 1,
+    "/api/v3/exchangeInfo": 20,
+    "/api/v3/aggTrades": 4,
+    "/api/v3/historicalTrades": 25,
+    "/api/v3/trades": 25,
+    "/api/v3/klines": 2,
+}
+_JSON = ("Content-Type", "application/json;charset=UTF-8")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestResponse:
+    """HTTP status, headers and body of one REST answer."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def json(self) -> object:
+        return json.loads(self.body)
+
+
+class _BadRequest(Exception):
+    def __init__(self, code: int, msg: str) -> None:
+        self.code = code
+        self.msg = msg
+
+
+@dataclass(slots=True)
+class _Forced:
+    status: Literal[429, 418]
+    remaining: int
+    retry_after: int
+
+
+@dataclass(slots=True)
+class _Limiter:
+    weight_limit: int
+    ban_after: int
+    ban_seconds: int
+    minute: int = -1
+    used: int = 0
+    retry_until: float = 0.0
+    ignored: int = 0
+    banned_until: float = 0.0
+    forced: list[_Forced] = field(default_factory=list)
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _mandatory(name: str) -> _BadRequest:
+    return _BadRequest(
+        -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+    )
+
+
+def _int_param(q: Mapping[str, str], name: str) -> int | None:
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise _BadRequest(
+            -1100,
+            f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.",
+        ) from None
+
+
+def _to_us(t: int | None) -> int | None:
+    if t is None:
+        return None
+    return t if t >= 10**14 else t * 1000
+
+
+class RestApi:
+    """The REST half of the local exchange, answering from ``market``.
+
+    Parameters
+    ----------
+    market
+        The exchange's record (shared with the socket side).
+    weight_limit
+        ``REQUEST_WEIGHT`` per clock minute (Binance: 6000).
+    ban_after
+        Calls made while a 429 ``Retry-After`` is running before the IP is banned (418).
+    ban_seconds
+        Length of a ban (Binance: 2 minutes to 3 days).
+    """
+
+    def __init__(
+        self,
+        market: Market,
+        *,
+        weight_limit: int = 6000,
+        ban_after: int = 5,
+        ban_seconds: int = 120,
+    ) -> None:
+        self.market = market
+        self._lim = _Limiter(
+            weight_limit=weight_limit, ban_after=ban_after, ban_seconds=ban_seconds
+        )
+        self.calls: dict[str, int] = {}
+
+    @property
+    def used_weight(self) -> int:
+        """Weight used in the current minute."""
+        return self._lim.used
+
+    def force(self, status: Literal[429, 418], *, count: int = 1, retry_after: int = 1) -> None:
+        """Answer the next ``count`` calls with ``status`` and ``Retry-After: retry_after``."""
+        self._lim.forced.append(_Forced(status, count, retry_after))
+
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str], now: float
+    ) -> RestResponse:
+        """Answer one request (``now``: wall clock, seconds since the epoch)."""
+        parts = urlsplit(target)
+        path = parts.path
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        lim = self._lim
+        minute = int(now // 60)
+        if minute != lim.minute:
+            lim.minute, lim.used = minute, 0
+        weight = WEIGHTS.get(path)
+        if weight is None:
+            return RestResponse(
+                status=404, headers=(("Content-Type", "text/plain"),), body=b"Not Found"
+            )
+        self.calls[path] = self.calls.get(path, 0) + 1
+        if method != "GET":
+            return self._error(405, -1000, f"Method {method} not allowed.")
+        denied = self._rate_check(weight, now)
+        if denied is not None:
+            return denied
+        lim.used += weight
+        micro = headers.get("x-mbx-time-unit", headers.get("X-MBX-TIME-UNIT", "")).upper()
+        div = 1 if micro == "MICROSECOND" else 1000
+        try:
+            body = self._route(path, query, div, now)
+        except _BadRequest as exc:
+            return self._error(400, exc.code, exc.msg)
+        return RestResponse(status=200, headers=(_JSON, self._used_header()), body=_dumps(body))
+
+    # -- limits -----------------------------------------------------------------------
+    def _used_header(self) -> tuple[str, str]:
+        return ("X-MBX-USED-WEIGHT-1M", str(self._lim.used))
+
+    def _limited(self, status: int, retry_after: int, now: float) -> RestResponse:
+        if status == 418:
+            until = now + retry_after
+            msg = (
+                f"Way too much request weight used; IP banned until {int(until * 1000)}. "
+                "Please use WebSocket Streams for live updates to avoid bans."
+            )
+        else:
+            msg = (
+                f"Too much request weight used; current limit is {self._lim.weight_limit} "
+                "request weight per 1 MINUTE. Please use WebSocket Streams for live updates "
+                "to avoid polling the API."
+            )
+        return RestResponse(
+            status=status,
+            headers=(_JSON, self._used_header(), ("Retry-After", str(retry_after))),
+            body=_dumps({"code": -1003, "msg": msg}),
+        )
+
+    def _rate_check(self, weight: int, now: float) -> RestResponse | None:
+        lim = self._lim
+        if lim.forced:
+            f = lim.forced[0]
+            f.remaining -= 1
+            if f.remaining <= 0:
+                lim.forced.pop(0)
+            return self._limited(f.status, f.retry_after, now)
+        if now < lim.banned_until:
+            return self._limited(418, math.ceil(lim.banned_until - now), now)
+        if now < lim.retry_until:
+            lim.ignored += 1
+            if lim.ignored >= lim.ban_after:
+                lim.banned_until = now + lim.ban_seconds
+                lim.ignored = 0
+                return self._limited(418, lim.ban_seconds, now)
+            return self._limited(429, math.ceil(lim.retry_until - now), now)
+        if lim.used + weight > lim.weight_limit:
+            retry = max(1, math.ceil((lim.minute + 1) * 60 - now))
+            lim.retry_until = now + retry
+            lim.ignored = 0
+            return self._limited(429, retry, now)
+        return None
+
+    def _error(self, status: int, code: int, msg: str) -> RestResponse:
+        return RestResponse(
+            status=status,
+            headers=(_JSON, self._used_header()),
+            body=_dumps({"code": code, "msg": msg}),
+        )
+
+    # -- endpoints --------------------------------------------------------------------
+    def _symbol(self, q: Mapping[str, str]) -> str:
+        sym = q.get("symbol")
+        if not sym:
+            raise _mandatory("symbol")
+        if sym not in self.market.specs:
+            raise _BadRequest(-1121, "Invalid symbol.")
+        return sym
+
+    @staticmethod
+    def _limit(q: Mapping[str, str], default: int = 500) -> int:
+        limit = _int_param(q, "limit")
+        if limit is None:
+            return default
+        return max(1, min(limit, 1000))
+
+    def _route(self, path: str, q: Mapping[str, str], div: int, now: float) -> object:
+        if path == "/api/v3/ping":
+            return {}
+        if path == "/api/v3/time":
+            return {"serverTime": int(now * 1_000_000) // div}
+        if path == "/api/v3/exchangeInfo":
+            return self._exchange_info(q, now, div)
+        if path == "/api/v3/aggTrades":
+            return self._agg_trades(q, div)
+        if path in ("/api/v3/historicalTrades", "/api/v3/trades"):
+            return self._trades(q, div, recent_only=path == "/api/v3/trades")
+        return self._klines(q, div)
+
+    def _exchange_info(self, q: Mapping[str, str], now: float, div: int) -> object:
+        wanted = list(self.market.specs)
+        if q.get("symbol"):
+            wanted = [self._symbol(q)]
+        elif q.get("symbols"):
+            try:
+                names = json.loads(q["symbols"])
+            except ValueError:
+                raise _mandatory("symbols") from None
+            for n in names:
+                if n not in self.market.specs:
+                    raise _BadRequest(-1121, "Invalid symbol.")
+            wanted = names
+        symbols = []
+        for name in wanted:
+            s = self.market.specs[name]
+            symbols.append(
+                {
+                    "symbol": s.symbol, "status": "TRADING", "baseAsset": s.base,
+                    "baseAssetPrecision": 8, "quoteAsset": s.quote, "quotePrecision": 8,
+                    "quoteAssetPrecision": 8, "orderTypes": ["LIMIT", "MARKET"],
+                    "isSpotTradingAllowed": True,
+                    "filters": [
+                        {"filterType": "PRICE_FILTER", "minPrice": s.tick_size,
+                         "maxPrice": "1000000.00000000", "tickSize": s.tick_size},
+                        {"filterType": "LOT_SIZE", "minQty": s.lot_size,
+                         "maxQty": "9000.00000000", "stepSize": s.lot_size},
+                    ],
+                }
+            )  # fmt: skip
+        return {
+            "timezone": "UTC",
+            "serverTime": int(now * 1_000_000) // div,
+            "rateLimits": [
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": self._lim.weight_limit,
+                },
+                {
+                    "rateLimitType": "RAW_REQUESTS",
+                    "interval": "MINUTE",
+                    "intervalNum": 5,
+                    "limit": 300000,
+                },
+            ],
+            "exchangeFilters": [],
+            "symbols": symbols,
+        }
+
+    def _agg_trades(self, q: Mapping[str, str], div: int) -> object:
+        sym = self._symbol(q)
+        limit = self._limit(q)
+        from_id = _int_param(q, "fromId")
+        start = _to_us(_int_param(q, "startTime"))
+        end = _to_us(_int_param(q, "endTime"))
+        book = self.market.books[sym]
+        aggs = book.aggs
+        if from_id is not None:
+            i = bisect.bisect_left(book.agg_ids, from_id)
+            rows = aggs[i : i + limit]
+            if end is not None:
+                rows = [a for a in rows if a.ts <= end]
+        elif start is not None:
+            i = _first_at_or_after(aggs, start)
+            rows = aggs[i : i + limit]
+            if end is not None:
+                rows = [a for a in rows if a.ts <= end]
+        elif end is not None:
+            j = _first_at_or_after(aggs, end + 1)
+            rows = aggs[max(0, j - limit) : j]
+        else:
+            rows = aggs[-limit:]
+        return [
+            {"a": a.agg_id, "p": a.price, "q": a.qty, "f": a.first_id, "l": a.last_id,
+             "T": a.ts // div, "m": a.is_buyer_maker, "M": True}
+            for a in rows
+        ]  # fmt: skip
+
+    def _trades(self, q: Mapping[str, str], div: int, *, recent_only: bool) -> object:
+        sym = self._symbol(q)
+        limit = self._limit(q)
+        book = self.market.books[sym]
+        from_id = None if recent_only else _int_param(q, "fromId")
+        if from_id is None:
+            rows = book.trades[-limit:]
+        else:
+            i = bisect.bisect_left(book.ids, from_id)
+            rows = book.trades[i : i + limit]
+        return [
+            {"id": t.trade_id, "price": t.price, "qty": t.qty,
+             "quoteQty": _quote_qty(t.price, t.qty),
+             "time": t.ts // div, "isBuyerMaker": t.is_buyer_maker, "isBestMatch": True}
+            for t in rows
+        ]  # fmt: skip
+
+    def _klines(self, q: Mapping[str, str], div: int) -> object:
+        sym = self._symbol(q)
+        interval = q.get("interval")
+        if not interval:
+            raise _mandatory("interval")
+        if interval not in KLINE_INTERVALS:
+            raise _BadRequest(-1120, "Invalid interval.")
+        limit = self._limit(q)
+        start = _to_us(_int_param(q, "startTime"))
+        end = _to_us(_int_param(q, "endTime"))
+        book = self.market.books[sym]
+        lo = (
+            0
+            if start is None
+            else bisect.bisect_left(book.times, interval_bounds(interval, start)[0])
+        )
+        hi = len(book.times) if end is None else bisect.bisect_right(book.times, end)
+        if start is None and end is None and book.times:
+            # most recent: only the trades of the last `limit` intervals are needed
+            first_open = book.times[-1]
+            for _ in range(limit - 1):
+                first_open = interval_bounds(interval, first_open)[0] - 1
+            lo = bisect.bisect_left(book.times, interval_bounds(interval, first_open)[0])
+        prev = book.trades[lo - 1].price if lo > 0 else ""
+        bars: list[KlineBar] = build_klines(sym, interval, book.trades[lo:hi], prev_close=prev)
+        if start is not None:
+            bars = [b for b in bars if b.close_time > start]
+        if end is not None:
+            bars = [b for b in bars if b.open_time <= end]
+        bars = bars[:limit] if start is not None else bars[-limit:]
+        return [b.rest_row(div) for b in bars]
+
+
+def _quote_qty(price: str, qty: str) -> str:
+    text = f"{Decimal(price) * Decimal(qty):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _first_at_or_after(aggs: list, ts: int) -> int:
+    lo, hi = 0, len(aggs)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if aggs[mid].ts < ts:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

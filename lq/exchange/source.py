@@ -1,0 +1,49 @@
+"""What the exchange needs from a data source (replay or simulator)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from lq.exchange.market import QuoteIn, SymbolSpec, TradeIn
+
+__all__ = ["Source", "SourceItem", "format_e8", "split_symbol"]
+
+SourceItem = tuple[int, TradeIn | QuoteIn]
+"""``(pacing clock in µs, item)``: the exchange releases the item when the clock is due."""
+
+_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A deterministic stream of trades and quotes.
+
+    ``speed``: 1.0 keeps the source's timing, 10.0 is ten times faster, ``None`` as fast as
+    the connected clients take the frames.
+    """
+
+    speed: float | None
+
+    def specs(self) -> list[SymbolSpec]:
+        """The symbols this source lists (``exchangeInfo``)."""
+        ...
+
+    def items(self) -> Iterator[SourceItem]:
+        """A fresh iterator over the items, in pacing-clock order."""
+        ...
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """``"BTCUSDT"`` -> ``("BTC", "USDT")`` (a best guess from common quote assets)."""
+    for q in _QUOTES:
+        if symbol.endswith(q) and len(symbol) > len(q):
+            return symbol[: -len(q)], q
+    return symbol, "USDT"
+
+
+def format_e8(units: int) -> str:
+    """Format an integer count of 1e-8 as Binance's 8-decimal string."""
+    sign = "-" if units < 0 else ""
+    units = abs(units)
+    return f"{sign}{units // 100_000_000}.{units % 100_000_000:08d}"
