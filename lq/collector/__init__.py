@@ -1,0 +1,7 @@
+"""The collector: the one process that writes the database (``lq collect``)."""
+
+from __future__ import annotations
+
+from lq.collector.core import Collector, CollectorHook, CollectorStats, source_label
+
+__all__ = ["Collector", "CollectorHook", "CollectorStats", "source_label"]

@@ -1,0 +1,132 @@
+"""``lq collect``: run the collector until SIGINT/SIGTERM (flushes and exits cleanly)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from lq.config import Settings, parse_duration
+
+__all__ = ["add_parser", "collector_from_args", "run"]
+
+log = logging.getLogger("lq.collect")
+
+
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags shared by ``lq collect`` and ``lq dashboard``."""
+    p.add_argument(
+        "--source",
+        help="live (Binance, the default), local (simulator on 127.0.0.1) or replay:FILE",
+    )
+    p.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT (default from config)")
+    p.add_argument(
+        "--channels", help="comma-separated streams: trade, aggTrade, bookTicker, kline_1m ..."
+    )
+    p.add_argument("--endpoint", help="live endpoint preset: spot, spot-data, us, usdm")
+    p.add_argument("--ws-url", help="override the WebSocket base URL (e.g. an `lq exchange`)")
+    p.add_argument("--rest-url", help="override the REST base URL used for backfill")
+    p.add_argument(
+        "--exchange-label", help="the exchange column for stored rows (default from the source)"
+    )
+    p.add_argument("--seed", type=int, default=7, help="local: simulator seed")
+    p.add_argument("--rate", type=float, default=None, help="local: mean trades/s per symbol")
+    p.add_argument(
+        "--speed", default="1", help="local/replay: 1 = real time, 'max' = as fast as possible"
+    )
+    p.add_argument("--loop", action="store_true", help="replay: start again at the end")
+    p.add_argument(
+        "--retime", action="store_true", help="replay: shift times so the replay looks live"
+    )
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "collect",
+        help="stream market data into the database (one process per database)",
+        description="Feed -> store. With no arguments: live Binance spot, BTCUSDT and ETHUSDT trades.",
+    )
+    p.add_argument(
+        "--db", metavar="PATH", help="the SQLite database (default: store.db from `lq config`)"
+    )
+    add_source_arguments(p)
+    p.add_argument(
+        "--record", metavar="FILE", help="also write every raw frame to FILE (.gz compresses)"
+    )
+    p.add_argument(
+        "--retention", help="keep this much tick history (e.g. 24h; default store.retention_ticks)"
+    )
+    p.add_argument(
+        "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
+    )
+    return p
+
+
+def _speed(text: str) -> float | None:
+    return None if str(text).lower() in ("max", "none", "0") else float(text)
+
+
+def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:
+    from lq.collector import Collector
+
+    cs = settings.collector
+    source = args.source or cs.source
+    symbols = [
+        s.strip().upper()
+        for s in (args.symbols.split(",") if args.symbols else cs.symbols)
+        if s.strip()
+    ]
+    channels = [
+        c.strip() for c in (args.channels.split(",") if args.channels else cs.channels) if c.strip()
+    ]
+    retention = getattr(args, "retention", None) or settings.store.retention_ticks
+    simulator: dict[str, Any] = {"seed": args.seed, "speed": _speed(args.speed)}
+    if args.rate is not None:
+        simulator["rate"] = args.rate
+    return Collector(
+        db=settings.db,
+        source=source,
+        symbols=symbols,
+        channels=channels,
+        endpoint=args.endpoint or cs.endpoint,
+        ws_url=args.ws_url,
+        rest_url=args.rest_url,
+        exchange_label=args.exchange_label,
+        flush_interval=parse_duration(cs.flush_interval, field="collector.flush_interval"),
+        status_interval=parse_duration(cs.status_interval, field="collector.status_interval"),
+        retention_ticks=parse_duration(retention, field="retention") if retention else None,
+        purge_every=parse_duration(settings.store.purge_every, field="store.purge_every"),
+        record=getattr(args, "record", None),
+        simulator=simulator,
+        replay={"speed": _speed(args.speed), "loop": args.loop, "retime": args.retime},
+    )
+
+
+async def _main(args: argparse.Namespace, settings: Settings) -> int:
+    collector = collector_from_args(args, settings)
+    task = collector.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = loop.create_task(stop.wait())
+    await asyncio.wait({task, waiter}, timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
+    await collector.stop()
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter
+    s = collector.stats
+    print(
+        f"stored {s.trades_new:,} new trades ({s.trades_duplicate:,} duplicates ignored, "
+        f"{s.dead_letters:,} dead letters) in {settings.db}"
+    )
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+    return 0
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_main(args, settings))
