@@ -1,6 +1,6 @@
 """The collector: one process that owns the feed and the database file.
 
-``feed -> parser -> sink (buffer) -> batched writer (a worker thread) -> hooks``. Every
+``feed -> parser -> sink (buffer, event hooks) -> batched writer (a worker thread) -> hooks``. Every
 ``flush_interval`` (100 ms by default), or sooner when ``max_batch`` events are waiting, the
 buffer is swapped out and written in one transaction on a worker thread, so the event loop
 keeps receiving while SQLite commits. After each commit the hooks run on the loop (streaming
@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import numpy as np
@@ -43,6 +43,8 @@ from lq.store.writer import Batch, BatchResult, Writer
 __all__ = ["Collector", "CollectorHook", "CollectorStats", "source_label"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class CollectorHook(Protocol):
@@ -130,6 +132,7 @@ class Collector:
         exchange_options: dict[str, Any] | None = None,
         client_options: dict[str, Any] | None = None,
         hooks: Sequence[CollectorHook] = (),
+        event_hooks: Sequence[Callable[[object], None]] = (),
     ) -> None:
         if source not in ("live", "local") and not source.startswith("replay:"):
             raise ValidationError("source", source, "expected 'live', 'local' or 'replay:FILE'")
@@ -165,6 +168,7 @@ class Collector:
         self.exchange_options = dict(exchange_options or {})
         self.client_options = dict(client_options or {})
         self.hooks: list[CollectorHook] = list(hooks)
+        self.event_hooks: list[Callable[[object], None]] = list(event_hooks)
         self.stats = CollectorStats()
         self.exchange: Any = None  # the LocalExchange for local/replay sources
         self.client: Any = None
@@ -180,6 +184,11 @@ class Collector:
     # -- the sink: runs on the loop for every event -----------------------------------------
     def _sink(self, event: object) -> None:
         self._buf.add(event)
+        for hook in self.event_hooks:  # per event, on the loop: must be O(1) and never raise
+            try:
+                hook(event)
+            except Exception:
+                log.exception("event hook %r failed", hook)
         if len(self._buf.trades) + len(self._buf.book_tickers) >= self.max_batch:
             self._wake.set()
 
@@ -388,6 +397,15 @@ class Collector:
             "commit_latency_p99_ms": self.stats.latency_ms(99),
             "ws_url": getattr(self.exchange, "ws_url", None) or self.ws_url,
         }
+
+    async def run_in_writer(self, fn: Callable[[Writer], T]) -> T:
+        """Run ``fn(writer)`` on the writer's thread, between batches (e.g. store an alert event
+        now, without waiting for the next flush)."""
+        if self.writer is None:
+            raise RuntimeError("collector is not running")
+        writer = self.writer
+        async with self._io_lock:
+            return await asyncio.to_thread(fn, writer)
 
     # -- convenience for notebooks and tests ------------------------------------------------
     def trades_of(self, symbol: str) -> list[Trade]:
