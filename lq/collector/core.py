@@ -180,6 +180,7 @@ class Collector:
         self._recorder: FrameRecorder | None = None
         self._io_lock = asyncio.Lock()
         self._last_purge = time.monotonic()
+        self._inbox = Path(str(self.db) + ".inbox")
 
     # -- the sink: runs on the loop for every event -----------------------------------------
     def _sink(self, event: object) -> None:
@@ -284,6 +285,8 @@ class Collector:
                     status = self._status_detail()
                     next_status = now + self.status_interval
                 await self._flush(status)
+                if status is not None and self._inbox.is_dir():
+                    await self._import_inbox()
                 if self.retention_ticks and now - self._last_purge >= self.purge_every:
                     self._last_purge = now
                     await self._purge()
@@ -371,6 +374,16 @@ class Collector:
                 (t.recv_ts for t in batch.trades), dtype=np.int64, count=len(batch.trades)
             )
             s.commit_latency_us.extend((now_us - recv[recv > 0]).tolist())
+
+    async def _import_inbox(self) -> None:
+        """Files uploaded while we run (``lq import``, the dashboard) are imported by us, the
+        database's one writer."""
+        from lq.importer import process_inbox
+
+        async with self._io_lock:
+            reports = await asyncio.to_thread(process_inbox, self.writer)
+        for r in reports:
+            log.info("imported upload %s", r.summary())
 
     async def _purge(self) -> None:
         assert self.writer is not None and self.retention_ticks

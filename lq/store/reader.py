@@ -214,15 +214,60 @@ class Store:
         if exchange is not None:
             where.append("exchange = ?")
             params.append(exchange)
+        from lq.analytics.bars import interval_us, resample_bars
+
+        step = interval_us(interval)
+        if step % 1_000_000:
+            raise ValidationError(
+                "interval", interval, "bars are built from 1 s bars: use whole seconds"
+            )
+        cond = " AND ".join(where)
+        if step == 1_000_000:
+            rows = self.conn.execute(
+                f"SELECT ts, {', '.join(BAR_COLUMNS)} FROM bars_1s WHERE {cond} ORDER BY ts", params
+            ).fetchall()
+            return resample_bars(_frame(rows, ["ts", *BAR_COLUMNS]), "1s")
+        # coarser bars are aggregated inside SQLite over the primary-key range, so only the
+        # result rows cross into Python (open/close: the first/last second of each bar)
         rows = self.conn.execute(
-            "SELECT ts, open, high, low, close, volume, quote_volume, trades, vwap FROM bars_1s "
-            f"WHERE {' AND '.join(where)} ORDER BY ts",
+            f"""
+            SELECT g.b, o.open, g.h, g.l, c.close, g.v, g.qv, g.n, g.qv / g.v
+            FROM (SELECT exchange AS ex, ts / {step} * {step} AS b, min(ts) AS fts, max(ts) AS lts,
+                         max(high) AS h, min(low) AS l, sum(volume) AS v, sum(quote_volume) AS qv,
+                         sum(trades) AS n
+                  FROM bars_1s WHERE {cond} GROUP BY ex, b) AS g
+            JOIN bars_1s AS o ON o.symbol = ? AND o.ts = g.fts AND o.exchange = g.ex
+            JOIN bars_1s AS c ON c.symbol = ? AND c.ts = g.lts AND c.exchange = g.ex
+            ORDER BY g.b
+            """,
+            [*params, sym, sym],
+        ).fetchall()
+        return resample_bars(_frame(rows, ["ts", *BAR_COLUMNS]), step)
+
+    def klines(
+        self, symbol: str, interval: str, start: TimeLike = None, end: TimeLike = None
+    ) -> pd.DataFrame:
+        """Stored klines (from the kline stream or imported files/OHLC uploads) of ``symbol``
+        at ``interval``, indexed by open time (UTC)."""
+        sym = _symbol(symbol)
+        lo, hi = to_us(start, field="start"), to_us(end, field="end")
+        where, params = ["symbol = ?", "interval = ?"], [sym, interval]
+        if lo is not None:
+            where.append("open_time >= ?")
+            params.append(lo)
+        if hi is not None:
+            where.append("open_time < ?")
+            params.append(hi)
+        cols = ["ts", "open", "high", "low", "close", "volume", "quote_volume", "trades", "closed"]
+        rows = self.conn.execute(
+            "SELECT open_time, open, high, low, close, volume, quote_volume, trades, closed"
+            f" FROM klines WHERE {' AND '.join(where)} ORDER BY open_time",
             params,
         ).fetchall()
-        bars = _frame(rows, ["ts", *BAR_COLUMNS])
-        from lq.analytics.bars import resample_bars
-
-        return resample_bars(bars, interval)
+        df = _frame(rows, cols)
+        df.index = pd.DatetimeIndex(pd.to_datetime(df["ts"], unit="us", utc=True), name="time")
+        df["closed"] = df["closed"].astype(bool)
+        return df
 
     def book_tickers(
         self, symbol: str, start: TimeLike = None, end: TimeLike = None

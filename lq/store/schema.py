@@ -31,7 +31,7 @@ MIGRATIONS: list[str] = [
         recv_ts INTEGER,
         PRIMARY KEY (symbol, trade_id, exchange)
     );
-    CREATE INDEX ticks_by_time ON ticks (symbol, ts);
+    CREATE INDEX ticks_by_time ON ticks (symbol, ts, trade_id);
 
     CREATE TABLE bars_1s (
         exchange TEXT NOT NULL,
