@@ -615,7 +615,7 @@ def import_upload(
     if not data:
         raise ImportFormatError(f"{filename}: the upload is empty")
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name) or "upload.csv"
-    rows, k, sym = 0, kind or "?", symbol or "?"
+    rows, k, sym = 0, str(kind or "?"), symbol or "?"
     for k_, sym_, batch, skipped in read_file(
         Path(safe), kind=kind, symbol=symbol, exchange=exchange, data=data
     ):
@@ -666,7 +666,7 @@ def process_inbox(writer: Writer) -> list[ImportReport]:
             rep = import_file(
                 writer,
                 f,
-                kind=meta.get("kind") or None,
+                kind=meta.get("kind") or None,  # type: ignore[arg-type]
                 symbol=meta.get("symbol") or None,  # type: ignore[arg-type]
                 exchange=meta.get("exchange") or "binance",
                 progress=False,

@@ -227,6 +227,7 @@ class Collector:
             return self.ws_url, self.rest_url
         from lq.exchange import LocalExchange, ReplaySource, SimulatorSource
 
+        src: Any
         if self.source == "local":
             src = SimulatorSource(symbols=self.symbols, **self.simulator)
         else:
@@ -244,7 +245,7 @@ class Collector:
             ws_url, rest_url = await self._start_source()
             if self.record_path is not None:
                 self._recorder = FrameRecorder(self.record_path)
-            resume = {
+            resume: dict[tuple[str, Any], int] = {
                 (sym, "trade"): tid
                 for (exch, sym), tid in self.writer.last_trade_ids().items()
                 if exch == self.exchange_label and sym in self.symbols
@@ -259,10 +260,7 @@ class Collector:
                 resume_ids=resume or None,
                 exchange_label=self.exchange_label,
                 record=self._recorder,
-                **(
-                    {"compression": None} if self.exchange is not None else {}
-                ),  # loopback: no deflate
-                **self.client_options,
+                **self._client_kwargs(),
             )
             feed = self.client.start()
             log.info(
@@ -375,11 +373,16 @@ class Collector:
             )
             s.commit_latency_us.extend((now_us - recv[recv > 0]).tolist())
 
+    def _client_kwargs(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"compression": None} if self.exchange is not None else {}
+        return {**extra, **self.client_options}  # loopback: no deflate
+
     async def _import_inbox(self) -> None:
         """Files uploaded while we run (``lq import``, the dashboard) are imported by us, the
         database's one writer."""
         from lq.importer import process_inbox
 
+        assert self.writer is not None
         async with self._io_lock:
             reports = await asyncio.to_thread(process_inbox, self.writer)
         for r in reports:

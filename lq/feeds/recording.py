@@ -35,7 +35,7 @@ def read_frames(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
     if not p.exists():
         raise ImportFormatError(f"{p}: no such recording")
     with _open(p, "r") as f:
-        for lineno, line in enumerate(io.BufferedReader(f, 1 << 20), 1):  # type: ignore[arg-type]
+        for lineno, line in enumerate(io.BufferedReader(f, 1 << 20), 1):  # type: ignore[arg-type,type-var]
             line = line.rstrip(b"\r\n")
             if not line:
                 continue

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ __all__ = ["BAR_COLUMNS", "TICK_COLUMNS", "Store", "to_us"]
 TICK_COLUMNS = ["ts", "trade_id", "price", "qty", "is_buyer_maker"]
 BAR_COLUMNS = ["open", "high", "low", "close", "volume", "quote_volume", "trades", "vwap"]
 
-TimeLike = int | float | str | datetime | pd.Timestamp | np.datetime64 | None
+TimeLike: TypeAlias = int | float | str | datetime | pd.Timestamp | np.datetime64 | None
 
 
 def to_us(value: TimeLike, *, field: str = "time") -> int | None:
@@ -147,7 +147,7 @@ class Store:
         sym = _symbol(symbol)
         lo = to_us(start, field="start")
         hi = to_us(end, field="end")
-        where, params = ["symbol = ?"], [sym]
+        where, params = ["symbol = ?"], list[Any]([sym])
         if lo is not None:
             where.append("ts >= ?")
             params.append(lo)
@@ -174,7 +174,7 @@ class Store:
     ) -> pd.DataFrame:
         """Trades of ``symbol`` with ``trade_id > after_trade_id``, by id: the incremental poll."""
         sym = _symbol(symbol)
-        where, params = ["symbol = ?", "trade_id > ?"], [sym, int(after_trade_id)]
+        where, params = ["symbol = ?", "trade_id > ?"], list[Any]([sym, int(after_trade_id)])
         if exchange is not None:
             where.insert(0, "exchange = ?")
             params.insert(0, exchange)
@@ -204,7 +204,7 @@ class Store:
         sym = _symbol(symbol)
         lo = to_us(start, field="start")
         hi = to_us(end, field="end")
-        where, params = ["symbol = ?"], [sym]
+        where, params = ["symbol = ?"], list[Any]([sym])
         if lo is not None:
             where.append("ts >= ?")
             params.append(lo)
@@ -251,7 +251,7 @@ class Store:
         at ``interval``, indexed by open time (UTC)."""
         sym = _symbol(symbol)
         lo, hi = to_us(start, field="start"), to_us(end, field="end")
-        where, params = ["symbol = ?", "interval = ?"], [sym, interval]
+        where, params = ["symbol = ?", "interval = ?"], list[Any]([sym, interval])
         if lo is not None:
             where.append("open_time >= ?")
             params.append(lo)
@@ -275,7 +275,7 @@ class Store:
         """Best bid/ask updates of ``symbol`` in ``[start, end)``, oldest first."""
         sym = _symbol(symbol)
         lo, hi = to_us(start, field="start"), to_us(end, field="end")
-        where, params = ["symbol = ?"], [sym]
+        where, params = ["symbol = ?"], list[Any]([sym])
         if lo is not None:
             where.append("ts >= ?")
             params.append(lo)

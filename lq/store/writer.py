@@ -253,7 +253,7 @@ class Writer:
     def _insert_trades(self, trades: Sequence[Trade], dead: list, now: int) -> WriteResult:
         if not trades:
             return WriteResult()
-        rows = []
+        rows: list[tuple[object, ...]] = []
         append = rows.append
         for t in trades:
             p, q, ts = t.price, t.qty, t.ts
