@@ -46,14 +46,21 @@ def tests_dir(request):
 
 
 def test_duckdb_reader_process_reads_while_writer_process_commits(db, tests_dir):
-    writer = _start_writer(db, tests_dir, batches=150, pause=0.01)
     reader_code = textwrap.dedent(
         f"""
         import time
         from lq.store import Store
-        s = Store({str(db)!r})
+        import duckdb  # imported before "ready" so the reader is really reading during the writes
+        print("ready", flush=True)
+        while True:
+            try:
+                s = Store({str(db)!r})
+                s.sql("SELECT count(*) AS n FROM ticks")
+                break
+            except Exception:
+                time.sleep(0.01)
         counts, errors = [], 0
-        deadline = time.time() + 30
+        deadline = time.time() + 60
         while time.time() < deadline:
             try:
                 counts.append(int(s.sql("SELECT count(*) AS n FROM ticks").n[0]))
@@ -62,21 +69,26 @@ def test_duckdb_reader_process_reads_while_writer_process_commits(db, tests_dir)
                 print("ERR", repr(e), flush=True)
             if counts and counts[-1] == 150_000:
                 break
-        print(len(counts), errors, counts[0], counts[-1], all(a <= b for a, b in zip(counts, counts[1:])))
+        print(len(counts), errors, counts[0], counts[-1], all(a <= b for a, b in zip(counts, counts[1:])),
+              all(c % 1_000 == 0 for c in counts))
         """
     )
-    reader = subprocess.run(
-        [sys.executable, "-c", reader_code], capture_output=True, text=True, timeout=60
+    reader = subprocess.Popen(
+        [sys.executable, "-c", reader_code], stdout=subprocess.PIPE, text=True
     )
+    assert reader.stdout is not None
+    assert reader.stdout.readline().strip() == "ready"
+    writer = _start_writer(db, tests_dir, batches=150, pause=0.02)
+    out, _ = reader.communicate(timeout=90)
     writer.wait(timeout=60)
     assert writer.returncode == 0
-    n_reads, errors, first, last, monotonic = reader.stdout.split()[-5:]
-    assert errors == "0", reader.stdout
+    n_reads, errors, first, last, monotonic, whole = out.split()[-6:]
+    assert errors == "0", out
     assert int(n_reads) > 5  # it really read while the writer was committing
     assert int(first) < 150_000  # ...starting before the writer finished
     assert int(last) == 150_000  # and it sees every committed row
     assert monotonic == "True"
-    # every read saw whole batches only: each committed batch is 1,000 rows
+    assert whole == "True"  # every read saw whole batches only (1,000 rows per commit)
     with Store(db) as s:
         assert s.count("ticks") == 150_000
 
