@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install lq with everything the tests need
 
-demo: $(STAMP)  ## run lq on the local exchange (no internet needed)
-	$(BIN)/lq collect --source local --db $(DEMO_DB)
+DEMO_SYMBOLS ?= BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT
+
+demo: $(STAMP)  ## the dashboard on the local exchange (no internet needed); prints the URL to open
+	$(BIN)/lq dashboard --source local --db $(DEMO_DB) --symbols $(DEMO_SYMBOLS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,122 @@
+"""Small widget helpers shared by the panels: dark figures, the browser heartbeat, HTML bits.
+
+Widgets only; nothing here computes a statistic.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable
+from copy import deepcopy
+from typing import Any
+
+import anywidget
+import ipywidgets as W
+import plotly.graph_objects as go
+import traitlets
+from plotly.subplots import make_subplots
+
+__all__ = ["Heartbeat", "error_html", "figure", "note_html", "sync_figure_state"]
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = "plotly_dark"
+
+
+def figure(
+    *,
+    rows: int = 1,
+    cols: int = 1,
+    height: int = 420,
+    row_heights: list[float] | None = None,
+    subplot_titles: tuple[str, ...] | None = None,
+    shared_xaxes: bool = True,
+    specs: list[list[dict[str, Any]]] | None = None,
+) -> go.FigureWidget:
+    """An empty dark ``FigureWidget`` with subplots (the live, diff-updated plotly figure)."""
+    base = make_subplots(
+        rows=rows,
+        cols=cols,
+        shared_xaxes=shared_xaxes,
+        vertical_spacing=0.04 if rows > 1 else 0.0,
+        row_heights=row_heights,
+        subplot_titles=subplot_titles,
+        specs=specs,
+    )
+    base.update_layout(
+        template=TEMPLATE,
+        height=height,
+        margin={"l": 50, "r": 20, "t": 30 if subplot_titles else 10, "b": 30},
+        legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},
+        uirevision="keep",  # zoom and pan survive data updates
+    )
+    return go.FigureWidget(base)
+
+
+def sync_figure_state(fig: go.FigureWidget) -> None:
+    """Copy a FigureWidget's traces and layout into its synced state.
+
+    plotly 7 syncs ``_widget_data``/``_widget_layout`` only in ``__init__`` and when the
+    figure itself is displayed; a figure shown *inside* a container (VBox, Tab) would render
+    with the traces it had at construction, and later restyles would address traces the
+    browser does not have ("trace index is out of bounds"). Call this after adding traces
+    and before the view is created.
+    """
+    fig._widget_layout = deepcopy(fig._layout_obj._props)
+    fig._widget_data = deepcopy(fig._data)
+
+
+def note_html(text: str, *, cls: str = "lq-note") -> str:
+    return f'<div class="{cls}" style="color:#aaa;font-size:90%">{html.escape(text)}</div>'
+
+
+def error_html(text: str, *, cls: str = "lq-error") -> str:
+    return (
+        f'<div class="{cls}" style="color:#ff6b6b;font-weight:bold;white-space:pre-wrap">'
+        f"{html.escape(text)}</div>"
+    )
+
+
+class Heartbeat(anywidget.AnyWidget):
+    """An invisible widget whose browser side sets ``beat`` every ``period_ms``.
+
+    The kernel cannot see a closed tab; it can see the beats stop. The dashboard's loop ends
+    when no beat arrived for its ``orphan_timeout``, the kernel goes idle and the server's
+    culler reaps it.
+    """
+
+    _esm = """
+    function render({ model, el }) {
+      el.style.display = "none";
+      el.classList.add("lq-heartbeat");
+      const send = () => { model.set("beat", Date.now()); model.save_changes(); };
+      send();
+      const id = setInterval(send, model.get("period_ms"));
+      return () => clearInterval(id);
+    }
+    export default { render };
+    """
+    beat = traitlets.Float(0.0).tag(sync=True)
+    period_ms = traitlets.Int(5000).tag(sync=True)
+
+    def __init__(self, *, period_ms: int = 5000, clock: Callable[[], float] = time.monotonic):
+        super().__init__(period_ms=period_ms)
+        self._clock = clock
+        self.last_beat = clock()  # the page is still loading: count from creation
+        self.beats = 0
+        self.observe(self._on_beat, names="beat")
+
+    def _on_beat(self, change: dict[str, Any]) -> None:
+        self.last_beat = self._clock()
+        self.beats += 1
+
+    def silent_for(self) -> float:
+        """Seconds since the last beat (or since creation, before the first one)."""
+        return self._clock() - self.last_beat
+
+
+def labelled(label: str, widget: W.Widget, width: str = "auto") -> W.Widget:
+    widget.layout.width = width
+    return W.HBox([W.Label(label), widget], layout=W.Layout(align_items="center"))

@@ -1,0 +1,277 @@
+"""The dashboard: panels in tabs, one refresh loop, a heartbeat so closed tabs end it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as W
+
+from lq.dashboard._widgets import Heartbeat, error_html, note_html, sync_figure_state
+from lq.dashboard.clusters import CorrelationPanel
+from lq.dashboard.data import DataPanel
+from lq.dashboard.feed import BarFeed
+from lq.dashboard.market import MarketPanel
+from lq.dashboard.pairs import PairsPanel
+from lq.dashboard.status import StatusBar
+from lq.dashboard.volatility import VolatilityPanel
+from lq.errors import ValidationError
+from lq.store import Store
+
+__all__ = ["PLUGIN_TABS", "Dashboard"]
+
+log = logging.getLogger(__name__)
+
+PLUGIN_TABS = ("lq.dashboard.alerts_tab", "lq.dashboard.backtest_tab")
+ORPHAN_ENV = "LQ_DASH_ORPHAN_TIMEOUT"
+DEFAULT_ORPHAN_TIMEOUT = 120.0
+MIN_INTERVAL = 0.2  # never more than ~5 chart updates per second
+
+
+class Dashboard:
+    """Every panel in one widget, refreshed by one loop on the kernel's event loop.
+
+    Parameters
+    ----------
+    db
+        The SQLite database (default: ``store.db`` from the settings, i.e. ``$LQ_DB``).
+    symbols
+        Symbols offered by the pickers (default: the collector's configured symbols plus
+        any already stored).
+    interval
+        Seconds between refreshes of the status bar and the visible tab (>= 0.2).
+    orphan_timeout
+        Seconds without a browser heartbeat after which the loop ends (the tab is gone).
+        Default: ``$LQ_DASH_ORPHAN_TIMEOUT`` (set by ``lq dashboard --orphan-timeout``) or
+        120 s; keep it above 60 s, since browsers throttle timers of hidden tabs.
+    history
+        Seconds of 1 s bars kept in memory.
+    live
+        Start the refresh loop when displayed (False: draw once, e.g. under papermill).
+
+    Examples
+    --------
+    In JupyterLab or a Voila page::
+
+        from lq.dashboard import Dashboard
+        Dashboard(db="lq.sqlite")          # the last expression displays it
+    """
+
+    def __init__(
+        self,
+        *,
+        db: str | os.PathLike[str] | None = None,
+        symbols: Sequence[str] | None = None,
+        interval: float = 0.5,
+        orphan_timeout: float | None = None,
+        history: float = 6 * 3600,
+        live: bool = True,
+    ) -> None:
+        if not interval >= MIN_INTERVAL:
+            raise ValidationError("interval", interval, f"must be >= {MIN_INTERVAL} s")
+        if orphan_timeout is None:
+            orphan_timeout = float(os.environ.get(ORPHAN_ENV, DEFAULT_ORPHAN_TIMEOUT))
+        if not orphan_timeout > 0:
+            raise ValidationError("orphan_timeout", orphan_timeout, "must be positive seconds")
+        from lq.config import load_settings
+
+        settings = load_settings() if db is None or symbols is None else None
+        self.db = Path(db) if db is not None else settings.db  # type: ignore[union-attr]
+        self.store = Store(self.db)
+        if symbols is None:
+            syms = list(settings.collector.symbols)  # type: ignore[union-attr]
+            try:
+                syms += [s for s in self.store.symbols() if s not in syms]
+            except Exception as exc:  # no database yet
+                log.debug("no stored symbols yet: %s", exc)
+        else:
+            syms = [s.upper() for s in symbols]
+        if not syms:
+            raise ValidationError("symbols", symbols, "no symbols given, configured or stored")
+        self.symbols = syms
+        self.interval = float(interval)
+        self.orphan_timeout = float(orphan_timeout)
+        self.live = live
+        self.feed = BarFeed(self.store, syms, history=history)
+        self.status = StatusBar(self.store)
+        self.heartbeat = Heartbeat()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lq-dashboard")
+        self._factories: list[tuple[str, Callable[[], Any]]] = [
+            ("Market", lambda: MarketPanel(self.feed, symbols=syms)),
+            ("Pairs", lambda: PairsPanel(self.feed, symbols=syms)),
+            ("Volatility", lambda: VolatilityPanel(self.feed, symbols=syms)),
+            ("Correlation & clusters", lambda: CorrelationPanel(self.feed, symbols=syms)),
+            ("Data", lambda: DataPanel(self.store, db=self.db, symbols=syms)),
+        ]
+        for modname in PLUGIN_TABS:
+            factory = self._plugin(modname)
+            if factory is not None:
+                self._factories.append(factory)
+        self.panels: dict[int, Any] = {}
+        self._holders = [W.Box([W.HTML(note_html("loading..."))]) for _ in self._factories]
+        self.tabs = W.Tab(children=self._holders)
+        for i, (title, _f) in enumerate(self._factories):
+            self.tabs.set_title(i, title)
+        self.tabs.observe(lambda _c: self._select(self.tabs.selected_index), names="selected_index")
+        self.widget = W.VBox([self.status.widget, self.tabs, self.heartbeat])
+        self.widget.add_class("lq-dashboard")
+        self.refreshes = 0
+        self.stopped_reason: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._slow: dict[int, tuple[asyncio.Future[Any], float]] = {}
+        self._last_slow: dict[int, float] = {}
+        self._select(0)
+
+    # -- tabs -----------------------------------------------------------------------------
+    def _plugin(self, modname: str) -> tuple[str, Callable[[], Any]] | None:
+        """A tab from ``modname`` if that module exists: its class with widget/title/refresh."""
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            if exc.name == modname:
+                return None
+            raise
+        cls = None
+        for obj in vars(mod).values():
+            if (
+                inspect.isclass(obj)
+                and obj.__module__ == mod.__name__
+                and hasattr(obj, "refresh")
+                and hasattr(obj, "title")
+            ):
+                cls = obj
+                break
+        if cls is None:
+            log.warning("%s has no tab class (a class with title, widget and refresh())", modname)
+            return None
+        offered = {"store": self.store, "db": self.db, "feed": self.feed, "symbols": self.symbols}
+        params = inspect.signature(cls).parameters
+        kwargs = {k: v for k, v in offered.items() if k in params}
+        title = str(getattr(cls, "title", modname.rsplit(".", 1)[-1]))
+        return title, lambda: cls(**kwargs)
+
+    def panel(self, index: int) -> Any:
+        """The panel of tab ``index``, built on first use (each FigureWidget costs page time)."""
+        if index not in self.panels:
+            title, factory = self._factories[index]
+            try:
+                p = factory()
+            except Exception as exc:
+                log.exception("building the %s tab failed", title)
+                self._holders[index].children = [W.HTML(error_html(f"{title}: {exc}"))]
+                self.panels[index] = None
+                return None
+            self.panels[index] = p
+            self._safe(p.refresh, title)  # draw before the first view exists...
+            if hasattr(p, "fig"):
+                sync_figure_state(p.fig)  # ...so the browser renders it with data
+            self._holders[index].children = [p.widget]
+        return self.panels[index]
+
+    def _select(self, index: int | None) -> None:
+        if index is None:
+            return
+        p = self.panel(index)
+        if p is not None:
+            self._safe(p.refresh, self._factories[index][0])
+
+    @staticmethod
+    def _safe(fn: Callable[[], Any], what: str) -> None:
+        try:
+            fn()
+        except Exception:  # a panel bug must not end the loop
+            log.exception("refreshing %s failed", what)
+
+    # -- the loop -------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """One pass: read new rows, redraw the status bar and the visible tab."""
+        self.feed.update()
+        self._safe(self.status.refresh, "status")
+        idx = self.tabs.selected_index
+        if idx is not None:
+            p = self.panel(idx)
+            if p is not None:
+                self._safe(p.refresh, self._factories[idx][0])
+        self.refreshes += 1
+
+    def _schedule_slow(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start due heavy work (GARCH refit, clustering) in the executor; apply finished work."""
+        now = time.monotonic()
+        for idx, (fut, _t0) in list(self._slow.items()):
+            if fut.done():
+                del self._slow[idx]
+                p = self.panels.get(idx)
+                if p is not None and not fut.cancelled():
+                    exc = fut.exception()
+                    if exc is not None:
+                        log.error("slow work of tab %d failed: %s", idx, exc)
+                    else:
+                        result = fut.result()
+                        self._safe(partial(p.apply_slow, result), "slow result")
+        idx = self.tabs.selected_index
+        p = self.panels.get(idx) if idx is not None else None
+        if p is None or not hasattr(p, "prepare_slow") or idx in self._slow:
+            return
+        due = getattr(p, "slow_due", False) or now - self._last_slow.get(idx, -1e9) >= getattr(
+            p, "slow_interval", 60.0
+        )
+        if due:
+            self._last_slow[idx] = now
+            job = p.prepare_slow()
+            self._slow[idx] = (loop.run_in_executor(self._executor, job), now)
+
+    async def run(self) -> None:
+        """Refresh until the browser stops beating for ``orphan_timeout`` s (or cancelled)."""
+        loop = asyncio.get_running_loop()
+        log.info("dashboard loop started (every %.2f s) on %s", self.interval, self.db)
+        try:
+            while True:
+                silent = self.heartbeat.silent_for()
+                if silent > self.orphan_timeout:
+                    self.stopped_reason = f"no browser heartbeat for {silent:.0f} s"
+                    log.info("dashboard loop ends: %s", self.stopped_reason)
+                    return
+                t0 = loop.time()
+                self.refresh()
+                self._schedule_slow(loop)
+                await asyncio.sleep(max(MIN_INTERVAL / 2, self.interval - (loop.time() - t0)))
+        finally:
+            for fut, _t in self._slow.values():
+                fut.cancel()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self.store.close()
+
+    def start(self) -> asyncio.Task[None]:
+        """Start the loop as a task on the running loop (never blocks the cell)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self.run())
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self.stopped_reason = self.stopped_reason or "stopped"
+
+    # -- display --------------------------------------------------------------------------
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        self.refresh()
+        display(self.widget)
+        if self.live:
+            try:
+                self.start()
+            except RuntimeError:  # no running loop (a plain console): draw once only
+                log.info("no running event loop: the dashboard is drawn once, not live")

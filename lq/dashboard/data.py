@@ -1,0 +1,168 @@
+"""Data panel: download the current selection as CSV or Parquet; upload a file to import."""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import ipywidgets as W
+
+from lq.dashboard._widgets import error_html, labelled, note_html
+from lq.errors import LqError
+from lq.store import Store
+from lq.store.export import select, to_bytes
+
+__all__ = ["RANGES", "DataPanel", "download_link"]
+
+log = logging.getLogger(__name__)
+
+RANGES: dict[str, float | None] = {
+    "last 15 min": 15 * 60,
+    "last 1 h": 3600,
+    "last 6 h": 6 * 3600,
+    "last 24 h": 86400,
+    "everything": None,
+}
+MIME = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024  # the link travels over the kernel's websocket
+
+
+def download_link(data: bytes, filename: str, fmt: Literal["csv", "parquet"], rows: int) -> str:
+    """An ``<a download>`` link carrying ``data`` (the browser saves it; no server route)."""
+    b64 = base64.b64encode(data).decode("ascii")
+    return (
+        f'<a class="lq-download" download="{html.escape(filename)}" '
+        f'href="data:{MIME[fmt]};base64,{b64}" '
+        f'style="font-weight:bold;color:#42a5f5">Download {html.escape(filename)}</a> '
+        f'<span class="lq-note" style="color:#aaa">({rows:,} rows, {len(data) / 1024:,.1f} kB)</span>'
+    )
+
+
+class DataPanel:
+    """Export what you are looking at; import what you have.
+
+    Parameters
+    ----------
+    store
+        The database read for downloads.
+    db
+        Its path, handed to :func:`lq.importer.import_upload` for uploads (the importer
+        writes directly when no collector runs, else queues the file for the collector).
+    symbols
+        Choices for the symbol picker.
+    """
+
+    title = "Data"
+
+    def __init__(self, store: Store, *, db: str | os.PathLike[str], symbols: Sequence[str]) -> None:
+        self.store = store
+        self.db = Path(db)
+        syms = [s.upper() for s in symbols]
+        self.kind = W.Dropdown(options=["bars", "ticks", "book_tickers"], value="bars")
+        self.symbol = W.Dropdown(options=syms, value=syms[0] if syms else None)
+        self.interval = W.Dropdown(options=["1s", "1m", "5m", "1h"], value="1s")
+        self.range = W.Dropdown(options=list(RANGES), value="last 1 h")
+        self.format = W.ToggleButtons(options=["csv", "parquet"], value="csv")
+        self.format.style.button_width = "70px"
+        self.prepare = W.Button(
+            description="Prepare download", icon="download", button_style="primary"
+        )
+        self.link = W.HTML()
+        self.upload = W.FileUpload(
+            accept=".csv,.zip,.gz,.txt", multiple=False, description="Upload file"
+        )
+        self.upload_result = W.HTML(
+            note_html(
+                "Binance public-data files (trades, aggTrades, klines; CSV or zip) or an OHLC "
+                "CSV with columns time, open, high, low, close[, volume]. The whole file is "
+                "checked before anything is imported."
+            )
+        )
+        self.prepare.on_click(lambda _b: self.make_download())
+        self.upload.observe(self._on_upload, names="value")
+        self.interval.layout.visibility = "visible"
+        self.kind.observe(self._kind_changed, names="value")
+        self.widget = W.VBox(
+            [
+                W.HTML("<h4>Download the current selection</h4>"),
+                W.HBox(
+                    [
+                        labelled("what ", self.kind, "130px"),
+                        labelled("symbol ", self.symbol, "130px"),
+                        labelled("interval ", self.interval, "80px"),
+                        labelled("range ", self.range, "130px"),
+                        self.format,
+                    ],
+                    layout=W.Layout(flex_flow="row wrap", align_items="center"),
+                ),
+                W.HBox([self.prepare, self.link], layout=W.Layout(align_items="center")),
+                W.HTML("<h4>Import a file</h4>"),
+                self.upload,
+                self.upload_result,
+            ]
+        )
+
+    def _kind_changed(self, change: dict[str, Any]) -> None:
+        self.interval.layout.visibility = "visible" if change["new"] == "bars" else "hidden"
+
+    def refresh(self) -> None:
+        """Keep the symbol list in step with the store (cheap; no data read)."""
+
+    def make_download(self) -> str:
+        """Build the download link for the current selection; returns the link's HTML."""
+        sym, kind, fmt = self.symbol.value, self.kind.value, self.format.value
+        span = RANGES[self.range.value]
+        start = None if span is None else int((time.time() - span) * 1e6)
+        try:
+            df = select(self.store, kind, sym, interval=self.interval.value, start=start)
+            if span is not None and df.empty:
+                df = select(self.store, kind, sym, interval=self.interval.value)  # old data
+            data = to_bytes(df, fmt)
+        except LqError as exc:
+            self.link.value = error_html(str(exc))
+            return self.link.value
+        if len(data) > MAX_DOWNLOAD_BYTES:
+            self.link.value = error_html(
+                f"the selection is {len(data) / 2**20:.0f} MB; pick a shorter range or a coarser "
+                "interval, or use `lq export` on the command line"
+            )
+            return self.link.value
+        suffix = f"_{self.interval.value}" if kind == "bars" else ""
+        name = f"{sym}_{kind}{suffix}.{fmt}"
+        self.link.value = download_link(data, name, fmt, len(df))
+        return self.link.value
+
+    def _on_upload(self, change: dict[str, Any]) -> None:
+        files = change["new"]
+        if not files:
+            return
+        f = files[0]
+        name = f["name"] if isinstance(f, dict) else f.name
+        content = f["content"] if isinstance(f, dict) else f.content
+        self.import_file(name, bytes(content))
+
+    def import_file(self, filename: str, data: bytes) -> str:
+        """Validate and import one uploaded file; the outcome (or the error) shows inline."""
+        try:
+            from lq.importer import import_upload
+        except ImportError:
+            self.upload_result.value = error_html(
+                "this build of lq has no importer (lq.importer.import_upload)"
+            )
+            return self.upload_result.value
+        try:
+            result = import_upload(self.db, filename, data)
+        except LqError as exc:  # ImportFormatError names the file and line
+            self.upload_result.value = error_html(f"{filename}: not imported: {exc}")
+            return self.upload_result.value
+        self.upload_result.value = (
+            f'<div class="lq-upload-ok" style="color:#26a69a">{html.escape(filename)}: '
+            f"{html.escape(str(result))}</div>"
+        )
+        return self.upload_result.value

@@ -1,0 +1,208 @@
+"""Market panel: candlesticks with volume, SMA/EMA and Bollinger overlays, RSI below."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+import ipywidgets as W
+import pandas as pd
+import plotly.graph_objects as go
+
+from lq.analytics import bollinger, ema, rsi, sma
+from lq.dashboard._widgets import figure, labelled, note_html, sync_figure_state
+from lq.dashboard.feed import BarFeed
+
+__all__ = ["MarketPanel"]
+
+log = logging.getLogger(__name__)
+
+Interval = Literal["1s", "1m", "5m"]
+INTERVALS: tuple[Interval, ...] = ("1s", "1m", "5m")
+
+
+class MarketPanel:
+    """One symbol: candles + volume + overlays + RSI, redrawn only when new bars arrive.
+
+    Parameters
+    ----------
+    feed
+        The shared incremental view of the store.
+    symbols
+        Choices for the symbol picker.
+    interval
+        Initial bar interval.
+    bars
+        Bars shown.
+    window, ema_span, rsi_window
+        Indicator parameters (bars).
+    """
+
+    title = "Market"
+
+    def __init__(
+        self,
+        feed: BarFeed,
+        *,
+        symbols: Sequence[str],
+        interval: Interval = "1s",
+        bars: int = 300,
+        window: int = 20,
+        ema_span: int = 50,
+        rsi_window: int = 14,
+    ) -> None:
+        self.feed = feed
+        self.window, self.ema_span, self.rsi_window = window, ema_span, rsi_window
+        syms = [s.upper() for s in symbols]
+        self.symbol = W.Dropdown(options=syms, value=syms[0] if syms else None)
+        self.interval = W.ToggleButtons(options=list(INTERVALS), value=interval)
+        self.interval.style.button_width = "48px"
+        self.bars = W.BoundedIntText(value=bars, min=20, max=5000, step=50)
+        self.show_sma = W.Checkbox(value=True, description=f"SMA {window}", indent=False)
+        self.show_ema = W.Checkbox(value=True, description=f"EMA {ema_span}", indent=False)
+        self.show_bb = W.Checkbox(value=True, description="Bollinger", indent=False)
+        self.header = W.HTML(note_html("waiting for bars..."))
+        self.fig = figure(rows=3, height=560, row_heights=[0.6, 0.18, 0.22])
+        f = self.fig
+        f.add_trace(
+            go.Candlestick(
+                name="price",
+                x=[],
+                open=[],
+                high=[],
+                low=[],
+                close=[],
+                increasing_line_color="#26a69a",
+                decreasing_line_color="#ef5350",
+            ),
+            row=1,
+            col=1,
+        )
+        for name, colour, dash in (
+            ("SMA", "#f5c242", None),
+            ("EMA", "#42a5f5", None),
+            ("BB upper", "#9e9e9e", "dot"),
+            ("BB lower", "#9e9e9e", "dot"),
+        ):
+            f.add_trace(
+                go.Scatter(
+                    name=name,
+                    x=[],
+                    y=[],
+                    mode="lines",
+                    line={"color": colour, "width": 1, "dash": dash},
+                ),
+                row=1,
+                col=1,
+            )
+        f.add_trace(go.Bar(name="volume", x=[], y=[], marker_color="#5c6bc0"), row=2, col=1)
+        f.add_trace(
+            go.Scatter(name="RSI", x=[], y=[], mode="lines", line={"color": "#ab47bc", "width": 1}),
+            row=3,
+            col=1,
+        )
+        for level in (30, 70):
+            f.add_hline(y=level, line={"color": "#777", "dash": "dash", "width": 1}, row=3, col=1)
+        f.update_layout(xaxis_rangeslider_visible=False, showlegend=True)
+        f.update_yaxes(title_text="RSI", range=[0, 100], row=3, col=1)
+        f.update_yaxes(title_text="vol", row=2, col=1)
+        controls = W.HBox(
+            [
+                labelled("symbol ", self.symbol, "140px"),
+                self.interval,
+                labelled("bars ", self.bars, "90px"),
+                self.show_sma,
+                self.show_ema,
+                self.show_bb,
+            ],
+            layout=W.Layout(flex_flow="row wrap", align_items="center"),
+        )
+        sync_figure_state(self.fig)
+        self.widget = W.VBox([controls, self.header, self.fig])
+        self._drawn: tuple[object, ...] | None = None
+        for w in (
+            self.symbol,
+            self.interval,
+            self.bars,
+            self.show_sma,
+            self.show_ema,
+            self.show_bb,
+        ):
+            w.observe(lambda _change: self.refresh(), names="value")
+
+    def refresh(self) -> None:
+        """Redraw if new bars arrived or a control changed (one ``batch_update``)."""
+        sym = self.symbol.value
+        if not sym:
+            return
+        key = (
+            self.feed.version,
+            sym,
+            self.interval.value,
+            self.bars.value,
+            self.show_sma.value,
+            self.show_ema.value,
+            self.show_bb.value,
+        )
+        if key == self._drawn:
+            return
+        n = int(self.bars.value)
+        warm = max(self.window, self.ema_span, self.rsi_window) * 3
+        df = self.feed.bars(sym, self.interval.value, last=n + warm)
+        self._draw_header(sym, df)
+        if df.empty:
+            self._drawn = key
+            return
+        close = df["close"]
+        view = df.iloc[-n:]
+        x = view.index.tz_convert(None)
+        tail = slice(len(df) - len(view), None)
+        s_sma = sma(close, self.window).iloc[tail] if self.show_sma.value else None
+        s_ema = ema(close, self.ema_span).iloc[tail] if self.show_ema.value else None
+        bb = bollinger(close, self.window).iloc[tail] if self.show_bb.value else None
+        s_rsi = rsi(close, self.rsi_window).iloc[tail]
+        d = self.fig.data
+        with self.fig.batch_update():
+            d[0].x, d[0].open, d[0].high, d[0].low, d[0].close = (
+                x,
+                view["open"].to_numpy(),
+                view["high"].to_numpy(),
+                view["low"].to_numpy(),
+                view["close"].to_numpy(),
+            )
+            _line(d[1], x, s_sma)
+            _line(d[2], x, s_ema)
+            _line(d[3], x, None if bb is None else bb.iloc[:, _col(bb, "upper")])
+            _line(d[4], x, None if bb is None else bb.iloc[:, _col(bb, "lower")])
+            d[5].x, d[5].y = x, view["volume"].to_numpy()
+            _line(d[6], x, s_rsi)
+        self._drawn = key
+
+    def _draw_header(self, sym: str, df: pd.DataFrame) -> None:
+        lt = self.feed.last_trade(sym)
+        if lt is None:
+            self.header.value = note_html(f"{sym}: waiting for trades...")
+            return
+        t = pd.Timestamp(lt.ts, unit="us", tz="UTC")
+        self.header.value = (
+            f'<div class="lq-market-head" style="font-size:115%">'
+            f"<b>{html.escape(sym)}</b> last <b class='lq-last-price'>{lt.price:,.2f}</b> at "
+            f'<span class="lq-last-tick" data-ts="{lt.ts}">{t:%H:%M:%S.%f}</span> UTC'
+            f" · {len(df)} bars ({html.escape(self.interval.value)})</div>"
+        )
+
+
+def _col(frame: pd.DataFrame, word: str) -> int:
+    for i, c in enumerate(frame.columns):
+        if word in str(c).lower():
+            return i
+    raise KeyError(word)
+
+
+def _line(trace: go.Scatter, x: pd.DatetimeIndex, y: pd.Series | None) -> None:
+    if y is None:
+        trace.x, trace.y = [], []
+    else:
+        trace.x, trace.y = x, y.to_numpy()

@@ -1,0 +1,108 @@
+"""The status bar: where the data comes from and whether it is healthy, impossible to miss."""
+
+from __future__ import annotations
+
+import html
+import logging
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ipywidgets as W
+
+from lq.errors import LqError
+from lq.store import Store
+
+__all__ = ["STALE_AFTER_S", "StatusBar", "status_html"]
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER_S = 5.0  # the collector publishes every second; silence beyond this is news
+
+_COLOURS = {"LIVE BINANCE": "#1f8b4c", "LOCAL EXCHANGE": "#b8860b", "REPLAY": "#3c6fd1"}
+
+
+def _fmt(v: Any, spec: str, unit: str = "") -> str:
+    if v is None:
+        return "–"
+    try:
+        return f"{float(v):{spec}}{unit}"
+    except (TypeError, ValueError):
+        return html.escape(str(v))
+
+
+def status_html(rows: Sequence[Mapping[str, Any]], *, now_us: int) -> str:
+    """The status bar's HTML for the collectors' published ``feed_status`` rows.
+
+    Each row shows its source label (LIVE BINANCE / LOCAL EXCHANGE / REPLAY) in a coloured
+    banner, the connection state, messages and messages/s, exchange->receipt lag (p50/p99),
+    last-tick age, gaps found/filled and reconnects. A row not refreshed for
+    :data:`STALE_AFTER_S` is shown as ``STALE``; no rows at all says no collector ever wrote.
+    """
+    if not rows:
+        return (
+            '<div class="lq-status" style="background:#7a1f1f;color:white;padding:6px 10px;'
+            'font-size:120%;font-weight:bold">NO FEED: no collector has written to this '
+            "database yet</div>"
+        )
+    parts = []
+    for r in rows:
+        label = str(r.get("source_label") or r.get("source") or "?").upper()
+        label = "REPLAY" if label.startswith("REPLAY") else label
+        age_status = (now_us - int(r.get("updated_ts") or 0)) / 1e6
+        state = str(r.get("state", "?"))
+        stale = age_status > STALE_AFTER_S
+        shown_state = f"STALE ({age_status:.0f} s without an update)" if stale else state
+        ok = state in ("live", "connected") and not stale
+        colour = _COLOURS.get(label, "#555") if ok else "#7a1f1f"
+        tick_age = r.get("last_message_age_s")
+        if tick_age is not None and not stale:
+            tick_age = float(tick_age) + max(age_status, 0.0)
+        messages = int(r.get("messages") or 0)
+        parts.append(
+            f'<div class="lq-status" data-source="{html.escape(label)}" '
+            f'data-state="{html.escape(state)}" data-messages="{messages}" '
+            f'style="background:{colour};color:white;padding:6px 10px;margin:2px 0;'
+            f'display:flex;gap:18px;flex-wrap:wrap;align-items:baseline">'
+            f'<span class="lq-source" style="font-size:130%;font-weight:bold">'
+            f"{html.escape(label)}</span>"
+            f'<span class="lq-state">{html.escape(shown_state)}</span>'
+            f'<span>messages <b class="lq-messages">{messages:,}</b></span>'
+            f'<span><b class="lq-rate">{_fmt(r.get("messages_per_s"), ".1f")}</b>/s</span>'
+            f"<span>lag p50 {_fmt(r.get('lag_p50_ms'), '.0f', ' ms')} · "
+            f"p99 {_fmt(r.get('lag_p99_ms'), '.0f', ' ms')}</span>"
+            f'<span>last tick <b class="lq-tick-age">{_fmt(tick_age, ".1f", " s")}</b> ago</span>'
+            f"<span>gaps {int(r.get('gaps_found') or 0)} found · "
+            f"{int(r.get('gaps_filled') or 0)} filled"
+            + (
+                f" · <b>{int(r['gaps_unfilled'])} unfilled</b>"
+                if int(r.get("gaps_unfilled") or 0)
+                else ""
+            )
+            + "</span>"
+            f"<span>reconnects {int(r.get('reconnects') or 0)}</span>"
+            f'<span style="opacity:0.8">{html.escape(str(r.get("exchange", "")))}</span>'
+            "</div>"
+        )
+    return "".join(parts)
+
+
+class StatusBar:
+    """The feed-health banner (reads :meth:`lq.store.Store.feed_status`)."""
+
+    title = "Status"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.widget = W.HTML(status_html([], now_us=0), layout=W.Layout(width="100%"))
+
+    def refresh(self) -> None:
+        try:
+            rows = self.store.feed_status()
+        except (LqError, OSError, sqlite3.Error) as exc:  # no file or table yet: keep polling
+            log.debug("feed_status unavailable: %s", exc)
+            rows = []
+        value = status_html(rows, now_us=int(time.time() * 1e6))
+        if value != self.widget.value:
+            self.widget.value = value
