@@ -235,37 +235,45 @@ def bench_latency(tmp: Path) -> None:
 
 
 def _peak_rss_mb(symbols: int, seconds: float, db: Path) -> tuple[float, int]:
+    """Peak RSS of an ``lq collect`` process fed by a separate ``lq exchange`` simulator."""
     syms = ",".join(f"S{i:02d}USDT" for i in range(symbols))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lq.cli",
-            "collect",
-            "--db",
-            str(db),
-            "--source",
-            "local",
-            "--symbols",
-            syms,
-            "--rate",
-            "20",
-            "--duration",
-            str(seconds),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    peak = 0
-    while proc.poll() is None:
-        try:
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-            peak = max(peak, int(re.search(r"VmHWM:\s+(\d+)", status).group(1)))  # type: ignore[union-attr]
-        except (FileNotFoundError, AttributeError):
-            pass
-        time.sleep(1)
-    out = proc.stdout.read() if proc.stdout else ""
+    ex, ws, rest = start_exchange(["--symbols", syms, "--rate", "20", "--seed", "4", "--port", "0"])
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lq.cli",
+                "collect",
+                "--db",
+                str(db),
+                "--ws-url",
+                ws,
+                "--rest-url",
+                rest,
+                "--exchange-label",
+                "bench",
+                "--symbols",
+                syms,
+                "--duration",
+                str(seconds),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        peak = 0
+        while proc.poll() is None:
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                peak = max(peak, int(re.search(r"VmHWM:\s+(\d+)", status).group(1)))  # type: ignore[union-attr]
+            except (FileNotFoundError, AttributeError):
+                pass
+            time.sleep(1)
+        out = proc.stdout.read() if proc.stdout else ""
+    finally:
+        ex.terminate()
+        ex.wait(10)
     m = re.search(r"stored ([\d,]+) new trades", out)
     return peak / 1024, int(m.group(1).replace(",", "")) if m else 0
 

@@ -95,14 +95,26 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-_SUBCOMMAND_MODULES = (
-    "lq.exchange.cli",
-    "lq.collector.cli",
-    "lq.importer",
-    "lq.dashboard.cli",
-    "lq.alerts.cli",
-    "lq.backtest.cli",
-)
+# subsystems with commands of their own: each module has add_parser(subparsers) -> parser and
+# run(args) or run(args, settings) -> exit code. Only the module of the command being run is
+# imported (the dashboard's pulls in plotly and statsmodels; the collector should not).
+_SUBCOMMANDS = {
+    "exchange": (
+        "lq.exchange.cli",
+        "run the local Binance-compatible exchange (replay or simulation)",
+    ),
+    "collect": (
+        "lq.collector.cli",
+        "stream market data into the database (one process per database)",
+    ),
+    "import": ("lq.importer", "load Binance public-data files, recordings or OHLC CSVs"),
+    "dashboard": ("lq.dashboard.cli", "start the collector (if needed) and the Voila dashboard"),
+    "alerts": ("lq.alerts.cli", "manage alert rules, test channels, see the history"),
+    "backtest": (
+        "lq.backtest.cli",
+        "run the parameterised backtest notebook (once, on a schedule, or a grid)",
+    ),
+}
 
 
 def _adapt(run: Callable[..., int]) -> Handler:
@@ -114,7 +126,8 @@ def _adapt(run: Callable[..., int]) -> Handler:
     )
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
+    """The ``lq`` parser. With ``only``, just that subsystem's module is imported."""
     parser = argparse.ArgumentParser(prog="lq", description="lq: live quant research workbench")
     parser.add_argument("--version", action="version", version=f"lq {__version__}")
     parser.add_argument(
@@ -159,9 +172,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p.add_argument("--end", help="exclusive end time (UTC)")
     handlers["export"] = _export
 
-    # subsystems with commands of their own: each module has add_parser(subparsers) -> parser
-    # and run(args) or run(args, settings) -> exit code
-    for modname in _SUBCOMMAND_MODULES:
+    for name, (modname, help_text) in _SUBCOMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text, add_help=False)  # listed; built when run
+            continue
         try:
             mod = importlib.import_module(modname)
         except ModuleNotFoundError as exc:
@@ -171,12 +185,24 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         sp = mod.add_parser(sub)
         if not any("--db" in a.option_strings for a in sp._actions):
             _add_db(sp)
-        handlers[sp.prog.split()[-1]] = _adapt(mod.run)
+        handlers[name] = _adapt(mod.run)
     return parser, handlers
 
 
+_BUILTIN = ("config", "status", "purge", "export")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, handlers = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    only = (
+        command
+        if command in _SUBCOMMANDS and not {"-h", "--help"} & set(argv[: argv.index(command)])
+        else None
+    )
+    parser, handlers = build_parser(
+        only if only is not None else ("" if command in _BUILTIN else None)
+    )
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
     logging.basicConfig(
