@@ -41,7 +41,7 @@ def test_status_of_a_missing_database_is_a_clear_error(tmp_path):
 
 def test_purge_and_export_work_on_a_real_file(tmp_path):
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent / "store"))
-    from conftest import make_trades
+    from trade_factory import make_trades
 
     from lq.store import Writer
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cointegrated_pair, load_trades
+from analytics_data import cointegrated_pair, load_trades
 
 import lq.analytics as A
 from lq.analytics import streaming as S

@@ -17,7 +17,7 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     sys.path.insert(0, {tests!r})
-    from conftest import make_trades
+    from trade_factory import make_trades
     from lq.store import Writer
     w = Writer({db!r})
     print("ready", flush=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import T0, make_trades
+from trade_factory import T0, make_trades
 
 from lq.errors import ValidationError
 from lq.store import Store, Writer, to_us

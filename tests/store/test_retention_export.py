@@ -4,7 +4,7 @@ import os
 
 import pandas as pd
 import pytest
-from conftest import T0, make_trades
+from trade_factory import T0, make_trades
 
 from lq.store import Store, Writer
 from lq.store.export import export

@@ -5,7 +5,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from conftest import T0, make_trades
+from trade_factory import T0, make_trades
 
 from lq.feeds.events import BookTicker, Gap, Rejected, Trade
 from lq.store import Batch, Writer
