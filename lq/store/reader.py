@@ -144,20 +144,8 @@ class Store:
 
         Columns: ``ts`` (int64 µs UTC), ``trade_id``, ``price``, ``qty``, ``is_buyer_maker``.
         """
-        sym = _symbol(symbol)
-        lo = to_us(start, field="start")
-        hi = to_us(end, field="end")
-        where, params = ["symbol = ?"], list[Any]([sym])
-        if lo is not None:
-            where.append("ts >= ?")
-            params.append(lo)
-        if hi is not None:
-            where.append("ts < ?")
-            params.append(hi)
-        if exchange is not None:
-            where.append("exchange = ?")
-            params.append(exchange)
-        q = f"SELECT ts, trade_id, price, qty, is_buyer_maker FROM ticks WHERE {' AND '.join(where)} ORDER BY ts, trade_id"
+        cond, params = _where(symbol, start, end, exchange=exchange)
+        q = f"SELECT ts, trade_id, price, qty, is_buyer_maker FROM ticks WHERE {cond} ORDER BY ts, trade_id"
         if limit is not None:
             q += f" LIMIT {int(limit)}"
         df = _frame(self.conn.execute(q, params).fetchall(), TICK_COLUMNS)
@@ -201,19 +189,7 @@ class Store:
         quote_volume, trades, vwap. Seconds without trades have no 1 s bar; coarser bars are
         built from the seconds that exist.
         """
-        sym = _symbol(symbol)
-        lo = to_us(start, field="start")
-        hi = to_us(end, field="end")
-        where, params = ["symbol = ?"], list[Any]([sym])
-        if lo is not None:
-            where.append("ts >= ?")
-            params.append(lo)
-        if hi is not None:
-            where.append("ts < ?")
-            params.append(hi)
-        if exchange is not None:
-            where.append("exchange = ?")
-            params.append(exchange)
+        cond, params = _where(symbol, start, end, exchange=exchange)
         from lq.analytics.bars import interval_us, resample_bars
 
         step = interval_us(interval)
@@ -221,7 +197,6 @@ class Store:
             raise ValidationError(
                 "interval", interval, "bars are built from 1 s bars: use whole seconds"
             )
-        cond = " AND ".join(where)
         if step == 1_000_000:
             rows = self.conn.execute(
                 f"SELECT ts, {', '.join(BAR_COLUMNS)} FROM bars_1s WHERE {cond} ORDER BY ts", params
@@ -240,7 +215,7 @@ class Store:
             JOIN bars_1s AS c ON c.symbol = ? AND c.ts = g.lts AND c.exchange = g.ex
             ORDER BY g.b
             """,
-            [*params, sym, sym],
+            [*params, params[0], params[0]],
         ).fetchall()
         return resample_bars(_frame(rows, ["ts", *BAR_COLUMNS]), step)
 
@@ -249,19 +224,13 @@ class Store:
     ) -> pd.DataFrame:
         """Stored klines (from the kline stream or imported files/OHLC uploads) of ``symbol``
         at ``interval``, indexed by open time (UTC)."""
-        sym = _symbol(symbol)
-        lo, hi = to_us(start, field="start"), to_us(end, field="end")
-        where, params = ["symbol = ?", "interval = ?"], list[Any]([sym, interval])
-        if lo is not None:
-            where.append("open_time >= ?")
-            params.append(lo)
-        if hi is not None:
-            where.append("open_time < ?")
-            params.append(hi)
+        cond, params = _where(
+            symbol, start, end, time_col="open_time", extra={"interval": interval}
+        )
         cols = ["ts", "open", "high", "low", "close", "volume", "quote_volume", "trades", "closed"]
         rows = self.conn.execute(
             "SELECT open_time, open, high, low, close, volume, quote_volume, trades, closed"
-            f" FROM klines WHERE {' AND '.join(where)} ORDER BY open_time",
+            f" FROM klines WHERE {cond} ORDER BY open_time",
             params,
         ).fetchall()
         df = _frame(rows, cols)
@@ -273,17 +242,10 @@ class Store:
         self, symbol: str, start: TimeLike = None, end: TimeLike = None
     ) -> pd.DataFrame:
         """Best bid/ask updates of ``symbol`` in ``[start, end)``, oldest first."""
-        sym = _symbol(symbol)
-        lo, hi = to_us(start, field="start"), to_us(end, field="end")
-        where, params = ["symbol = ?"], list[Any]([sym])
-        if lo is not None:
-            where.append("ts >= ?")
-            params.append(lo)
-        if hi is not None:
-            where.append("ts < ?")
-            params.append(hi)
+        cond, params = _where(symbol, start, end)
         rows = self.conn.execute(
-            f"SELECT ts, update_id, bid, bid_qty, ask, ask_qty FROM book_tickers WHERE {' AND '.join(where)} ORDER BY ts",
+            "SELECT ts, update_id, bid, bid_qty, ask, ask_qty FROM book_tickers"
+            f" WHERE {cond} ORDER BY ts",
             params,
         ).fetchall()
         return _frame(rows, ["ts", "update_id", "bid", "bid_qty", "ask", "ask_qty"])
@@ -350,6 +312,33 @@ _TABLES = {
     "backtest_runs",
     "feed_status",
 }
+
+
+def _where(
+    symbol: str,
+    start: TimeLike,
+    end: TimeLike,
+    *,
+    exchange: str | None = None,
+    time_col: str = "ts",
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, list[Any]]:
+    """``symbol = ? [AND extra] [AND time >= start] [AND time < end] [AND exchange = ?]``."""
+    clauses, params = ["symbol = ?"], list[Any]([_symbol(symbol)])
+    for col, value in (extra or {}).items():
+        clauses.append(f"{col} = ?")
+        params.append(value)
+    lo, hi = to_us(start, field="start"), to_us(end, field="end")
+    if lo is not None:
+        clauses.append(f"{time_col} >= ?")
+        params.append(lo)
+    if hi is not None:
+        clauses.append(f"{time_col} < ?")
+        params.append(hi)
+    if exchange is not None:
+        clauses.append("exchange = ?")
+        params.append(exchange)
+    return " AND ".join(clauses), params
 
 
 def _symbol(symbol: str) -> str:
