@@ -1,0 +1,747 @@
+"""The dashboard's Backtest tab, and the backtest charts the notebook shares with it.
+
+Choose a strategy and its parameters, costs, sizing and stops; run it on stored bars on a
+worker thread (``loop.run_in_executor``), so the live tabs keep refreshing; see equity
+against buy-and-hold, the drawdown, the trades marked on the price chart, the metrics table
+and the history of stored runs (``lq backtest --every`` runs included).
+
+Nothing here computes a statistic: bars come from :func:`lq.backtest.runs.load_bars`, numbers
+from :func:`lq.backtest.run_backtest` and :func:`lq.backtest.check_lookahead`, and runs are
+stored with :func:`lq.backtest.runs.record_backtest`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import html
+import logging
+import math
+import os
+import time
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+import ipywidgets as W
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lq.backtest import (
+    STRATEGIES,
+    BacktestResult,
+    Costs,
+    LookaheadReport,
+    Sizing,
+    Stops,
+    available_strategies,
+    check_lookahead,
+    run_backtest,
+)
+from lq.backtest.runs import Run, list_runs, load_bars, record_backtest
+from lq.dashboard._widgets import error_html, labelled, note_html, sync_figure_state
+from lq.errors import LqError, ValidationError
+
+__all__ = [
+    "INTERVALS",
+    "RANGES",
+    "TRACE_NAMES",
+    "BacktestOutcome",
+    "BacktestTab",
+    "fill_figure",
+    "metrics_frame",
+    "new_figure",
+    "result_figure",
+    "run_and_store",
+    "runs_html",
+]
+
+log = logging.getLogger(__name__)
+
+INTERVALS = ("1s", "5s", "15s", "1m", "5m", "15m", "1h")
+#: Range choices of the tab, as the ``last`` window before the newest stored bar.
+RANGES: dict[str, str | None] = {
+    "last 15 min": "15m",
+    "last 1 h": "1h",
+    "last 6 h": "6h",
+    "last 24 h": "24h",
+    "last 7 d": "7d",
+    "everything": None,
+}
+#: The figure's traces, always in this order (the tab restyles them in place).
+TRACE_NAMES = (
+    "price 1",
+    "price 2",
+    "long entry",
+    "short entry",
+    "exit",
+    "equity",
+    "buy and hold",
+    "drawdown",
+)
+DEFAULT_MAX_POINTS = 4000
+DEFAULT_MAX_MARKERS = 2000
+_PERCENT = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "psr"}
+
+
+# ----------------------------------------------------------------------------- charts
+def new_figure(*, widget: bool = False, height: int = 640) -> go.Figure:
+    """An empty backtest figure: price and trades, equity vs buy-and-hold, drawdown.
+
+    ``widget=True`` returns a live ``FigureWidget`` (the tab); otherwise a static
+    ``go.Figure`` (the notebook). The traces are :data:`TRACE_NAMES`, in that order.
+    """
+    base = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.05,
+        row_heights=[0.45, 0.35, 0.2],
+        subplot_titles=("price and trades", "equity vs buy-and-hold", "drawdown"),
+    )
+    colours = ("#42a5f5", "#ffa726")
+    for i in range(2):
+        base.add_trace(
+            go.Scattergl(name=f"price {i + 1}", mode="lines", line={"color": colours[i]}),
+            row=1,
+            col=1,
+        )
+    for name, symbol, colour in (
+        ("long entry", "triangle-up", "#66bb6a"),
+        ("short entry", "triangle-down", "#ef5350"),
+        ("exit", "x", "#bdbdbd"),
+    ):
+        base.add_trace(
+            go.Scattergl(
+                name=name, mode="markers", marker={"symbol": symbol, "size": 9, "color": colour}
+            ),
+            row=1,
+            col=1,
+        )
+    base.add_trace(
+        go.Scattergl(name="equity", mode="lines", line={"color": "#26c6da"}), row=2, col=1
+    )
+    base.add_trace(
+        go.Scattergl(name="buy and hold", mode="lines", line={"color": "#9e9e9e", "dash": "dot"}),
+        row=2,
+        col=1,
+    )
+    base.add_trace(
+        go.Scatter(
+            name="drawdown", mode="lines", fill="tozeroy", line={"color": "#ef5350", "width": 1}
+        ),
+        row=3,
+        col=1,
+    )
+    base.update_layout(
+        template="plotly_dark",
+        height=height,
+        margin={"l": 60, "r": 20, "t": 40, "b": 30},
+        legend={"orientation": "h", "y": 1.06, "x": 0, "yanchor": "bottom"},
+        uirevision="keep",
+    )
+    base.update_yaxes(tickformat=".1%", row=3, col=1)
+    return go.FigureWidget(base) if widget else base
+
+
+def _thin_index(n: int, max_points: int) -> np.ndarray:
+    """Positions of at most ``max_points`` evenly spaced samples, the last one included."""
+    if n <= max_points:
+        return np.arange(n)
+    step = math.ceil(n / max_points)
+    idx = np.arange(0, n, step)
+    return idx if idx[-1] == n - 1 else np.r_[idx, n - 1]
+
+
+def _block_min(values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum of each block (keeps the deepest drawdown visible) and each block's start."""
+    n = values.size
+    if n <= max_points:
+        return np.arange(n), values
+    step = math.ceil(n / max_points)
+    starts = np.arange(0, n, step)
+    return starts, np.minimum.reduceat(values, starts)
+
+
+def _frames(data: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    if isinstance(data, pd.DataFrame):
+        return {str(data.attrs.get("symbol", "asset")): data}
+    return dict(data)
+
+
+def fill_figure(
+    fig: go.Figure,
+    result: BacktestResult,
+    data: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    max_points: int = DEFAULT_MAX_POINTS,
+    max_markers: int = DEFAULT_MAX_MARKERS,
+) -> go.Figure:
+    """Draw ``result`` into a figure from :func:`new_figure` (in place; returns it).
+
+    One symbol: its close. Several: each close rebased to 100 at the first bar, so both legs
+    share an axis; trades are marked on the first symbol (the ``y`` leg of a pair) at their
+    fill prices. Long series are thinned to ``max_points`` (drawdown by block minima, so the
+    deepest point stays visible); only the last ``max_markers`` trades are marked.
+    """
+    frames = _frames(data)
+    symbols = list(result.config.symbols)
+    index = result.equity.index
+    rebase = len(symbols) > 1
+    keep = _thin_index(len(index), max_points)
+    x = index[keep]
+    factors: dict[str, float] = {}
+    with _batch(fig):
+        for i in range(2):
+            tr = fig.data[i]
+            if i < len(symbols):
+                s = symbols[i]
+                close = frames[s]["close"].reindex(index).to_numpy(dtype=float)
+                factors[s] = 100.0 / close[0] if rebase else 1.0
+                tr.x, tr.y = x, close[keep] * factors[s]
+                tr.name = f"{s} (rebased to 100)" if rebase else s
+                tr.visible = True
+            else:
+                tr.x, tr.y = [], []
+                tr.visible = False
+        trades = result.trades.tail(max_markers)
+        s0 = symbols[0]
+        f0 = factors.get(s0, 1.0)
+        entry_px = trades[f"entry_price_{s0}"].to_numpy(dtype=float) * f0
+        side = trades["side"].to_numpy()
+        for j, sel in ((2, side > 0), (3, side < 0)):
+            fig.data[j].x = trades["entry_time"][sel]
+            fig.data[j].y = entry_px[sel]
+        closed = ~trades["open"].to_numpy(dtype=bool)
+        fig.data[4].x = trades["exit_time"][closed]
+        fig.data[4].y = trades[f"exit_price_{s0}"].to_numpy(dtype=float)[closed] * f0
+        fig.data[5].x, fig.data[5].y = x, result.equity.to_numpy()[keep]
+        fig.data[6].x, fig.data[6].y = x, result.benchmark.to_numpy()[keep]
+        starts, dd = _block_min(result.drawdown.to_numpy(dtype=float), max_points)
+        fig.data[7].x, fig.data[7].y = index[starts], dd
+        fig.layout.yaxis.title = "price (rebased)" if rebase else "price"
+        fig.layout.yaxis2.title = "equity"
+    return fig
+
+
+class _batch:
+    """``fig.batch_update()`` for a FigureWidget, nothing for a static figure."""
+
+    def __init__(self, fig: go.Figure) -> None:
+        self._cm = fig.batch_update() if isinstance(fig, go.FigureWidget) else None
+
+    def __enter__(self) -> None:
+        if self._cm is not None:
+            self._cm.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._cm is not None:
+            self._cm.__exit__(*exc)
+
+
+def result_figure(
+    result: BacktestResult,
+    data: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    max_points: int = DEFAULT_MAX_POINTS,
+) -> go.Figure:
+    """A static plotly figure of a backtest (what the notebook shows)."""
+    return fill_figure(new_figure(), result, data, max_points=max_points)
+
+
+def _fmt(name: str, v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if name.endswith("_seconds"):
+        return str(pd.Timedelta(seconds=float(v)).round("1s"))
+    if name in ("number_of_trades", "bars"):
+        return f"{int(v):,}"
+    if name in _PERCENT:
+        return f"{float(v):.2%}"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 1e6 else f"{v:,.3g}"
+    return str(v)
+
+
+def metrics_frame(result: BacktestResult) -> pd.DataFrame:
+    """The metrics table, formatted for display: strategy next to buy-and-hold."""
+    s = result.metrics.to_dict()
+    b = result.benchmark_metrics.to_dict()
+    rows = [k for k in s if k != "periods_per_year"]
+    return pd.DataFrame(
+        {
+            "strategy": [_fmt(k, s[k]) for k in rows],
+            "buy and hold": [_fmt(k, b.get(k)) for k in rows],
+        },
+        index=pd.Index([k.removesuffix("_seconds").replace("_", " ") for k in rows], name="metric"),
+    )
+
+
+def runs_html(runs: pd.DataFrame, *, max_rows: int = 25) -> str:
+    """The history of stored runs as an HTML table (newest first; scheduled ones marked)."""
+    if runs.empty:
+        return note_html("no stored runs yet (run one here, or `lq backtest`)")
+    rows = []
+    for r in runs.head(max_rows).itertuples(index=False):
+        p = ", ".join(f"{k}={v}" for k, v in (r.params or {}).items() if v is not None)
+        rows.append(
+            "<tr>"
+            f"<td>{html.escape(r.time.strftime('%Y-%m-%d %H:%M:%S'))}</td>"
+            f"<td>{html.escape(str(r.kind))}</td>"
+            f"<td>{'⏱ yes' if r.scheduled else ''}</td>"
+            f"<td>{html.escape(str(r.strategy))}</td>"
+            f"<td>{html.escape(str(r.symbols))}</td>"
+            f"<td>{html.escape(str(r.interval or ''))}</td>"
+            f"<td>{_fmt('total_return', r.total_return)}</td>"
+            f"<td>{_fmt('sharpe', r.sharpe)}</td>"
+            f"<td>{_fmt('max_drawdown', r.max_drawdown)}</td>"
+            f"<td>{_fmt('number_of_trades', r.number_of_trades)}</td>"
+            f"<td>{_fmt('dsr', r.dsr)}</td>"
+            f"<td style='font-size:85%'>{html.escape(p)}</td>"
+            f"<td style='font-family:monospace'>{html.escape(str(r.run_id))}</td>"
+            "</tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "time (UTC)",
+            "kind",
+            "scheduled",
+            "strategy",
+            "symbols",
+            "interval",
+            "return",
+            "Sharpe",
+            "max DD",
+            "trades",
+            "DSR",
+            "parameters",
+            "run id",
+        )
+    )
+    more = (
+        note_html(f"showing the newest {max_rows} of {len(runs)} runs")
+        if len(runs) > max_rows
+        else ""
+    )
+    return (
+        '<table class="lq-backtest-runs" style="font-size:90%;border-collapse:collapse">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+    )
+
+
+# ------------------------------------------------------------------- the run (a thread)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BacktestOutcome:
+    """What one run of the tab produced (built on a worker thread, drawn on the loop)."""
+
+    result: BacktestResult
+    data: pd.DataFrame | dict[str, pd.DataFrame]
+    lookahead: LookaheadReport | None
+    run: Run | None
+    seconds: float
+
+
+def run_and_store(
+    *,
+    db: str | os.PathLike[str],
+    symbols: Sequence[str],
+    strategy: str,
+    params: Mapping[str, Any],
+    interval: str = "1s",
+    last: str | None = None,
+    costs: Costs | None = None,
+    sizing: Sizing | None = None,
+    stops: Stops | None = None,
+    capital: float = 10_000.0,
+    lookahead: bool = True,
+    store: bool = True,
+) -> BacktestOutcome:
+    """Load bars, backtest, check for look-ahead and store the run (blocking; thread-safe).
+
+    The tab calls this on its executor; it opens its own connections.
+    """
+    t0 = time.perf_counter()
+    costs = costs or Costs()
+    data = load_bars(
+        db,
+        list(symbols),
+        interval=interval,
+        last=last,
+        quotes="last" if costs.slippage == "half_spread" else "none",
+    )
+    kw: dict[str, Any] = {"costs": costs, "sizing": sizing, "stops": stops}
+    result = run_backtest(data, strategy, params, capital=capital, **kw)
+    report = check_lookahead(data, strategy, params, **kw) if lookahead else None
+    run = None
+    if store:
+        extra: dict[str, Any] = {"interval": interval, "source": "dashboard"}
+        if report is not None:
+            extra["lookahead_passed"] = report.passed
+        run = record_backtest(db, result, extra=extra)
+    return BacktestOutcome(
+        result=result,
+        data=data,
+        lookahead=report,
+        run=run,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+# ------------------------------------------------------------------------ parameter form
+def _field_widget(name: str, hint: Any, default: Any) -> W.Widget:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Literal:
+        return W.Dropdown(options=list(args), value=default)
+    if hint is bool:
+        return W.Checkbox(value=bool(default), indent=False)
+    if hint is int:
+        return W.IntText(value=default)
+    if hint is float:
+        return W.FloatText(value=default)
+    # optional numbers (and anything else): text, blank meaning None
+    return W.Text(value="" if default is None else str(default), placeholder="none")
+
+
+def _parse_field(name: str, hint: Any, widget: W.Widget) -> Any:
+    value = widget.value
+    if not isinstance(widget, W.Text) or isinstance(widget, W.Textarea):
+        return value
+    text = str(value).strip()
+    if not text or text.lower() == "none":
+        return None
+    opts = [a for a in typing.get_args(hint) if a is not type(None)]
+    for typ in (int, float):
+        if typ in opts:
+            try:
+                return typ(text)
+            except ValueError:
+                continue
+    if opts and str not in opts:
+        raise ValidationError(name, text, f"expected {' or '.join(t.__name__ for t in opts)}")
+    return text
+
+
+def _strategy_fields(strategy: str) -> list[tuple[str, Any, Any]]:
+    """``(name, type hint, default)`` of a built-in strategy's parameters (no ``y``/``x``:
+    the symbol pickers choose the legs)."""
+    cls = STRATEGIES[strategy].params
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.name in ("y", "x"):
+            continue
+        out.append((f.name, hints[f.name], f.default))
+    return out
+
+
+# ------------------------------------------------------------------------------ the tab
+class BacktestTab:
+    """The dashboard's Backtest tab.
+
+    Parameters
+    ----------
+    db
+        The SQLite database (bars are read and runs stored there).
+    symbols
+        Symbols offered by the pickers (default: those stored).
+    executor
+        Where backtests run (default: a one-thread pool owned by the tab).
+
+    Notes
+    -----
+    :meth:`run` starts a backtest with ``loop.run_in_executor`` when an event loop runs (the
+    dashboard, Jupyter, Voila) and returns the future; the figure, metrics and history are
+    drawn when it finishes, on the loop. Without a running loop it runs inline.
+    """
+
+    title = "Backtest"
+
+    def __init__(
+        self,
+        *,
+        db: str | os.PathLike[str],
+        symbols: Sequence[str] | None = None,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.db = Path(db)
+        if symbols is None:
+            from lq.store import Store
+
+            try:
+                with Store(self.db) as st:
+                    symbols = st.symbols()
+            except LqError:
+                symbols = []
+        syms = [s.upper() for s in symbols]
+        self.symbols = syms
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="lq-backtest"
+        )
+        self.pending: asyncio.Future[BacktestOutcome] | None = None
+        self.outcome: BacktestOutcome | None = None
+        self.error: str | None = None
+        self.runs_version: tuple[int, int] | None = None
+        self.runs = pd.DataFrame()
+
+        names = available_strategies()
+        self.strategy = W.Dropdown(
+            options=names, value="pairs_zscore" if "pairs_zscore" in names else names[0]
+        )
+        first = syms[0] if syms else None
+        second = syms[1] if len(syms) > 1 else first
+        self.symbol1 = W.Dropdown(options=syms, value=first)
+        self.symbol2 = W.Dropdown(options=syms, value=second)
+        self.interval = W.Dropdown(options=list(INTERVALS), value="1s")
+        self.range = W.Dropdown(options=list(RANGES), value="everything")
+        self.fee_bps = W.FloatText(value=10.0)
+        self.slippage = W.Dropdown(options=["fixed_bps", "half_spread"], value="fixed_bps")
+        self.slippage_bps = W.FloatText(value=1.0)
+        self.sizing = W.Dropdown(
+            options=["fixed_notional", "volatility_target"], value="fixed_notional"
+        )
+        self.notional = W.FloatText(value=10_000.0)
+        self.target_volatility = W.FloatText(value=0.2)
+        self.stop_loss = W.FloatText(value=0.0)
+        self.time_stop_bars = W.IntText(value=0)
+        self.capital = W.FloatText(value=10_000.0)
+        self.lookahead = W.Checkbox(value=True, description="look-ahead check", indent=False)
+        self.save = W.Checkbox(value=True, description="save to history", indent=False)
+        self.button = W.Button(description="Run backtest", icon="play", button_style="primary")
+        self.status = W.HTML(note_html("choose a strategy and press Run"))
+        self.param_widgets: dict[str, tuple[Any, W.Widget]] = {}
+        self.params_box = W.HBox(layout=W.Layout(flex_flow="row wrap", align_items="center"))
+        self.fig = new_figure(widget=True)
+        self.metrics = W.HTML()
+        self.history = W.HTML(note_html("no stored runs yet"))
+
+        self.strategy.observe(lambda _c: self._build_params(), names="value")
+        self.slippage.observe(self._slippage_changed, names="value")
+        self.button.on_click(lambda _b: self.run())
+        self._build_params()
+        row = W.Layout(flex_flow="row wrap", align_items="center")
+        self.widget = W.VBox(
+            [
+                W.HBox(
+                    [
+                        labelled("strategy ", self.strategy, "170px"),
+                        labelled("symbol ", self.symbol1, "130px"),
+                        labelled("second (pairs) ", self.symbol2, "130px"),
+                        labelled("interval ", self.interval, "80px"),
+                        labelled("range ", self.range, "130px"),
+                    ],
+                    layout=row,
+                ),
+                self.params_box,
+                W.HBox(
+                    [
+                        labelled("fee bps ", self.fee_bps, "70px"),
+                        labelled("slippage ", self.slippage, "120px"),
+                        labelled("bps ", self.slippage_bps, "70px"),
+                        labelled("sizing ", self.sizing, "150px"),
+                        labelled("notional ", self.notional, "100px"),
+                        labelled("target vol ", self.target_volatility, "70px"),
+                        labelled("stop loss ", self.stop_loss, "70px"),
+                        labelled("time stop bars ", self.time_stop_bars, "80px"),
+                        labelled("capital ", self.capital, "100px"),
+                    ],
+                    layout=row,
+                ),
+                W.HBox(
+                    [self.button, self.lookahead, self.save, self.status],
+                    layout=W.Layout(align_items="center"),
+                ),
+                self.fig,
+                W.HBox([self.metrics], layout=W.Layout(overflow="auto")),
+                W.HTML("<h4>Run history</h4>"),
+                self.history,
+            ]
+        )
+        self.widget.add_class("lq-backtest-tab")
+        sync_figure_state(self.fig)
+
+    # -- form -----------------------------------------------------------------------------
+    def _build_params(self) -> None:
+        name = self.strategy.value
+        self.param_widgets = {
+            f: (hint, _field_widget(f, hint, default))
+            for f, hint, default in _strategy_fields(name)
+        }
+        self.params_box.children = [
+            labelled(f"{f} ", w, "120px" if isinstance(w, W.Dropdown) else "80px")
+            for f, (_h, w) in self.param_widgets.items()
+        ]
+        self.symbol2.disabled = STRATEGIES[name].symbols < 2
+
+    def _slippage_changed(self, change: dict[str, Any]) -> None:
+        self.slippage_bps.disabled = change["new"] == "half_spread"
+
+    def set_params(self, **values: Any) -> None:
+        """Set parameter inputs by name (as if typed in); unknown names are refused."""
+        for k, v in values.items():
+            if k not in self.param_widgets:
+                raise ValidationError(
+                    "params",
+                    k,
+                    f"not a parameter of {self.strategy.value}: {list(self.param_widgets)}",
+                )
+            w = self.param_widgets[k][1]
+            w.value = ("" if v is None else str(v)) if isinstance(w, W.Text) else v
+
+    def params(self) -> dict[str, Any]:
+        """The strategy parameters as entered (blank optional fields are None)."""
+        return {f: _parse_field(f, hint, w) for f, (hint, w) in self.param_widgets.items()}
+
+    def settings(self) -> dict[str, Any]:
+        """Everything :func:`run_and_store` needs, read from the widgets (on the loop)."""
+        name = self.strategy.value
+        n = STRATEGIES[name].symbols
+        if self.symbol1.value is None:
+            raise ValidationError("symbols", self.symbols, "no symbols stored or configured")
+        syms = [self.symbol1.value]
+        if n >= 2:
+            if self.symbol2.value in (None, self.symbol1.value):
+                raise ValidationError(
+                    "second symbol", self.symbol2.value, "a pair needs two different symbols"
+                )
+            syms.append(self.symbol2.value)
+        half = self.slippage.value == "half_spread"
+        stop = self.stop_loss.value
+        tsb = self.time_stop_bars.value
+        sizing = (
+            Sizing(method="fixed_notional", notional=self.notional.value)
+            if self.sizing.value == "fixed_notional"
+            else Sizing(method="volatility_target", target_volatility=self.target_volatility.value)
+        )
+        return {
+            "db": self.db,
+            "symbols": syms,
+            "strategy": name,
+            "params": self.params(),
+            "interval": self.interval.value,
+            "last": RANGES[self.range.value],
+            "costs": Costs(
+                fee_bps=self.fee_bps.value,
+                slippage_bps=0.0 if half else self.slippage_bps.value,
+                slippage=self.slippage.value,
+            ),
+            "sizing": sizing,
+            "stops": Stops(
+                stop_loss=stop if stop and stop > 0 else None,
+                time_stop_bars=tsb if tsb and tsb > 0 else None,
+            ),
+            "capital": self.capital.value,
+            "lookahead": self.lookahead.value,
+            "store": self.save.value,
+        }
+
+    # -- running --------------------------------------------------------------------------
+    def run(self) -> asyncio.Future[BacktestOutcome] | None:
+        """Start a backtest of the current settings without blocking the event loop.
+
+        Returns the future (or None when it ran inline for want of a running loop, or
+        when the settings were refused: the status line says why).
+        """
+        if self.pending is not None and not self.pending.done():
+            self.status.value = note_html("a backtest is already running")
+            return self.pending
+        try:
+            kwargs = self.settings()
+        except LqError as exc:
+            self._fail(exc)
+            return None
+        job: Callable[[], BacktestOutcome] = lambda: run_and_store(**kwargs)  # noqa: E731
+        self.error = None
+        self.button.disabled = True
+        self.status.value = note_html(
+            f"running {kwargs['strategy']} on {', '.join(kwargs['symbols'])} ..."
+        )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            try:
+                self._apply(job())
+            except Exception as exc:
+                self._fail(exc)
+            return None
+        fut = loop.run_in_executor(self._executor, job)
+        fut.add_done_callback(self._done)
+        self.pending = fut
+        return fut
+
+    def _done(self, fut: asyncio.Future[BacktestOutcome]) -> None:
+        if fut.cancelled():
+            self.button.disabled = False
+            self.status.value = note_html("cancelled")
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self._fail(exc)
+        else:
+            self._apply(fut.result())
+
+    def _fail(self, exc: BaseException) -> None:
+        self.button.disabled = False
+        if not isinstance(exc, LqError):
+            log.error("backtest failed", exc_info=exc)
+        self.error = str(exc)
+        self.status.value = error_html(f"backtest failed: {exc}")
+
+    def _apply(self, out: BacktestOutcome) -> None:
+        self.outcome = out
+        self.button.disabled = False
+        fill_figure(self.fig, out.result, out.data)
+        self.metrics.value = metrics_frame(out.result).to_html(
+            classes="lq-backtest-metrics", border=0
+        )
+        bits = [f"{out.result.metrics.bars:,} bars in {out.seconds:.2f} s"]
+        if out.lookahead is not None:
+            bits.append(
+                "look-ahead check passed"
+                if out.lookahead.passed
+                else f"LOOK-AHEAD DETECTED at {out.lookahead.first_difference}"
+            )
+        if out.run is not None:
+            bits.append(f"stored as {out.run.run_id}")
+        text = "; ".join(bits)
+        self.status.value = (
+            note_html(text) if out.lookahead is None or out.lookahead.passed else error_html(text)
+        )
+        self.refresh_history(force=True)
+
+    # -- history --------------------------------------------------------------------------
+    def _version(self) -> tuple[int, int] | None:
+        from lq.store.sqlite import connect_reader
+
+        if not self.db.exists():
+            return None
+        conn = connect_reader(self.db)
+        try:
+            row = conn.execute(
+                "SELECT count(*), coalesce(max(id), 0) FROM backtest_runs"
+            ).fetchone()
+        except Exception:  # a database without the table yet
+            return None
+        finally:
+            conn.close()
+        return int(row[0]), int(row[1])
+
+    def refresh_history(self, *, force: bool = False) -> None:
+        """Redraw the run history when rows were added (scheduled runs appear by themselves)."""
+        version = self._version()
+        if version is None or (version == self.runs_version and not force):
+            return
+        self.runs_version = version
+        self.runs = list_runs(self.db, limit=200)
+        self.history.value = runs_html(self.runs)
+
+    def refresh(self) -> None:
+        """Cheap: one count query; the history is redrawn only when runs were added."""
+        self.refresh_history()
