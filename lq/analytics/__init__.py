@@ -7,36 +7,88 @@ statistics; std uses ddof=1 (Bollinger: ddof=0); volatility is annualised on 24x
 
 from __future__ import annotations
 
-from . import streaming
-from .bars import BAR_COLUMNS, align_prices, interval_us, resample_bars, returns
-from .correlation import (
-    ClusterResult,
-    cluster_symbols,
-    correlation_distance,
-    correlation_matrix,
-    rolling_correlation,
-)
-from .forecast import DirectionForecast, direction_features, forecast_direction
-from .indicators import bollinger, ema, rsi, sma
-from .pairs import (
-    ADFResult,
-    CointegrationResult,
-    HedgeRatio,
-    JohansenResult,
-    adf,
-    cointegration,
-    half_life,
-    hedge_ratio,
-    hurst,
-    johansen,
-    kalman_hedge_ratio,
-    rolling_hedge_ratio,
-    scan_pairs,
-    spread,
-)
-from .rolling import rolling_mean, rolling_std, zscore
-from .snapshot import DashboardSnapshot, PairPanel, SymbolPanel, dashboard_snapshot
-from .volatility import GarchForecast, ewma_vol, garch_forecast, periods_per_year, realized_vol
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+# Submodules load on first use: the collector needs only ``streaming`` (numpy), and should not
+# pay for statsmodels, arch and scikit-learn in memory and start-up time.
+_LAZY = {
+    "ADFResult": "pairs",
+    "BAR_COLUMNS": "bars",
+    "ClusterResult": "correlation",
+    "CointegrationResult": "pairs",
+    "DashboardSnapshot": "snapshot",
+    "DirectionForecast": "forecast",
+    "GarchForecast": "volatility",
+    "HedgeRatio": "pairs",
+    "JohansenResult": "pairs",
+    "PairPanel": "snapshot",
+    "SymbolPanel": "snapshot",
+    "adf": "pairs",
+    "align_prices": "bars",
+    "bollinger": "indicators",
+    "cluster_symbols": "correlation",
+    "cointegration": "pairs",
+    "correlation_distance": "correlation",
+    "correlation_matrix": "correlation",
+    "dashboard_snapshot": "snapshot",
+    "direction_features": "forecast",
+    "ema": "indicators",
+    "ewma_vol": "volatility",
+    "forecast_direction": "forecast",
+    "garch_forecast": "volatility",
+    "half_life": "pairs",
+    "hedge_ratio": "pairs",
+    "hurst": "pairs",
+    "interval_us": "bars",
+    "johansen": "pairs",
+    "kalman_hedge_ratio": "pairs",
+    "periods_per_year": "volatility",
+    "realized_vol": "volatility",
+    "resample_bars": "bars",
+    "returns": "bars",
+    "rolling_correlation": "correlation",
+    "rolling_hedge_ratio": "pairs",
+    "rolling_mean": "rolling",
+    "rolling_std": "rolling",
+    "rsi": "indicators",
+    "scan_pairs": "pairs",
+    "sma": "indicators",
+    "spread": "pairs",
+    "zscore": "rolling",
+}
+
+if TYPE_CHECKING:
+    from . import streaming
+    from .bars import BAR_COLUMNS, align_prices, interval_us, resample_bars, returns
+    from .correlation import (
+        ClusterResult,
+        cluster_symbols,
+        correlation_distance,
+        correlation_matrix,
+        rolling_correlation,
+    )
+    from .forecast import DirectionForecast, direction_features, forecast_direction
+    from .indicators import bollinger, ema, rsi, sma
+    from .pairs import (
+        ADFResult,
+        CointegrationResult,
+        HedgeRatio,
+        JohansenResult,
+        adf,
+        cointegration,
+        half_life,
+        hedge_ratio,
+        hurst,
+        johansen,
+        kalman_hedge_ratio,
+        rolling_hedge_ratio,
+        scan_pairs,
+        spread,
+    )
+    from .rolling import rolling_mean, rolling_std, zscore
+    from .snapshot import DashboardSnapshot, PairPanel, SymbolPanel, dashboard_snapshot
+    from .volatility import GarchForecast, ewma_vol, garch_forecast, periods_per_year, realized_vol
 
 __all__ = [
     "BAR_COLUMNS",
@@ -84,3 +136,18 @@ __all__ = [
     "streaming",
     "zscore",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "streaming":
+        return import_module(".streaming", __name__)
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'lq.analytics' has no attribute {name!r}")
+    value = getattr(import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -86,14 +86,19 @@ def ffill_positions(mask: np.ndarray) -> np.ndarray:
 
 def scatter(out_valid: Float64Array, mask: np.ndarray) -> Float64Array:
     """Place results computed on ``values[mask]`` back at full length, forward-filled."""
-    out = np.full(mask.size, np.nan)
+    out = np.empty(mask.size)
     if out_valid.size == 0:
+        out.fill(np.nan)
         return out
-    # position k of the compressed array -> its rank among valid positions
-    rank = np.cumsum(mask) - 1
-    last = ffill_positions(mask)
-    has = last >= 0
-    out[has] = out_valid[rank[last[has]]]
+    first = int(np.argmax(mask))  # positions before the first valid one stay NaN
+    out[:first] = np.nan
+    if out_valid.size == mask.size - first:  # only leading gaps (a warm-up): no gather
+        out[first:] = out_valid
+        return out
+    # the rank of the last valid position at or before each position (>= 0 from `first`)
+    rank = np.cumsum(mask[first:], dtype=np.intp)
+    rank -= 1
+    np.take(out_valid, rank, out=out[first:])
     return out
 
 

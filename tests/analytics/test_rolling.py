@@ -62,3 +62,36 @@ def test_rolling_correlation_matches_pandas():
     b = 0.5 * a + pd.Series(rng.normal(size=2000))
     # reference: pandas rolling corr, rtol 1e-10 (inputs near zero mean: pandas is exact here)
     np.testing.assert_allclose(rolling_correlation(a, b, 100), a.rolling(100).corr(b), rtol=1e-10)
+
+
+def test_large_inputs_match_exact_two_pass_and_are_causal():
+    # n * window > 4e6 takes the O(n) block-anchored path: prices near 60,000 with a jump
+    # and constant stretches in both series (exact zeros / NaN there, like the exact path)
+    from lq.analytics import rolling_hedge_ratio
+
+    rng = np.random.default_rng(7)
+    n, w = 12_000, 500
+    x = np.round(60_000 + np.cumsum(rng.normal(0, 5, n)), 2)
+    x[6_000:] += 3_000.0
+    x[8_000:8_700] = x[8_000]
+    y = np.round(3_000 + 0.05 * x + np.cumsum(rng.normal(0, 1, n)), 2)
+    y[10_000:10_800] = y[10_000]
+    beta, z = rolling_hedge_ratio(y, x, w), zscore(x, w)
+    sd, mean = rolling_std(x, w), rolling_mean(x, w)
+    assert np.isnan(beta[: w - 1]).all() and np.isnan(z[: w - 1]).all()
+    for i in [*range(w - 1, n, 41), 8_699, 8_750, 10_799, 10_900]:
+        xs, ys = x[i - w + 1 : i + 1], y[i - w + 1 : i + 1]
+        mx, my = math.fsum(xs) / w, math.fsum(ys) / w
+        sxx, sxy = math.fsum((xs - mx) ** 2), math.fsum((xs - mx) * (ys - my))
+        if np.ptp(xs) == 0:
+            assert np.isnan(beta[i]) and np.isnan(z[i]) and sd[i] == 0.0 and mean[i] == x[i]
+            continue
+        assert beta[i] == (0.0 if np.ptp(ys) == 0 else pytest.approx(sxy / sxx, rel=1e-10))
+        m, s = _exact(x, w, i)
+        assert mean[i] == pytest.approx(m, rel=1e-14)
+        assert sd[i] == pytest.approx(s, rel=1e-10)
+        assert z[i] == pytest.approx((x[i] - m) / s, rel=1e-10, abs=1e-10)
+    # every value at t uses data <= t only: a truncated input gives the same prefix, bit for bit
+    k = 9_321
+    np.testing.assert_array_equal(rolling_hedge_ratio(y[:k], x[:k], w), beta[:k])
+    np.testing.assert_array_equal(zscore(x[:k], w), z[:k])
