@@ -1,0 +1,281 @@
+"""Delivery channels: Telegram Bot API, e-mail over SMTP, a JSON webhook, the dashboard.
+
+Each channel has ``name`` and ``async send(event)``, raising on failure (the delivery queue
+retries). Base URLs and servers come from :class:`lq.config.Settings` so tests point them at
+local servers. Secrets (the bot token, the SMTP password) are only read from the settings
+(environment or config file) and never logged: the token is part of Telegram's URL, so a
+logging filter on ``httpx``/``httpcore`` masks every registered secret, and errors are
+reported through :func:`redact`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import smtplib
+import ssl
+from collections.abc import Iterable
+from email.message import EmailMessage
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from lq.alerts.store import AlertEvent
+from lq.config import Settings
+
+__all__ = [
+    "AlertChannel",
+    "DashboardChannel",
+    "EmailChannel",
+    "TelegramChannel",
+    "WebhookChannel",
+    "channels_from_settings",
+    "format_text",
+    "redact",
+    "webhook_body",
+]
+
+log = logging.getLogger(__name__)
+
+_SECRETS: set[str] = set()
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every registered secret (and ``secrets``) replaced by ``****``."""
+    for s in (*_SECRETS, *secrets):
+        if s:
+            text = text.replace(s, "****")
+    return text
+
+
+class _RedactFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SECRETS:
+            try:
+                msg = record.getMessage()
+            except Exception:
+                return True
+            clean = redact(msg)
+            if clean != msg:
+                record.msg, record.args = clean, ()
+        return True
+
+
+_FILTER = _RedactFilter()
+
+
+def _register_secret(secret: str) -> None:
+    if secret and secret not in _SECRETS:
+        _SECRETS.add(secret)
+        for name in ("httpx", "httpcore", "httpcore.http11", "httpcore.connection"):
+            lg = logging.getLogger(name)
+            if _FILTER not in lg.filters:
+                lg.addFilter(_FILTER)
+
+
+class AlertChannel(Protocol):
+    name: str
+
+    async def send(self, event: AlertEvent) -> None: ...
+
+
+def format_text(event: AlertEvent) -> str:
+    """The one-paragraph text every human channel sends."""
+    d = event.as_dict()
+    return (
+        f"[{event.severity.upper()}] {event.rule.name}: {event.rule.describe()}\n"
+        f"value {event.value:.6g} at {d['time']} (exchange time)"
+    )
+
+
+class DashboardChannel:
+    """The stored event *is* the delivery: the Alerts tab shows it."""
+
+    name = "dashboard"
+
+    async def send(self, event: AlertEvent) -> None:
+        return None
+
+
+class _Http:
+    def __init__(self, *, timeout: float, client: httpx.AsyncClient | None) -> None:
+        self.timeout = timeout
+        self._client = client
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+class TelegramChannel(_Http):
+    """Telegram Bot API ``sendMessage`` (``POST {base_url}/bot{token}/sendMessage``)."""
+
+    name = "telegram"
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        chat_id: str,
+        base_url: str = "https://api.telegram.org",
+        timeout: float = 5.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(timeout=timeout, client=client)
+        self._token = token
+        _register_secret(token)
+        self.chat_id = chat_id
+        self.base_url = base_url.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"TelegramChannel(chat_id={self.chat_id!r}, base_url={self.base_url!r})"
+
+    def body(self, event: AlertEvent) -> dict[str, Any]:
+        return {"chat_id": self.chat_id, "text": format_text(event)}
+
+    async def send(self, event: AlertEvent) -> None:
+        url = f"{self.base_url}/bot{self._token}/sendMessage"
+        r = await self.client().post(url, json=self.body(event), timeout=self.timeout)
+        if r.status_code != 200:
+            raise RuntimeError(f"telegram: HTTP {r.status_code}")
+        try:
+            ok = r.json().get("ok", False)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RuntimeError("telegram: reply without ok=true")
+
+
+def webhook_body(event: AlertEvent, fmt: Literal["json", "slack", "discord"]) -> dict[str, Any]:
+    """The JSON body: the event (``json``), ``{"text"}`` (Slack) or ``{"content"}`` (Discord)."""
+    if fmt == "slack":
+        return {"text": format_text(event)}
+    if fmt == "discord":
+        return {"content": format_text(event)[:2000]}
+    return {"event": event.as_dict(), "text": format_text(event)}
+
+
+class WebhookChannel(_Http):
+    """POST a JSON body to ``url``; any 2xx is success."""
+
+    name = "webhook"
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        format: Literal["json", "slack", "discord"] = "json",
+        timeout: float = 5.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(timeout=timeout, client=client)
+        self.url = url
+        self.format = format
+
+    def __repr__(self) -> str:
+        return f"WebhookChannel(url={self.url!r}, format={self.format!r})"
+
+    async def send(self, event: AlertEvent) -> None:
+        r = await self.client().post(
+            self.url, json=webhook_body(event, self.format), timeout=self.timeout
+        )
+        if not 200 <= r.status_code < 300:
+            raise RuntimeError(f"webhook: HTTP {r.status_code}")
+
+
+class EmailChannel:
+    """E-mail over SMTP with STARTTLS, implicit TLS (``ssl``) or none, and optional login.
+
+    ``smtplib`` blocks, so each message is sent on a worker thread (never on the loop).
+    """
+
+    name = "email"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        sender: str,
+        to: Iterable[str],
+        security: Literal["starttls", "ssl", "none"] = "starttls",
+        username: str = "",
+        password: str = "",
+        timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.to = tuple(to)
+        self.security = security
+        self.username = username
+        self._password = password
+        _register_secret(password)
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+
+    def __repr__(self) -> str:
+        return f"EmailChannel(host={self.host!r}, port={self.port}, security={self.security!r})"
+
+    def message(self, event: AlertEvent) -> EmailMessage:
+        m = EmailMessage()
+        m["Subject"] = f"[lq {event.severity}] {event.rule.name}"
+        m["From"] = self.sender
+        m["To"] = ", ".join(self.to)
+        m.set_content(format_text(event) + "\n")
+        return m
+
+    def _send_sync(self, msg: EmailMessage) -> None:
+        ctx = self.ssl_context or ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if self.security == "ssl":
+            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ctx)
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            if self.security == "starttls":
+                smtp.starttls(context=ctx)
+            if self.username:
+                smtp.login(self.username, self._password)
+            smtp.send_message(msg)
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+    async def send(self, event: AlertEvent) -> None:
+        await asyncio.to_thread(self._send_sync, self.message(event))
+
+
+def channels_from_settings(
+    settings: Settings, *, ssl_context: ssl.SSLContext | None = None
+) -> dict[str, AlertChannel]:
+    """The configured channels (``dashboard`` always; the others when their settings are set)."""
+    out: dict[str, AlertChannel] = {"dashboard": DashboardChannel()}
+    t = settings.telegram
+    if t.token and t.chat_id:
+        out["telegram"] = TelegramChannel(token=t.token, chat_id=t.chat_id, base_url=t.base_url)
+    e = settings.email
+    if e.host and e.to:
+        out["email"] = EmailChannel(
+            host=e.host,
+            port=e.port,
+            sender=e.sender or (e.username or "lq@localhost"),
+            to=e.to,
+            security=e.security,  # type: ignore[arg-type]
+            username=e.username,
+            password=e.password,
+            ssl_context=ssl_context,
+        )
+    w = settings.webhook
+    if w.url:
+        out["webhook"] = WebhookChannel(url=w.url, format=w.format)  # type: ignore[arg-type]
+    return out

@@ -1,0 +1,357 @@
+"""Alert rules: frozen, keyword-only specs that validate at the door and round-trip to JSON.
+
+A rule says *what* to watch (``metric`` on ``symbol`` with its parameters), *when* to fire
+(``condition`` against ``threshold`` or ``band``, with a hysteresis re-arm level and a
+cooldown) and *whom* to tell (``channels``, ``severity``).
+
+Metrics (``symbol`` is ``"BTCUSDT"``, or ``"Y/X"`` such as ``"ETHUSDT/BTCUSDT"`` for a pair):
+
+================  ======  =====================================================================
+metric            symbol  value
+================  ======  =====================================================================
+price             one     last trade price of each sample
+return            one     log return over the last ``lookback`` samples (default ``window``)
+zscore            one     z-score of the price over ``window`` samples (ddof=1)
+rsi               one     Wilder's RSI over ``window`` price changes
+volatility        one     annualised volatility of log returns: ``realized`` (rolling, zero
+                          mean, ``window`` returns) or ``garch`` (GARCH(1,1) one-step forecast,
+                          refitted every ``refit`` samples on the last ``window`` returns)
+spread_zscore     pair    z-score over ``window`` of the log spread ``y - alpha - beta x``,
+                          ``beta``/``alpha`` from ``hedge_method`` (rolling OLS or Kalman)
+correlation       pair    rolling correlation of the two legs' log returns over ``window``
+hedge_drift       pair    change of the hedge ratio over the last ``lookback`` samples
+staleness         one     seconds since the last trade was received (local clock)
+unfilled_gap      one     size (trade ids) of a gap the feed could not backfill
+================  ======  =====================================================================
+
+Samples: prices are sampled on a clock of ``sample`` seconds of exchange time (the last trade
+price of each bucket, stamped with the bucket's end), or on every trade with ``sample=0``.
+A sampled pair uses both legs' last prices at the end of each bucket in which either traded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from typing import Any, Literal, get_args
+
+import msgspec
+
+from lq.errors import RuleError
+
+__all__ = [
+    "CHANNELS",
+    "CONDITIONS",
+    "METRICS",
+    "PAIR_METRICS",
+    "Channel",
+    "Condition",
+    "Metric",
+    "Rule",
+    "Severity",
+    "rule_from_dict",
+    "rule_from_json",
+    "rule_to_dict",
+    "rule_to_json",
+    "validate_symbols",
+]
+
+Metric = Literal[
+    "price",
+    "return",
+    "zscore",
+    "rsi",
+    "volatility",
+    "spread_zscore",
+    "correlation",
+    "hedge_drift",
+    "staleness",
+    "unfilled_gap",
+]
+Condition = Literal["above", "below", "crosses_above", "crosses_below", "outside"]
+Severity = Literal["info", "warning", "critical"]
+Channel = Literal["dashboard", "telegram", "email", "webhook"]
+HedgeMethod = Literal["ols", "kalman"]
+VolMethod = Literal["realized", "garch"]
+
+METRICS: tuple[str, ...] = get_args(Metric)
+CONDITIONS: tuple[str, ...] = get_args(Condition)
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+CHANNELS: tuple[str, ...] = get_args(Channel)
+PAIR_METRICS: frozenset[str] = frozenset({"spread_zscore", "correlation", "hedge_drift"})
+EVENT_METRICS: frozenset[str] = frozenset({"staleness", "unfilled_gap"})
+MAX_WINDOW = 1_000_000
+
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
+_NAME = re.compile(r"^[\w.\-: ]{1,80}$")
+
+
+def _finite(field: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise RuleError(field, v, "expected a number")
+    if not math.isfinite(v):
+        raise RuleError(field, v, "must be a finite number (not NaN or inf)")
+    return float(v)
+
+
+class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One alert rule (see the module docstring for metrics and sampling).
+
+    Parameters
+    ----------
+    name
+        Unique, human-readable (letters, digits, ``_ . - :`` and spaces; up to 80).
+    metric, symbol
+        What to watch; ``symbol`` is ``"Y/X"`` for pair metrics.
+    condition
+        ``above`` (value > threshold), ``below`` (value < threshold), ``crosses_above``
+        (previous sample <= threshold < value), ``crosses_below``, ``outside``
+        (value outside ``band = (low, high)``).
+    threshold, band
+        The level (single-threshold conditions) or the band (``outside``).
+    rearm, rearm_band
+        Hysteresis: after firing, the rule stays silent until the value goes past ``rearm``
+        (below it for above/crosses_above, above it for below/crosses_below), or back inside
+        ``rearm_band`` for ``outside``. Default: the threshold itself (or the band).
+    window, lookback, sample, hedge_method, vol_method, refit
+        Metric parameters: window in samples; lookback in samples (return, hedge_drift;
+        default ``window``); sample clock in seconds (0 = every trade); hedge method for
+        pair metrics; volatility method; GARCH refit cadence in samples.
+    cooldown
+        Seconds (exchange time) after a firing during which the rule stays silent.
+    severity, channels
+        How loud, and where to deliver (the dashboard always shows stored events).
+    """
+
+    name: str
+    metric: Metric
+    symbol: str
+    condition: Condition = "above"
+    threshold: float | None = None
+    band: tuple[float, float] | None = None
+    rearm: float | None = None
+    rearm_band: tuple[float, float] | None = None
+    window: int = 60
+    lookback: int | None = None
+    sample: float = 1.0
+    hedge_method: HedgeMethod = "ols"
+    vol_method: VolMethod = "realized"
+    refit: int = 60
+    cooldown: float = 0.0
+    severity: Severity = "warning"
+    channels: tuple[Channel, ...] = ("dashboard",)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # -- derived --------------------------------------------------------------------------
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """``("Y", "X")`` for a pair, ``("S",)`` otherwise."""
+        return tuple(self.symbol.split("/"))
+
+    @property
+    def is_pair(self) -> bool:
+        return self.metric in PAIR_METRICS
+
+    @property
+    def sample_us(self) -> int:
+        return round(self.sample * 1_000_000)
+
+    @property
+    def effective_lookback(self) -> int:
+        return self.lookback if self.lookback is not None else self.window
+
+    @property
+    def content_hash(self) -> str:
+        """16 hex digits of SHA-256 over the canonical JSON: same content, same id."""
+        return hashlib.sha256(rule_to_json(self).encode()).hexdigest()[:16]
+
+    @property
+    def metric_key(self) -> tuple[Any, ...]:
+        """Rules with the same key share one metric state in the engine."""
+        m = self.metric
+        key: tuple[Any, ...] = (m, self.symbol, self.sample_us)
+        if m in ("zscore", "rsi", "correlation"):
+            key += (self.window,)
+        elif m == "return":
+            key += (self.effective_lookback,)
+        elif m == "volatility":
+            key += (self.window, self.vol_method, self.refit if self.vol_method == "garch" else 0)
+        elif m == "spread_zscore":
+            key += (self.window, self.hedge_method)
+        elif m == "hedge_drift":
+            key += (self.window, self.hedge_method, self.effective_lookback)
+        return key
+
+    def describe(self) -> str:
+        """``"spread_zscore(ETHUSDT/BTCUSDT, w=300, ols) crosses_above 2"``."""
+        params = {
+            "price": "",
+            "return": f", lookback={self.effective_lookback}",
+            "zscore": f", w={self.window}",
+            "rsi": f", w={self.window}",
+            "volatility": f", w={self.window}, {self.vol_method}",
+            "spread_zscore": f", w={self.window}, {self.hedge_method}",
+            "correlation": f", w={self.window}",
+            "hedge_drift": f", w={self.window}, {self.hedge_method}, lb={self.effective_lookback}",
+            "staleness": "",
+            "unfilled_gap": "",
+        }[self.metric]
+        level = f"{self.band[0]:g}..{self.band[1]:g}" if self.band else f"{self.threshold:g}"
+        return f"{self.metric}({self.symbol}{params}) {self.condition} {level}"
+
+
+def _validate(r: Rule) -> None:
+    if not isinstance(r.name, str) or not _NAME.match(r.name) or r.name != r.name.strip():
+        raise RuleError(
+            "name", r.name, "1-80 letters, digits, spaces or _ . - : (no leading/trailing space)"
+        )
+    if r.metric not in METRICS:
+        raise RuleError("metric", r.metric, f"unknown metric; expected one of {list(METRICS)}")
+    if r.condition not in CONDITIONS:
+        raise RuleError("condition", r.condition, f"expected one of {list(CONDITIONS)}")
+    parts = r.symbol.split("/") if isinstance(r.symbol, str) else []
+    if r.metric in PAIR_METRICS:
+        if len(parts) != 2 or parts[0] == parts[1]:
+            raise RuleError(
+                "symbol", r.symbol, f"{r.metric} needs a pair 'Y/X' such as 'ETHUSDT/BTCUSDT'"
+            )
+    elif len(parts) != 1:
+        raise RuleError("symbol", r.symbol, f"{r.metric} takes one symbol such as 'BTCUSDT'")
+    for p in parts:
+        if not _SYMBOL.match(p):
+            raise RuleError(
+                "symbol", r.symbol, "symbols are uppercase letters/digits, e.g. BTCUSDT"
+            )
+    # levels
+    if r.condition == "outside":
+        if r.band is None:
+            raise RuleError("band", None, "condition 'outside' needs band=(low, high)")
+        lo, hi = (_finite("band", v) for v in r.band)
+        if not lo < hi:
+            raise RuleError("band", r.band, "low must be < high")
+        if r.threshold is not None:
+            raise RuleError("threshold", r.threshold, "use band=(low, high) with 'outside'")
+        if r.rearm is not None:
+            raise RuleError("rearm", r.rearm, "use rearm_band=(low, high) with 'outside'")
+        if r.rearm_band is not None:
+            rlo, rhi = (_finite("rearm_band", v) for v in r.rearm_band)
+            if not (lo <= rlo < rhi <= hi):
+                raise RuleError("rearm_band", r.rearm_band, f"must lie inside band {r.band}")
+    else:
+        if r.threshold is None:
+            raise RuleError("threshold", None, f"condition {r.condition!r} needs a threshold")
+        t = _finite("threshold", r.threshold)
+        if r.band is not None:
+            raise RuleError("band", r.band, "band is only for condition 'outside'")
+        if r.rearm_band is not None:
+            raise RuleError("rearm_band", r.rearm_band, "only for condition 'outside'")
+        if r.rearm is not None:
+            a = _finite("rearm", r.rearm)
+            if r.condition in ("above", "crosses_above") and a > t:
+                raise RuleError("rearm", a, f"must be <= threshold {t:g} for {r.condition}")
+            if r.condition in ("below", "crosses_below") and a < t:
+                raise RuleError("rearm", a, f"must be >= threshold {t:g} for {r.condition}")
+    # windows and clocks
+    if isinstance(r.window, bool) or not isinstance(r.window, int):
+        raise RuleError("window", r.window, "expected an integer number of samples")
+    min_w = 100 if (r.metric == "volatility" and r.vol_method == "garch") else 2
+    if not min_w <= r.window <= MAX_WINDOW:
+        raise RuleError("window", r.window, f"must be between {min_w} and {MAX_WINDOW:,} samples")
+    if r.lookback is not None and (
+        isinstance(r.lookback, bool)
+        or not isinstance(r.lookback, int)
+        or not 1 <= r.lookback <= MAX_WINDOW
+    ):
+        raise RuleError("lookback", r.lookback, f"must be an integer in 1..{MAX_WINDOW:,}")
+    s = _finite("sample", r.sample)
+    if s < 0 or (s != 0 and (s < 1 or s != int(s))) or s > 86_400:
+        raise RuleError("sample", r.sample, "seconds: 0 (every trade) or a whole number 1..86400")
+    if s == 0 and r.metric == "volatility":
+        raise RuleError("sample", r.sample, "volatility needs a time clock (sample >= 1 s)")
+    if isinstance(r.refit, bool) or not isinstance(r.refit, int) or r.refit < 1:
+        raise RuleError("refit", r.refit, "must be a positive integer number of samples")
+    c = _finite("cooldown", r.cooldown)
+    if c < 0:
+        raise RuleError("cooldown", r.cooldown, "must be >= 0 seconds")
+    if r.severity not in SEVERITIES:
+        raise RuleError("severity", r.severity, f"expected one of {list(SEVERITIES)}")
+    if not r.channels:
+        raise RuleError("channels", r.channels, "at least one channel (e.g. 'dashboard')")
+    if len(set(r.channels)) != len(r.channels):
+        raise RuleError("channels", r.channels, "duplicate channel")
+    for ch in r.channels:
+        if ch not in CHANNELS:
+            raise RuleError("channels", ch, f"unknown channel; expected one of {list(CHANNELS)}")
+    if r.metric == "unfilled_gap" and r.condition not in ("above",):
+        raise RuleError("condition", r.condition, "unfilled_gap supports 'above' only")
+
+
+def validate_symbols(rule: Rule, known: set[str] | frozenset[str] | None) -> None:
+    """Refuse a rule whose symbols are not collected (``known`` None or empty: no check)."""
+    if not known:
+        return
+    for s in rule.symbols:
+        if s not in known:
+            raise RuleError("symbol", rule.symbol, f"{s} is not collected; known: {sorted(known)}")
+
+
+_FIELDS = tuple(Rule.__struct_fields__)
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+_AT = re.compile(r"at `\$\.(\w+)")
+
+
+def rule_from_dict(data: dict[str, Any]) -> Rule:
+    """Build a rule from plain data (JSON, CLI, widgets); every refusal is a RuleError."""
+    if not isinstance(data, dict):
+        raise RuleError("rule", data, "expected a mapping of field names to values")
+    data = dict(data)
+    if isinstance(data.get("symbol"), str):
+        data["symbol"] = data["symbol"].strip().upper().replace(" ", "")
+    for k in ("band", "rearm_band", "channels"):
+        if isinstance(data.get(k), list):
+            data[k] = tuple(data[k])
+    for k in data:
+        if k not in _FIELDS:
+            raise RuleError(k, data[k], f"unknown field; expected one of {list(_FIELDS)}")
+    try:
+        return msgspec.convert(data, Rule, strict=False)
+    except msgspec.ValidationError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, RuleError):
+            raise cause from None
+        msg = str(exc)
+        m = _UNKNOWN.search(msg) or _AT.search(msg)
+        field = m.group(1) if m else "rule"
+        if field == "metric" and "Invalid enum value" in msg:
+            raise RuleError(
+                "metric", data.get("metric"), f"unknown metric; expected one of {list(METRICS)}"
+            ) from None
+        if "Object missing required field" in msg:
+            missing = msg.split("`")[1] if "`" in msg else "?"
+            raise RuleError(missing, None, "required field is missing") from None
+        raise RuleError(field, data.get(field), msg) from None
+
+
+def rule_to_dict(rule: Rule) -> dict[str, Any]:
+    """Plain data (tuples become lists), every field present."""
+    out = msgspec.to_builtins(rule)
+    for k in ("band", "rearm_band", "channels"):
+        if out.get(k) is not None:
+            out[k] = list(out[k])
+    return out
+
+
+def rule_to_json(rule: Rule) -> str:
+    """Canonical JSON (sorted keys, every field): stored in ``alert_rules.spec``."""
+    return msgspec.json.encode(rule, order="sorted").decode()
+
+
+def rule_from_json(text: str | bytes) -> Rule:
+    try:
+        data = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise RuleError("spec", text, f"not valid JSON: {exc}") from None
+    return rule_from_dict(data)
