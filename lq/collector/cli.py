@@ -62,6 +62,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
     )
+    p.add_argument("--no-alerts", action="store_true", help="do not evaluate alert rules")
     return p
 
 
@@ -108,12 +109,21 @@ def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:
 async def _main(args: argparse.Namespace, settings: Settings) -> int:
     collector = collector_from_args(args, settings)
     task = collector.start()
+    alerts = None
+    if not getattr(args, "no_alerts", False):
+        from lq.alerts.engine import AlertEngine
+
+        # alert rules are evaluated here, on every tick, so they fire with no dashboard open
+        alerts = AlertEngine.attach(collector, settings)
+        alerts.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     waiter = loop.create_task(stop.wait())
     await asyncio.wait({task, waiter}, timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
+    if alerts is not None:
+        await alerts.stop()  # pending firings are stored and delivered first
     await collector.stop()
     waiter.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -304,9 +304,10 @@ class Collector:
                 await self.exchange.stop()
         if self._recorder is not None:
             self._recorder.close()
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        async with self._io_lock:  # never close the connection under a run_in_writer call
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
         log.info(
             "collector stopped: %d trades stored, %d duplicates ignored",
             self.stats.trades_new,
@@ -417,10 +418,10 @@ class Collector:
     async def run_in_writer(self, fn: Callable[[Writer], T]) -> T:
         """Run ``fn(writer)`` on the writer's thread, between batches (e.g. store an alert event
         now, without waiting for the next flush)."""
-        if self.writer is None:
-            raise RuntimeError("collector is not running")
-        writer = self.writer
         async with self._io_lock:
+            writer = self.writer
+            if writer is None:
+                raise RuntimeError("collector is not running")
             return await asyncio.to_thread(fn, writer)
 
     # -- convenience for notebooks and tests ------------------------------------------------
