@@ -26,7 +26,6 @@ from bench._util import best_of, report
 from lq.feeds.events import Trade
 from lq.store import Batch, Store, Writer
 from lq.store.schema import MIGRATIONS
-from lq.store.sqlite import connect_writer
 
 T0 = 1_723_161_240_000_000  # 2024-08-08 23:54:00 UTC
 CACHE = Path(os.environ.get("LQ_BENCH_CACHE", Path(tempfile.gettempdir()) / "lq-bench"))
@@ -103,23 +102,34 @@ def big_db(n: int = 10_000_000) -> Path:
     db = CACHE / f"ticks10m-v{LATEST_VERSION}.sqlite"
     if db.exists():
         return db
-    print(f"  (building {n:,}-tick database at {db}, once)", flush=True)
-    conn = connect_writer(db.with_suffix(".part"))
+    print(f"  (building {n:,}-tick database at {db} through the writer, once)", flush=True)
+    part = db.with_suffix(".part")
+    for f in (part, Path(str(part) + "-wal"), Path(str(part) + "-shm")):
+        f.unlink(missing_ok=True)
     rng = np.random.default_rng(2)
-    chunk = 500_000
-    for k in range(0, n, chunk):
-        i = np.arange(k, min(n, k + chunk))
-        sym = np.where(i % 2 == 0, "BTCUSDT", "ETHUSDT")
-        ts = T0 + (i // 2) * 36_000  # 27.8 trades/s per symbol -> 5M trades over ~50 h
-        px = 61_000 + rng.normal(0, 5, i.size)
-        conn.execute("BEGIN")
-        conn.executemany(
-            "INSERT INTO ticks VALUES ('binance', ?, ?, ?, ?, 0.01, 0, 0)",
-            zip(sym.tolist(), (i // 2).tolist(), ts.tolist(), px.tolist(), strict=True),
-        )
-        conn.execute("COMMIT")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+    chunk = 20_000
+    with Writer(part) as w:
+        for k in range(0, n, chunk):
+            i = np.arange(k, min(n, k + chunk))
+            ts = T0 + (i // 2) * 36_000  # 27.8 trades/s per symbol -> 5M trades over ~50 h
+            px = 61_000 + rng.normal(0, 5, i.size)
+            w.write_batch(
+                Batch(
+                    trades=[
+                        Trade(
+                            symbol="BTCUSDT" if j % 2 == 0 else "ETHUSDT",
+                            trade_id=int(j // 2),
+                            price=float(p),
+                            qty=0.01,
+                            ts=int(t),
+                            event_ts=int(t),
+                            is_buyer_maker=False,
+                        )
+                        for j, t, p in zip(i.tolist(), ts.tolist(), px.tolist(), strict=True)
+                    ]
+                )
+            )
+        w.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.with_suffix(".part").rename(db)
     return db
 
@@ -151,25 +161,11 @@ def bench_last_5_minutes() -> None:
 
 def bench_bars(tmp: Path) -> None:
     db = tmp / "bars.sqlite"
-    rng = np.random.default_rng(3)
-    n = 86_400
-    ts = T0 + np.arange(n) * 1_000_000
-    close = 61_000 + np.cumsum(rng.normal(0, 1, n))
-    rows = zip(
-        ts.tolist(),
-        close.tolist(),
-        (close + 1).tolist(),
-        (close - 1).tolist(),
-        close.tolist(),
-        strict=True,
-    )
+    n = 86_400  # one day of 1 s bars, built by the writer (1 s bars and their 1 m rollup)
+    data = trades(n, step_us=1_000_000)
     with Writer(db) as w:
-        w.conn.execute("BEGIN")
-        w.conn.executemany(
-            "INSERT INTO bars_1s VALUES ('binance', 'BTCUSDT', ?, ?, ?, ?, ?, 1.0, 61000.0, 10, 61000.0)",
-            rows,
-        )
-        w.conn.execute("COMMIT")
+        for k in range(0, n, 10_000):
+            w.write_batch(Batch(trades=data[k : k + 10_000]))
     with Store(db) as s:
         out = s.bars("BTCUSDT", "1m")
         fast = best_of(lambda: s.bars("BTCUSDT", "1m"), repeat=7)

@@ -126,10 +126,19 @@ class Store:
 
     def symbols(self) -> list[str]:
         """Symbols with stored trades or bars, sorted."""
-        rows = self.conn.execute(
-            "SELECT DISTINCT symbol FROM bars_1s UNION SELECT DISTINCT symbol FROM ticks ORDER BY 1"
-        ).fetchall()
-        return [r[0] for r in rows]
+        out: set[str] = set()
+        for table in ("bars_1s", "ticks"):
+            # a skip-scan over the primary key (one index seek per symbol), not a table scan
+            rows = self.conn.execute(
+                f"""WITH RECURSIVE s(sym) AS (
+                        SELECT min(symbol) FROM {table}
+                        UNION ALL
+                        SELECT (SELECT min(symbol) FROM {table} WHERE symbol > s.sym) FROM s
+                        WHERE s.sym IS NOT NULL)
+                    SELECT sym FROM s WHERE sym IS NOT NULL"""
+            ).fetchall()
+            out.update(r[0] for r in rows)
+        return sorted(out)
 
     def ticks(
         self,
@@ -145,6 +154,20 @@ class Store:
         Columns: ``ts`` (int64 µs UTC), ``trade_id``, ``price``, ``qty``, ``is_buyer_maker``.
         """
         cond, params = _where(symbol, start, end, exchange=exchange)
+        if start is not None or end is not None:
+            # ticks have no time index: the 1 s bars hold each second's trade-id range, so a
+            # time range becomes a primary-key range (the time filter still applies exactly)
+            lo = to_us(start, field="start")
+            bcond, bparams = _where(
+                symbol, None if lo is None else lo // 1_000_000 * 1_000_000, end, exchange=exchange
+            )
+            lo_id, hi_id = self.conn.execute(
+                f"SELECT min(first_id), max(last_id) FROM bars_1s WHERE {bcond}", bparams
+            ).fetchone()
+            if lo_id is None:
+                return _frame([], TICK_COLUMNS).astype({"is_buyer_maker": bool})
+            cond += " AND trade_id BETWEEN ? AND ?"
+            params += [lo_id, hi_id]
         q = f"SELECT ts, trade_id, price, qty, is_buyer_maker FROM ticks WHERE {cond} ORDER BY ts, trade_id"
         if limit is not None:
             q += f" LIMIT {int(limit)}"
@@ -183,7 +206,9 @@ class Store:
         exchange: str | None = None,
     ) -> pd.DataFrame:
         """OHLCV bars of ``symbol`` at ``interval`` ("1s", "1m", "5m", "1h", any pandas offset
-        that is a whole number of seconds), resampled from the stored 1 s bars.
+        that is a whole number of seconds), aggregated from the stored 1 s bars (or from their
+        1 m rollup when the interval is whole minutes). Bars are whole: the bar that contains
+        ``start`` is included from its open.
 
         Indexed by bar open time (tz-aware UTC); columns open, high, low, close, volume,
         quote_volume, trades, vwap. Seconds without trades have no 1 s bar; coarser bars are
@@ -202,17 +227,21 @@ class Store:
                 f"SELECT ts, {', '.join(BAR_COLUMNS)} FROM bars_1s WHERE {cond} ORDER BY ts", params
             ).fetchall()
             return resample_bars(_frame(rows, ["ts", *BAR_COLUMNS]), "1s")
-        # coarser bars are aggregated inside SQLite over the primary-key range, so only the
-        # result rows cross into Python (open/close: the first/last second of each bar)
+        # coarser bars are aggregated inside SQLite over the primary-key range, from the 1 m
+        # rollup when the interval is whole minutes, so only the result rows reach Python
+        # (open/close: the first/last bar of each interval)
+        # whole bars: the bar containing ``start`` is included entirely
+        table = "bars_1m" if step % 60_000_000 == 0 else "bars_1s"
+        cond, params = _where(symbol, _floor(start, step), end, exchange=exchange)
         rows = self.conn.execute(
             f"""
             SELECT g.b, o.open, g.h, g.l, c.close, g.v, g.qv, g.n, g.qv / g.v
             FROM (SELECT exchange AS ex, ts / {step} * {step} AS b, min(ts) AS fts, max(ts) AS lts,
                          max(high) AS h, min(low) AS l, sum(volume) AS v, sum(quote_volume) AS qv,
                          sum(trades) AS n
-                  FROM bars_1s WHERE {cond} GROUP BY ex, b) AS g
-            JOIN bars_1s AS o ON o.symbol = ? AND o.ts = g.fts AND o.exchange = g.ex
-            JOIN bars_1s AS c ON c.symbol = ? AND c.ts = g.lts AND c.exchange = g.ex
+                  FROM {table} WHERE {cond} GROUP BY ex, b) AS g
+            JOIN {table} AS o ON o.symbol = ? AND o.ts = g.fts AND o.exchange = g.ex
+            JOIN {table} AS c ON c.symbol = ? AND c.ts = g.lts AND c.exchange = g.ex
             ORDER BY g.b
             """,
             [*params, params[0], params[0]],
@@ -339,6 +368,12 @@ def _where(
         clauses.append("exchange = ?")
         params.append(exchange)
     return " AND ".join(clauses), params
+
+
+def _floor(t: TimeLike, step: int) -> int | None:
+    """``t`` rounded down to a multiple of ``step`` µs."""
+    us = to_us(t, field="start")
+    return None if us is None else us // step * step
 
 
 def _symbol(symbol: str) -> str:

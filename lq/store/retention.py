@@ -29,7 +29,7 @@ _TABLES_BY_WHAT = {
         ("book_tickers", "ts"),
         ("dead_letters", "recv_ts"),
     ),
-    "bars": (("bars_1s", "ts"), ("klines", "open_time")),
+    "bars": (("bars_1s", "ts"), ("bars_1m", "ts"), ("klines", "open_time")),
 }
 
 
@@ -56,20 +56,29 @@ def purge(
     """Delete rows older than ``older_than_us`` (µs since the epoch) and reclaim the space.
 
     ``what="ticks"`` removes trades, aggregated trades, book tickers and old dead letters;
-    bars, klines, alert history and backtest runs stay. ``what="bars"`` removes 1 s bars and
-    klines (their own, usually much longer, retention).
+    bars, klines, alert history and backtest runs stay. ``what="bars"`` removes 1 s and 1 m bars
+    and klines (their own, usually much longer, retention), but never the bars of seconds whose
+    ticks are still stored (time-range tick reads find their trade ids through the bars).
     """
     t0 = time.perf_counter()
     conn = writer.conn
+    if what == "bars":
+        # time-range tick reads find their ids through the bars: bars never leave before
+        # the ticks of their seconds
+        oldest_tick = conn.execute("SELECT min(ts) FROM ticks").fetchone()[0]
+        if oldest_tick is not None:
+            older_than_us = min(older_than_us, oldest_tick // 1_000_000 * 1_000_000)
     before = _size(writer)
     deleted: dict[str, int] = {}
     for table, col in _TABLES_BY_WHAT[what]:
+        # a 1 m bar leaves only when its whole minute is older than the cutoff
+        cutoff = older_than_us // 60_000_000 * 60_000_000 if table == "bars_1m" else older_than_us
         total = 0
         while True:
             conn.execute("BEGIN IMMEDIATE")
             cur = conn.execute(
                 f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {col} < ? LIMIT ?)",
-                (older_than_us, chunk),
+                (cutoff, chunk),
             )
             conn.execute("COMMIT")
             total += cur.rowcount

@@ -167,6 +167,44 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (exchange, symbol, kind, first_missing)
     );
     """,
+    # v5: bars carry the trade-id range of their ticks, which replaces the ticks time index
+    # (time-range reads go bars -> ids -> primary key; ingest writes one B-tree fewer), and a
+    # 1-minute rollup of the 1 s bars for fast coarse intervals
+    """
+    ALTER TABLE bars_1s ADD COLUMN first_id INTEGER;
+    ALTER TABLE bars_1s ADD COLUMN last_id INTEGER;
+    UPDATE bars_1s SET
+        first_id = (SELECT min(t.trade_id) FROM ticks AS t WHERE t.symbol = bars_1s.symbol
+                    AND t.exchange = bars_1s.exchange AND t.ts >= bars_1s.ts AND t.ts < bars_1s.ts + 1000000),
+        last_id = (SELECT max(t.trade_id) FROM ticks AS t WHERE t.symbol = bars_1s.symbol
+                   AND t.exchange = bars_1s.exchange AND t.ts >= bars_1s.ts AND t.ts < bars_1s.ts + 1000000);
+    DROP INDEX ticks_by_time;
+
+    CREATE TABLE bars_1m (
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        ts INTEGER NOT NULL,            -- bar open time, µs, multiple of 60_000_000
+        open REAL NOT NULL,
+        high REAL NOT NULL,
+        low REAL NOT NULL,
+        close REAL NOT NULL,
+        volume REAL NOT NULL,
+        quote_volume REAL NOT NULL,
+        trades INTEGER NOT NULL,
+        vwap REAL NOT NULL,
+        first_id INTEGER,
+        last_id INTEGER,
+        PRIMARY KEY (symbol, ts, exchange)
+    );
+    INSERT INTO bars_1m
+    SELECT g.exchange, g.symbol, g.m, o.open, g.h, g.l, c.close, g.v, g.qv, g.n, g.qv / g.v, g.fid, g.lid
+    FROM (SELECT exchange, symbol, ts / 60000000 * 60000000 AS m, min(ts) AS fts, max(ts) AS lts,
+                 max(high) AS h, min(low) AS l, sum(volume) AS v, sum(quote_volume) AS qv,
+                 sum(trades) AS n, min(first_id) AS fid, max(last_id) AS lid
+          FROM bars_1s GROUP BY exchange, symbol, m) AS g
+    JOIN bars_1s AS o ON o.symbol = g.symbol AND o.ts = g.fts AND o.exchange = g.exchange
+    JOIN bars_1s AS c ON c.symbol = g.symbol AND c.ts = g.lts AND c.exchange = g.exchange;
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

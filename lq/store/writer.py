@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -116,20 +117,47 @@ def validate_trade(symbol: str, trade_id: int, ts: int, price: float, qty: float
     return None
 
 
+# 1 s bars of one (exchange, symbol) for the seconds [?3, ?4), from the ticks whose ids lie in
+# [?5, ?6] (the caller widens that range to cover every tick already stored in those seconds,
+# using the bars' own first_id/last_id). Open/close: the prices of the lowest/highest trade id.
 _BARS_SQL = """
-INSERT OR REPLACE INTO bars_1s
-    (exchange, symbol, ts, open, high, low, close, volume, quote_volume, trades, vwap)
-SELECT ?1, ?2, agg.sec * 1000000, o.price, agg.h, agg.l, c.price, agg.v, agg.qv, agg.n, agg.qv / agg.v
+INSERT OR REPLACE INTO bars_1s (exchange, symbol, ts, open, high, low, close, volume,
+                                quote_volume, trades, vwap, first_id, last_id)
+SELECT ?1, ?2, agg.sec * 1000000, o.price, agg.h, agg.l, c.price, agg.v, agg.qv, agg.n,
+       agg.qv / agg.v, agg.first_id, agg.last_id
 FROM (
     SELECT ts / 1000000 AS sec, max(price) AS h, min(price) AS l, sum(qty) AS v,
            sum(price * qty) AS qv, count(*) AS n, min(trade_id) AS first_id, max(trade_id) AS last_id
     FROM ticks
-    WHERE symbol = ?2 AND ts >= ?3 AND ts < ?4 AND exchange = ?1
+    WHERE symbol = ?2 AND trade_id BETWEEN ?5 AND ?6 AND exchange = ?1 AND ts >= ?3 AND ts < ?4
     GROUP BY sec
 ) AS agg
-JOIN ticks AS o ON o.exchange = ?1 AND o.symbol = ?2 AND o.trade_id = agg.first_id
-JOIN ticks AS c ON c.exchange = ?1 AND c.symbol = ?2 AND c.trade_id = agg.last_id
+JOIN ticks AS o ON o.symbol = ?2 AND o.trade_id = agg.first_id AND o.exchange = ?1
+JOIN ticks AS c ON c.symbol = ?2 AND c.trade_id = agg.last_id AND c.exchange = ?1
 """
+
+# the id range of the ticks already stored in the seconds [?3, ?4)
+_STORED_IDS_SQL = """
+SELECT min(first_id), max(last_id) FROM bars_1s
+WHERE symbol = ?2 AND ts >= ?3 AND ts < ?4 AND exchange = ?1
+"""
+
+# 1-minute rollup of the 1 s bars for the minutes [?3, ?4)
+_BARS_1M_SQL = """
+INSERT OR REPLACE INTO bars_1m (exchange, symbol, ts, open, high, low, close, volume,
+                                quote_volume, trades, vwap, first_id, last_id)
+SELECT ?1, ?2, g.m, o.open, g.h, g.l, c.close, g.v, g.qv, g.n, g.qv / g.v, g.fid, g.lid
+FROM (SELECT ts / 60000000 * 60000000 AS m, min(ts) AS fts, max(ts) AS lts, max(high) AS h,
+             min(low) AS l, sum(volume) AS v, sum(quote_volume) AS qv, sum(trades) AS n,
+             min(first_id) AS fid, max(last_id) AS lid
+      FROM bars_1s WHERE symbol = ?2 AND ts >= ?3 AND ts < ?4 AND exchange = ?1 GROUP BY m) AS g
+JOIN bars_1s AS o ON o.symbol = ?2 AND o.ts = g.fts AND o.exchange = ?1
+JOIN bars_1s AS c ON c.symbol = ?2 AND c.ts = g.lts AND c.exchange = ?1
+"""
+
+_SEC = 1_000_000
+_MIN = 60_000_000
+_CLUSTER_GAP = 60 * _SEC  # seconds further apart than this are refreshed separately
 
 
 class Writer:
@@ -192,12 +220,12 @@ class Writer:
         now = time.time_ns() // 1000
         conn.execute("BEGIN IMMEDIATE")
         try:
-            tr = self._insert_trades(batch.trades, dead, now)
+            tr, rows = self._insert_trades(batch.trades, dead, now)
             ag = self._insert_agg_trades(batch.agg_trades, dead, now)
             bt = self._insert_book_tickers(batch.book_tickers, dead, now)
             kl = self._insert_klines(batch.klines)
             self._upsert_gaps(batch.gaps, now)
-            bars = self._refresh_bars(batch.trades) if tr.new else 0
+            bars = self._refresh_bars(rows) if tr.new else 0
             for r in batch.rejected:
                 dead.append((r.recv_ts or now, r.exchange, self.source, r.reason, r.raw))
             if dead:
@@ -250,10 +278,12 @@ class Writer:
         return self.conn.execute(sql, tuple(params))
 
     # -- internals ------------------------------------------------------------------------
-    def _insert_trades(self, trades: Sequence[Trade], dead: list, now: int) -> WriteResult:
+    def _insert_trades(
+        self, trades: Sequence[Trade], dead: list, now: int
+    ) -> tuple[WriteResult, list[tuple[Any, ...]]]:
         if not trades:
-            return WriteResult()
-        rows: list[tuple[object, ...]] = []
+            return WriteResult(), []
+        rows: list[tuple[Any, ...]] = []
         append = rows.append
         for t in trades:
             p, q, ts = t.price, t.qty, t.ts
@@ -271,7 +301,7 @@ class Writer:
         before = self.conn.total_changes
         self.conn.executemany("INSERT OR IGNORE INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         new = self.conn.total_changes - before
-        return WriteResult(new, len(rows) - new, len(trades) - len(rows))
+        return WriteResult(new, len(rows) - new, len(trades) - len(rows)), rows
 
     def _insert_agg_trades(self, aggs: Sequence[AggTrade], dead: list, now: int) -> WriteResult:
         if not aggs:
@@ -401,24 +431,49 @@ class Writer:
                 ),
             )
 
-    def _refresh_bars(self, trades: Sequence[Trade]) -> int:
-        """Recompute the 1 s bars of every second the trades touched, from stored ticks."""
-        spans: dict[tuple[str, str], list[int]] = {}
-        for t in trades:
-            key = (t.exchange, t.symbol)
-            s = spans.get(key)
-            if s is None:
-                spans[key] = [t.ts, t.ts]
-            elif t.ts < s[0]:
-                s[0] = t.ts
-            elif t.ts > s[1]:
-                s[1] = t.ts
-        before = self.conn.total_changes
-        for (exchange, symbol), (lo, hi) in spans.items():
-            lo_s = max(lo, MIN_TS) // 1_000_000 * 1_000_000
-            hi_s = (min(hi, MAX_TS - 1) // 1_000_000 + 1) * 1_000_000
-            self.conn.execute(_BARS_SQL, (exchange, symbol, lo_s, hi_s))
-        return self.conn.total_changes - before
+    def _refresh_bars(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Recompute the 1 s bars of every second the stored rows touched (and their minutes'
+        1 m rollups) from the ticks table. Rows are ``(exchange, symbol, trade_id, ts, ...)``."""
+        touched: dict[tuple[str, str], dict[int, list[int]]] = {}
+        for r in rows:
+            secs = touched.get((r[0], r[1]))
+            if secs is None:
+                secs = touched[(r[0], r[1])] = {}
+            sec = r[3] // _SEC
+            ids = secs.get(sec)
+            if ids is None:
+                secs[sec] = [r[2], r[2]]
+            elif r[2] < ids[0]:
+                ids[0] = r[2]
+            elif r[2] > ids[1]:
+                ids[1] = r[2]
+        conn = self.conn
+        before = conn.total_changes
+        for (exchange, symbol), secs in touched.items():
+            for lo_s, hi_s, lo_id, hi_id in _clusters(secs):
+                lo, hi = lo_s * _SEC, (hi_s + 1) * _SEC
+                stored_lo, stored_hi = conn.execute(
+                    _STORED_IDS_SQL, (exchange, symbol, lo, hi)
+                ).fetchone()
+                if stored_lo is not None:
+                    lo_id, hi_id = min(lo_id, stored_lo), max(hi_id, stored_hi)
+                conn.execute(_BARS_SQL, (exchange, symbol, lo, hi, lo_id, hi_id))
+                m_lo, m_hi = lo // _MIN * _MIN, (hi - 1) // _MIN * _MIN + _MIN
+                conn.execute(_BARS_1M_SQL, (exchange, symbol, m_lo, m_hi))
+        return conn.total_changes - before
+
+
+def _clusters(secs: dict[int, list[int]]) -> list[tuple[int, int, int, int]]:
+    """Touched seconds grouped into runs with gaps <= 60 s: (first s, last s, min id, max id)."""
+    out: list[tuple[int, int, int, int]] = []
+    for sec in sorted(secs):
+        lo_id, hi_id = secs[sec]
+        if out and sec - out[-1][1] <= _CLUSTER_GAP // _SEC:
+            a, _, c, d = out[-1]
+            out[-1] = (a, sec, min(c, lo_id), max(d, hi_id))
+        else:
+            out.append((sec, sec, lo_id, hi_id))
+    return out
 
 
 _enc = msgspec.json.Encoder()

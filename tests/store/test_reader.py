@@ -97,3 +97,61 @@ def test_reader_cannot_write(filled):
 def test_bad_symbol_is_refused_with_the_field_named(filled):
     with Store(filled) as s, pytest.raises(ValidationError, match="symbol"):
         s.ticks("")
+
+
+def test_time_range_reads_are_exact_even_when_ids_are_not_in_time_order(db):
+    # ticks have no time index: the range goes through the bars' trade-id ranges, which must
+    # stay exact whatever the id order (reference: a plain pandas filter)
+    import random
+
+    from lq.feeds.events import Trade
+
+    rng = random.Random(3)
+    trades = [
+        Trade(
+            symbol="BTCUSDT",
+            trade_id=i,
+            price=100.0 + i % 5,
+            qty=1.0,
+            ts=T0 + rng.randrange(0, 20_000_000),
+            event_ts=T0,
+            is_buyer_maker=False,
+        )
+        for i in range(1, 2_001)
+    ]
+    with Writer(db) as w:
+        for k in range(0, 2_000, 300):
+            w.write_trades(trades[k : k + 300])
+    ref = pd.DataFrame([(t.ts, t.trade_id) for t in trades], columns=["ts", "trade_id"])
+    with Store(db) as s:
+        for lo, hi in [
+            (T0 + 3_000_000, T0 + 4_500_000),
+            (T0, T0 + 1),
+            (T0 + 19_999_000, None),
+            (None, T0 + 700_000),
+        ]:
+            got = s.ticks("BTCUSDT", start=lo, end=hi)
+            want = ref[(ref.ts >= (lo or 0)) & (ref.ts < (hi or 2**62))].sort_values(
+                ["ts", "trade_id"]
+            )
+            assert got.trade_id.tolist() == want.trade_id.tolist(), (lo, hi)
+
+
+def test_minute_bars_come_from_the_rollup_and_match_pandas_after_late_backfill(db):
+    trades = make_trades(6_000, step_us=50_000)  # 300 s
+    with Writer(db) as w:
+        w.write_trades([t for t in trades if t.trade_id % 97])  # holes...
+        w.write_trades([t for t in trades if not t.trade_id % 97])  # ...backfilled later
+        rollup = w.conn.execute("SELECT count(*), sum(trades) FROM bars_1m").fetchone()
+    with Store(db) as s:
+        m1, m5 = s.bars("BTCUSDT", "1m"), s.bars("BTCUSDT", "5m")
+        from_seconds = s.bars("BTCUSDT", "90s")  # not whole minutes: aggregated from 1 s bars
+    t = pd.DataFrame([(t.ts, t.price, t.qty) for t in trades], columns=["ts", "price", "qty"])
+    t.index = pd.to_datetime(t.ts, unit="us", utc=True)
+    for bars, rule in ((m1, "1min"), (m5, "5min"), (from_seconds, "90s")):
+        ref = t.price.resample(rule).ohlc().dropna()
+        np.testing.assert_array_equal(
+            bars[["open", "high", "low", "close"]].to_numpy(), ref.to_numpy()
+        )
+        assert bars.trades.sum() == 6_000
+    assert rollup == (len(m1), 6_000)

@@ -31,14 +31,17 @@ def test_purge_removes_old_ticks_keeps_bars_and_gives_disk_space_back(db):
     assert res.bytes_freed > 0
 
 
-def test_purge_bars_is_a_separate_choice(db):
+def test_purge_bars_is_a_separate_choice_and_never_outruns_the_ticks(db):
     with Writer(db) as w:
-        w.write_trades(make_trades(1_000, step_us=100_000))
+        w.write_trades(make_trades(1_000, step_us=100_000))  # 100 s of ticks
+        kept = purge(w, T0 + 50_000_000, what="bars")  # ticks are still there: bars stay
+        assert kept.deleted["bars_1s"] == 0
+        purge(w, T0 + 50_000_000, what="ticks")
         res = purge(w, T0 + 50_000_000, what="bars")
-        assert (
-            res.deleted["bars_1s"] == 51
-        )  # bar open times from floor(T0) (.342 s before T0) to T0 + 49.342 s
-        assert w.conn.execute("SELECT count(*) FROM ticks").fetchone()[0] == 1_000
+        assert w.conn.execute("SELECT count(*) FROM ticks").fetchone()[0] == 500
+    # bar open times from floor(T0) (.342 s before T0) up to the second of the oldest tick left
+    assert res.deleted["bars_1s"] == 50
+    assert res.deleted["bars_1m"] == 1  # 23:54 only: the 23:55 minute still holds kept seconds
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

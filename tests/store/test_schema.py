@@ -11,10 +11,14 @@ from lq.store import LATEST_VERSION, Writer
 from lq.store.schema import MIGRATIONS, current_version, migrate
 
 SAMPLE_ROWS = {
-    1: "INSERT INTO ticks VALUES ('binance', 'BTCUSDT', 7, 1723161255342000, 61837.63, 0.02, 1, 0)",
+    1: "INSERT INTO ticks VALUES ('binance', 'BTCUSDT', 7, 1723161255342000, 61837.63, 0.02, 1, 0);"
+    "INSERT INTO bars_1s (exchange, symbol, ts, open, high, low, close, volume, quote_volume, trades, vwap)"
+    " VALUES ('binance', 'BTCUSDT', 1723161255000000, 61837.63, 61837.63, 61837.63, 61837.63, 0.02,"
+    " 1236.7526, 1, 61837.63)",
     2: "INSERT INTO alert_rules (name, spec, created_ts, updated_ts) VALUES ('r', '{}', 1, 1)",
     3: "INSERT INTO backtest_runs (run_id, created_ts, strategy, params, metrics) VALUES ('x', 1, 's', '{}', '{}')",
     4: "INSERT INTO gaps VALUES ('binance', 'BTCUSDT', 'trade', 5, 6, 'found', 1, 1, '')",
+    5: "INSERT INTO bars_1m VALUES ('local', 'ETHUSDT', 1723161240000000, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3)",
 }
 
 
@@ -28,7 +32,7 @@ def _schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 
 def test_latest_version_counts_the_migrations():
-    assert LATEST_VERSION == len(MIGRATIONS) == 4
+    assert LATEST_VERSION == len(MIGRATIONS) == 5
 
 
 def test_empty_file_is_migrated_to_the_latest_version(tmp_path):
@@ -45,7 +49,7 @@ def test_file_at_every_earlier_version_migrates_to_the_same_schema_with_data_kep
     old = sqlite3.connect(tmp_path / "old.sqlite", isolation_level=None)
     migrate(old, start)
     for v in range(1, start + 1):
-        old.execute(SAMPLE_ROWS[v])
+        old.executescript(SAMPLE_ROWS[v])
     old.close()
 
     with Writer(tmp_path / "old.sqlite") as w:
@@ -56,7 +60,15 @@ def test_file_at_every_earlier_version_migrates_to_the_same_schema_with_data_kep
             2: w.conn.execute("SELECT count(*) FROM alert_rules").fetchone()[0],
             3: w.conn.execute("SELECT count(*) FROM backtest_runs").fetchone()[0],
             4: w.conn.execute("SELECT count(*) FROM gaps").fetchone()[0],
+            5: w.conn.execute("SELECT count(*) FROM bars_1m WHERE exchange = 'local'").fetchone()[
+                0
+            ],
         }
+        if 1 <= start < 5:  # v5 gave the old bar its trade-id range and built the 1 m rollup
+            assert w.conn.execute("SELECT first_id, last_id FROM bars_1s").fetchall() == [(7, 7)]
+            assert w.conn.execute("SELECT ts, open, trades, first_id FROM bars_1m").fetchall() == [
+                (1723161240000000, 61837.63, 1, 7)
+            ]
     with Writer(tmp_path / "fresh.sqlite") as w:
         fresh = _schema(w.conn)
     assert migrated == fresh
