@@ -95,9 +95,11 @@ def _perturb_after(
 
 
 #: Relative tolerance of the comparison. Not zero: a numerical routine may legitimately
-#: rescale by a full-sample constant (``lq.analytics.rolling_comoments`` does), which moves
-#: values in their last bits without using any future information. A decision that reads
-#: the future changes a target by a whole weight, and equity by far more than this.
+#: choose its method by input size (``lq.analytics`` rolling moments switch from exact
+#: two-pass sums to O(n) block-anchored sums above ``n * window = 4e6``; each path is
+#: causal, but a truncated input may take the other one), which moves values in their last
+#: bits without using any future information. A decision that reads the future changes a
+#: target by a whole weight, and equity by far more than this.
 RTOL = 1e-9
 ATOL = 1e-12
 
