@@ -3,7 +3,7 @@
 1. Recorded frames -> parsed -> stored -> 1 s bars, no network, against ``json.loads`` + one
    INSERT + commit per trade (sqlite3 defaults), in the same run.
 2. End to end over a loopback WebSocket: an ``lq exchange`` process replaying the real
-   recordings at full speed (looping) -> the collector in this process, for
+   recordings (trades and book tickers) at full speed, looping -> the collector in this process, for
    ``LQ_BENCH_E2E_SECONDS`` (default 60) s; zero loss checked by id continuity; against a bare
    websockets client reading the same exchange (no parsing, no storing).
 3. Frame received -> committed latency p50/p99 at 5k frames/s (simulator, two symbols).
@@ -133,7 +133,9 @@ async def _bare(ws_url: str, seconds: float) -> int:
     import websockets
 
     n = 0
-    url = f"{ws_url}/stream?streams=btcusdt@trade/ethusdt@trade"
+    url = (
+        f"{ws_url}/stream?streams=btcusdt@trade/ethusdt@trade/btcusdt@bookTicker/ethusdt@bookTicker"
+    )
     async with websockets.connect(url, max_size=None, compression=None) as ws:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
