@@ -136,6 +136,7 @@ class AlertsTab:
                         w.HBox([self.edit_button, self.toggle_button, self.delete_button])])  # fmt: skip
 
         self.feed = w.HTML()
+        self.feed.add_class("lq-alert-feed")
         self.filter_text = w.Text(description="filter", placeholder="rule, symbol or text")
         self.filter_severity = w.Dropdown(options=("all", "info", "warning", "critical"),
                                           description="severity")  # fmt: skip

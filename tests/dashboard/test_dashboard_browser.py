@@ -243,3 +243,62 @@ def test_live_dashboard_in_chromium(dashboard: dict) -> None:
     (ARTIFACTS / "dashboard_figures.json").write_text(json.dumps(figures, indent=2))
     print("\nmeasured:", json.dumps(figures, indent=2))
     # the targets are reported, not asserted (no timed assertions in tests)
+
+
+def _field(page, kind: str, label: str):
+    """The input of the ipywidgets control whose description is ``label``."""
+    return page.locator(f".widget-inline-hbox:has(> label:text-is('{label}'))").locator(
+        "select" if kind == "dropdown" else "input"
+    )
+
+
+def test_alert_rule_created_in_the_alerts_tab_fires_into_the_live_feed(dashboard: dict) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from lq.alerts.store import AlertStore
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(dashboard["url"], wait_until="commit", timeout=60_000)
+        page.wait_for_selector(".lq-status", timeout=60_000)
+        page.get_by_role("tab", name="Alerts").click()
+
+        # a z-score over the last 5 trades crosses 0.5 every few seconds on a live market
+        _field(page, "text", "name").first.fill("btc-z")
+        _field(page, "dropdown", "metric").first.select_option("zscore")
+        _field(page, "text", "symbol").first.fill("BTCUSDT")
+        _field(page, "dropdown", "condition").first.select_option("crosses_above")
+        _field(page, "text", "threshold").first.fill("0.5")
+        _field(page, "inttext", "window").first.fill("5")
+        _field(page, "inttext", "window").first.press("Enter")
+        _field(page, "text", "sample s").first.fill("0")
+        _field(page, "text", "sample s").first.press("Enter")
+        page.get_by_role("button", name="Save rule").click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.widget-html-content')]"
+            ".some(e => e.innerText.includes('saved rule'))",
+            timeout=15_000,
+        )
+
+        # the collector (not the page) evaluates it; the event shows up in the live feed
+        page.wait_for_function(
+            "() => { const f = document.querySelector('.lq-alert-feed');"
+            " return f && f.innerText.includes('btc-z'); }",
+            timeout=40_000,
+        )
+        page.screenshot(path=str(ARTIFACTS / "dashboard_alerts.png"))
+        feed = page.locator(".lq-alert-feed").inner_text()
+        browser.close()
+
+    # the rule and its firings are in the database, as the form set them
+    store = AlertStore(dashboard["db"])
+    rules = store.rules()
+    assert [(r.name, r.rule.metric, r.rule.symbol, r.rule.window) for r in rules] == [
+        ("btc-z", "zscore", "BTCUSDT", 5)
+    ]
+    events = store.events()
+    assert len(events) >= 1
+    assert (events.value > 0.5).all()  # every firing is a crossing above the threshold
+    assert "btc-z" in feed
