@@ -19,7 +19,14 @@ __all__ = ["add_parser", "run"]
 
 
 def _db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", metavar="PATH", help="the SQLite database (default from `lq config`)")
+    # SUPPRESS: `lq alerts --db X list` and `lq alerts list --db X` both work; an action's
+    # own default must not overwrite the value given before the action
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the SQLite database (default from `lq config`)",
+    )
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
