@@ -22,9 +22,10 @@ DEMO_SYMBOLS ?= BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT
 demo: $(STAMP)  ## the dashboard on the local exchange (no internet needed); prints the URL to open
 	$(BIN)/lq dashboard --source local --db $(DEMO_DB) --symbols $(DEMO_SYMBOLS)
 
-lint: $(STAMP)
+lint: $(STAMP)  ## the fast job that runs before the tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy lq
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
