@@ -10,6 +10,7 @@ import argparse
 import importlib
 import inspect
 import logging
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -195,6 +196,10 @@ _BUILTIN = ("config", "status", "purge", "export")
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    if command in (*_BUILTIN, "alerts", "import") and hasattr(signal, "SIGPIPE"):
+        # `lq status | head` ends quietly, like other Unix tools (long-running commands keep
+        # Python's default, so a closed pipe never kills a collector mid-batch)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     only = (
         command
         if command in _SUBCOMMANDS and not {"-h", "--help"} & set(argv[: argv.index(command)])
