@@ -196,10 +196,6 @@ _BUILTIN = ("config", "status", "purge", "export")
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command in (*_BUILTIN, "alerts", "import") and hasattr(signal, "SIGPIPE"):
-        # `lq status | head` ends quietly, like other Unix tools (long-running commands keep
-        # Python's default, so a closed pipe never kills a collector mid-batch)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     only = (
         command
         if command in _SUBCOMMANDS and not {"-h", "--help"} & set(argv[: argv.index(command)])
@@ -223,5 +219,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The console script. Unlike :func:`main` (callable from tests and notebooks), it may
+    set process-wide signal dispositions: short commands end quietly on a closed pipe
+    (``lq status | head``); long-running ones keep Python's default, so a closed pipe never
+    kills a collector mid-batch."""
+    argv = sys.argv[1:]
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in (*_BUILTIN, "alerts", "import") and hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.exit(main(argv))
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

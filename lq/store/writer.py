@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from lq.feeds.events import AggTrade, BookTicker, Gap, Kline, Rejected, Trade
 from lq.store.lock import WriterLock
@@ -225,7 +226,12 @@ class Writer:
             bt = self._insert_book_tickers(batch.book_tickers, dead, now)
             kl = self._insert_klines(batch.klines)
             self._upsert_gaps(batch.gaps, now)
-            bars = self._refresh_bars(rows) if tr.new else 0
+            if not tr.new:
+                bars = 0
+            elif tr.new == len(rows):  # every row is new: bars merge in O(batch)
+                bars = self._merge_bars(rows)
+            else:  # some rows were already stored: recompute the touched seconds from ticks
+                bars = self._refresh_bars(rows)
             for r in batch.rejected:
                 dead.append((r.recv_ts or now, r.exchange, self.source, r.reason, r.raw))
             if dead:
@@ -431,6 +437,53 @@ class Writer:
                 ),
             )
 
+    def _merge_bars(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        """1 s bars for a batch whose rows are all new: the batch's own bars (numpy), merged
+        with the bar already stored for any second the batch shares with earlier batches.
+
+        Exact like :meth:`_refresh_bars` (a test checks the two agree): a new row cannot be in
+        a stored bar, so highs/lows/sums combine, and open/close follow the lower/higher
+        trade id. Falls back to the recompute for bars stored before v5 (no id range)."""
+        conn = self.conn
+        before = conn.total_changes
+        for (exchange, symbol), new in _segment_bars(rows).items():
+            lo, hi = int(new["ts"][0]), int(new["ts"][-1])
+            stored = conn.execute(
+                "SELECT ts, open, high, low, close, volume, quote_volume, trades, first_id, last_id"
+                " FROM bars_1s WHERE symbol = ? AND ts >= ? AND ts <= ? AND exchange = ?",
+                (symbol, lo, hi, exchange),
+            ).fetchall()
+            if stored:
+                if any(r[8] is None for r in stored):
+                    self._refresh_bars([r for r in rows if r[0] == exchange and r[1] == symbol])
+                    continue
+                at = {int(t): i for i, t in enumerate(new["ts"].tolist())}
+                for ts, o, h, lw, c, v, qv, n, fid, lid in stored:
+                    if ts not in at:
+                        continue  # a second inside the range that this batch did not touch
+                    b = new[at[ts]]
+                    if fid < b["first_id"]:
+                        b["open"], b["first_id"] = o, fid
+                    if lid > b["last_id"]:
+                        b["close"], b["last_id"] = c, lid
+                    b["high"], b["low"] = max(h, b["high"]), min(lw, b["low"])
+                    b["volume"] += v
+                    b["quote_volume"] += qv
+                    b["trades"] += n
+                    new[at[ts]] = b
+            conn.executemany(
+                "INSERT OR REPLACE INTO bars_1s (exchange, symbol, ts, open, high, low, close,"
+                " volume, quote_volume, trades, vwap, first_id, last_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (exchange, symbol, t, o, h, lw, c, v, qv, n, qv / v, fid, lid)
+                    for t, o, h, lw, c, v, qv, n, fid, lid in new.tolist()
+                ],
+            )
+            m_lo, m_hi = lo // _MIN * _MIN, hi // _MIN * _MIN + _MIN
+            conn.execute(_BARS_1M_SQL, (exchange, symbol, m_lo, m_hi))
+        return conn.total_changes - before
+
     def _refresh_bars(self, rows: Sequence[tuple[Any, ...]]) -> int:
         """Recompute the 1 s bars of every second the stored rows touched (and their minutes'
         1 m rollups) from the ticks table. Rows are ``(exchange, symbol, trade_id, ts, ...)``."""
@@ -461,6 +514,42 @@ class Writer:
                 m_lo, m_hi = lo // _MIN * _MIN, (hi - 1) // _MIN * _MIN + _MIN
                 conn.execute(_BARS_1M_SQL, (exchange, symbol, m_lo, m_hi))
         return conn.total_changes - before
+
+
+def _segment_bars(rows: Sequence[tuple[Any, ...]]) -> dict[tuple[str, str], np.ndarray]:
+    """The rows' own 1 s bars per (exchange, symbol), as a structured array sorted by second:
+    open/close are the prices of the lowest/highest trade id of each second."""
+    keys: dict[tuple[str, str], int] = {}
+    kidx = np.fromiter(
+        (keys.setdefault((r[0], r[1]), len(keys)) for r in rows), np.int64, len(rows)
+    )
+    ids = np.fromiter((r[2] for r in rows), np.int64, len(rows))
+    ts = np.fromiter((r[3] for r in rows), np.int64, len(rows))
+    px = np.fromiter((r[4] for r in rows), np.float64, len(rows))
+    qty = np.fromiter((r[5] for r in rows), np.float64, len(rows))
+    sec = ts // _SEC
+    order = np.lexsort((ids, sec, kidx))
+    kidx, ids, sec, px, qty = kidx[order], ids[order], sec[order], px[order], qty[order]
+    starts = np.flatnonzero(np.r_[True, (kidx[1:] != kidx[:-1]) | (sec[1:] != sec[:-1])])
+    ends = np.r_[starts[1:], len(order)] - 1
+    out = np.empty(len(starts), dtype=_BAR_DTYPE)
+    out["ts"] = sec[starts] * _SEC
+    out["open"], out["close"] = px[starts], px[ends]
+    out["high"] = np.maximum.reduceat(px, starts)
+    out["low"] = np.minimum.reduceat(px, starts)
+    out["volume"] = np.add.reduceat(qty, starts)
+    out["quote_volume"] = np.add.reduceat(px * qty, starts)
+    out["trades"] = ends - starts + 1
+    out["first_id"], out["last_id"] = ids[starts], ids[ends]
+    seg_key = kidx[starts]
+    return {key: out[seg_key == k] for key, k in keys.items()}
+
+
+_BAR_DTYPE = np.dtype([
+    ("ts", np.int64), ("open", np.float64), ("high", np.float64), ("low", np.float64),
+    ("close", np.float64), ("volume", np.float64), ("quote_volume", np.float64),
+    ("trades", np.int64), ("first_id", np.int64), ("last_id", np.int64),
+])  # fmt: skip
 
 
 def _clusters(secs: dict[int, list[int]]) -> list[tuple[int, int, int, int]]:
