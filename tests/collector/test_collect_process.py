@@ -34,6 +34,10 @@ class ExchangeThread:
     def trades(self, symbol: str):
         return asyncio.run_coroutine_threadsafe(_get(self.ex, symbol), self.loop).result(10)
 
+    def source_done(self) -> bool:
+        """True once the simulator has produced its last trade (its ``duration`` ran out)."""
+        return self.ex.source_done.is_set()
+
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.ex.stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -127,7 +131,9 @@ def test_kill_9_then_restart_backfills_what_was_lost(tmp_path, exchange):
     time.sleep(1.5)  # the market goes on while nobody listens
     before = {s: count(db, s) for s in SYMBOLS}
     proc = collect(db, exchange.ex)
-    # the simulator runs 12 s; wait for it to finish and for the store to hold all of it
+    # the simulator runs 12 s; wait for it to finish, then for the store to hold all of it
+    # (comparing while it still trades races the last few hundred ms of its output)
+    wait_for(exchange.source_done, 40, "the simulator to finish")
     wait_for(
         lambda: (
             all(
