@@ -17,7 +17,10 @@ Restarts: rules live in ``alert_rules``; on start (and when a rule appears) each
 warmed up from stored bars (the same samples :mod:`lq.alerts.history` uses) and each rule's
 last firing time is read back from ``alert_events``; evaluation never fires at or before that
 time, and ``fired_key`` (rule id + exchange time) is UNIQUE, so an event is never stored or
-delivered twice.
+delivered twice. Warm-up steps the rules through the stored samples without firing: an
+excursion that was alerted before a restart stays disarmed, while a condition that holds but
+was never alerted (the rule is new, or no collector ran when it came true) fires on the next
+live sample.
 """
 
 from __future__ import annotations
@@ -406,8 +409,14 @@ class AlertEngine:
                 continue
             v = m.value
             for live in lives:
-                # evaluation state only: firings in the warm-up window are not re-fired
-                _, live.state = step(live.rid, live.rule, v, t, live.state)
+                # evaluation state only: nothing fires from the warm-up window. A stored firing
+                # disarms the rule as it did live (see step); a trigger nobody was told about
+                # (no engine ran then, or the rule was just added) leaves the rule armed, so a
+                # condition that still holds fires on the next live sample
+                f, st = step(live.rid, live.rule, v, t, live.state)
+                if f is not None:
+                    st = RuleState(last_value=v, last_fired_ts=live.state.last_fired_ts)
+                live.state = st
 
     def _install(self, key: tuple[Any, ...], entry: _Entry, lives: list[_Live]) -> None:
         for live in lives:

@@ -18,7 +18,8 @@ Semantics, per rule (see :class:`~lq.alerts.rules.Rule`):
   suppressed by the cooldown does not disarm the rule.
 * NaN/inf values (warm-up) are skipped: the state does not change.
 * Firings with ``ts <= last_fired_ts`` are never produced (a restart that re-evaluates past
-  samples cannot fire the same event twice).
+  samples cannot fire the same event twice); such a trigger disarms the rule as the original
+  firing did, so re-evaluation ends in the state live evaluation had.
 """
 
 from __future__ import annotations
@@ -112,7 +113,11 @@ def step(
     prev = st.last_value
     if armed and _triggered(rule, prev, value):
         last = st.last_fired_ts
-        if last is None or (ts > last and ts >= last + round(rule.cooldown * 1_000_000)):
+        if last is not None and ts <= last:
+            # re-evaluating samples that were already evaluated (a restart's warm-up, a
+            # replay): this trigger fired then, so it disarms now, without a second firing
+            return None, RuleState(armed=False, last_value=value, last_fired_ts=last)
+        if last is None or ts >= last + round(rule.cooldown * 1_000_000):
             f = Firing(
                 rule_id=rule_id, rule=rule, value=value, ts=ts, message=_message(rule, value)
             )

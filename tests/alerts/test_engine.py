@@ -212,6 +212,48 @@ def test_rules_added_edited_or_disabled_while_running_are_picked_up(tmp_path):
     assert asyncio.run(go()) == [("hi", 101.0), ("hi", 201.0)]
 
 
+def test_a_condition_that_already_holds_fires_on_the_next_sample_once(tmp_path):
+    """Warm-up never fires, but it must not swallow an alert nobody got: a rule present at
+    start-up whose condition held before the collector ran, and a rule added while it runs
+    whose condition already holds, each fire once on the next live sample, then stay quiet
+    (disarmed) while the price stays up."""
+    from lq.store import Batch
+
+    db = tmp_path / "holds.sqlite"
+    with Writer(db) as w:  # two minutes of history at 150 (1 s bars are written with them)
+        w.write_batch(Batch(trades=[_trade("BTCUSDT", i, 150.0, T0 + i * S) for i in range(120)]))
+    with AlertStore(db, known_symbols=["BTCUSDT"]) as s:
+        s.add(Rule(name="at-start", metric="price", symbol="BTCUSDT", threshold=100.0))
+
+    async def go(add: bool) -> list[tuple[str, float, int]]:
+        w = Writer(db)
+
+        async def riw(fn):
+            return await asyncio.to_thread(fn, w)
+
+        eng = AlertEngine(db=db, run_in_writer=riw, poll_interval=0.05, warmup=True)
+        fired: list[tuple[str, float, int]] = []
+        eng.subscribe(lambda e: fired.append((e.rule.name, e.value, e.ts)))
+        eng.start()
+        await eng.wait_ready()
+        assert fired == []  # warm-up fires nothing
+        if add:
+            with AlertStore(db, known_symbols=["BTCUSDT"]) as s:
+                s.add(Rule(name="added", metric="price", symbol="BTCUSDT", threshold=120.0))
+            await asyncio.sleep(0.3)  # > poll interval: the engine has the new rule
+        eng.feed([_trade("BTCUSDT", 120 + k, 151.0 + k, T0 + (121 + k) * S) for k in range(3)])
+        await eng.flush()
+        await eng.stop()
+        w.close()
+        return fired
+
+    fired = asyncio.run(go(add=True))
+    # the first live sample is the 1 s bar [121 s, 122 s), stamped at its close
+    assert sorted(fired) == [("added", 151.0, T0 + 122 * S), ("at-start", 151.0, T0 + 122 * S)]
+    # and a restart that warms up over those firings does not fire them again
+    assert asyncio.run(go(add=False)) == []
+
+
 def test_same_events_after_a_restart_are_not_stored_or_delivered_twice(tmp_path):
     db = tmp_path / "dup.sqlite"
     with AlertStore(db) as s:
