@@ -1,4 +1,4 @@
-"""The dashboard's Backtest tab, and the backtest charts the notebook shares with it.
+"""The dashboard's Backtest tab (its charts live in :mod:`lq.backtest.charts`).
 
 Choose a strategy and its parameters, costs, sizing and stops; run it on stored bars on a
 worker thread (``loop.run_in_executor``), so the live tabs keep refreshing; see equity
@@ -16,7 +16,6 @@ import asyncio
 import dataclasses
 import html
 import logging
-import math
 import os
 import time
 import typing
@@ -26,10 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import ipywidgets as W
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from lq.backtest import (
     STRATEGIES,
@@ -41,6 +37,14 @@ from lq.backtest import (
     available_strategies,
     check_lookahead,
     run_backtest,
+)
+from lq.backtest.charts import (
+    TRACE_NAMES,
+    fill_figure,
+    format_metric,
+    metrics_frame,
+    new_figure,
+    result_figure,
 )
 from lq.backtest.runs import Run, list_runs, load_bars, record_backtest
 from lq.dashboard._widgets import error_html, labelled, note_html, sync_figure_state
@@ -72,215 +76,9 @@ RANGES: dict[str, str | None] = {
     "last 7 d": "7d",
     "everything": None,
 }
-#: The figure's traces, always in this order (the tab restyles them in place).
-TRACE_NAMES = (
-    "price 1",
-    "price 2",
-    "long entry",
-    "short entry",
-    "exit",
-    "equity",
-    "buy and hold",
-    "drawdown",
-)
-DEFAULT_MAX_POINTS = 4000
-DEFAULT_MAX_MARKERS = 2000
-_PERCENT = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "psr"}
 
 
-# ----------------------------------------------------------------------------- charts
-def new_figure(*, widget: bool = False, height: int = 640) -> go.Figure:
-    """An empty backtest figure: price and trades, equity vs buy-and-hold, drawdown.
-
-    ``widget=True`` returns a live ``FigureWidget`` (the tab); otherwise a static
-    ``go.Figure`` (the notebook). The traces are :data:`TRACE_NAMES`, in that order.
-    """
-    base = make_subplots(
-        rows=3,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.05,
-        row_heights=[0.45, 0.35, 0.2],
-        subplot_titles=("price and trades", "equity vs buy-and-hold", "drawdown"),
-    )
-    colours = ("#42a5f5", "#ffa726")
-    for i in range(2):
-        base.add_trace(
-            go.Scattergl(name=f"price {i + 1}", mode="lines", line={"color": colours[i]}),
-            row=1,
-            col=1,
-        )
-    for name, symbol, colour in (
-        ("long entry", "triangle-up", "#66bb6a"),
-        ("short entry", "triangle-down", "#ef5350"),
-        ("exit", "x", "#bdbdbd"),
-    ):
-        base.add_trace(
-            go.Scattergl(
-                name=name, mode="markers", marker={"symbol": symbol, "size": 9, "color": colour}
-            ),
-            row=1,
-            col=1,
-        )
-    base.add_trace(
-        go.Scattergl(name="equity", mode="lines", line={"color": "#26c6da"}), row=2, col=1
-    )
-    base.add_trace(
-        go.Scattergl(name="buy and hold", mode="lines", line={"color": "#9e9e9e", "dash": "dot"}),
-        row=2,
-        col=1,
-    )
-    base.add_trace(
-        go.Scatter(
-            name="drawdown", mode="lines", fill="tozeroy", line={"color": "#ef5350", "width": 1}
-        ),
-        row=3,
-        col=1,
-    )
-    base.update_layout(
-        template="plotly_dark",
-        height=height,
-        margin={"l": 60, "r": 20, "t": 40, "b": 30},
-        legend={"orientation": "h", "y": 1.06, "x": 0, "yanchor": "bottom"},
-        uirevision="keep",
-    )
-    base.update_yaxes(tickformat=".1%", row=3, col=1)
-    return go.FigureWidget(base) if widget else base
-
-
-def _thin_index(n: int, max_points: int) -> np.ndarray:
-    """Positions of at most ``max_points`` evenly spaced samples, the last one included."""
-    if n <= max_points:
-        return np.arange(n)
-    step = math.ceil(n / max_points)
-    idx = np.arange(0, n, step)
-    return idx if idx[-1] == n - 1 else np.r_[idx, n - 1]
-
-
-def _block_min(values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """Minimum of each block (keeps the deepest drawdown visible) and each block's start."""
-    n = values.size
-    if n <= max_points:
-        return np.arange(n), values
-    step = math.ceil(n / max_points)
-    starts = np.arange(0, n, step)
-    return starts, np.minimum.reduceat(values, starts)
-
-
-def _frames(data: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    if isinstance(data, pd.DataFrame):
-        return {str(data.attrs.get("symbol", "asset")): data}
-    return dict(data)
-
-
-def fill_figure(
-    fig: go.Figure,
-    result: BacktestResult,
-    data: pd.DataFrame | Mapping[str, pd.DataFrame],
-    *,
-    max_points: int = DEFAULT_MAX_POINTS,
-    max_markers: int = DEFAULT_MAX_MARKERS,
-) -> go.Figure:
-    """Draw ``result`` into a figure from :func:`new_figure` (in place; returns it).
-
-    One symbol: its close. Several: each close rebased to 100 at the first bar, so both legs
-    share an axis; trades are marked on the first symbol (the ``y`` leg of a pair) at their
-    fill prices. Long series are thinned to ``max_points`` (drawdown by block minima, so the
-    deepest point stays visible); only the last ``max_markers`` trades are marked.
-    """
-    frames = _frames(data)
-    symbols = list(result.config.symbols)
-    index = result.equity.index
-    rebase = len(symbols) > 1
-    keep = _thin_index(len(index), max_points)
-    x = index[keep]
-    factors: dict[str, float] = {}
-    with _batch(fig):
-        for i in range(2):
-            tr = fig.data[i]
-            if i < len(symbols):
-                s = symbols[i]
-                close = frames[s]["close"].reindex(index).to_numpy(dtype=float)
-                factors[s] = 100.0 / close[0] if rebase else 1.0
-                tr.x, tr.y = x, close[keep] * factors[s]
-                tr.name = f"{s} (rebased to 100)" if rebase else s
-                tr.visible = True
-            else:
-                tr.x, tr.y = [], []
-                tr.visible = False
-        trades = result.trades.tail(max_markers)
-        s0 = symbols[0]
-        f0 = factors.get(s0, 1.0)
-        entry_px = trades[f"entry_price_{s0}"].to_numpy(dtype=float) * f0
-        side = trades["side"].to_numpy()
-        for j, sel in ((2, side > 0), (3, side < 0)):
-            fig.data[j].x = trades["entry_time"][sel]
-            fig.data[j].y = entry_px[sel]
-        closed = ~trades["open"].to_numpy(dtype=bool)
-        fig.data[4].x = trades["exit_time"][closed]
-        fig.data[4].y = trades[f"exit_price_{s0}"].to_numpy(dtype=float)[closed] * f0
-        fig.data[5].x, fig.data[5].y = x, result.equity.to_numpy()[keep]
-        fig.data[6].x, fig.data[6].y = x, result.benchmark.to_numpy()[keep]
-        starts, dd = _block_min(result.drawdown.to_numpy(dtype=float), max_points)
-        fig.data[7].x, fig.data[7].y = index[starts], dd
-        fig.layout.yaxis.title = "price (rebased)" if rebase else "price"
-        fig.layout.yaxis2.title = "equity"
-    return fig
-
-
-class _batch:
-    """``fig.batch_update()`` for a FigureWidget, nothing for a static figure."""
-
-    def __init__(self, fig: go.Figure) -> None:
-        self._cm = fig.batch_update() if isinstance(fig, go.FigureWidget) else None
-
-    def __enter__(self) -> None:
-        if self._cm is not None:
-            self._cm.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._cm is not None:
-            self._cm.__exit__(*exc)
-
-
-def result_figure(
-    result: BacktestResult,
-    data: pd.DataFrame | Mapping[str, pd.DataFrame],
-    *,
-    max_points: int = DEFAULT_MAX_POINTS,
-) -> go.Figure:
-    """A static plotly figure of a backtest (what the notebook shows)."""
-    return fill_figure(new_figure(), result, data, max_points=max_points)
-
-
-def _fmt(name: str, v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if name.endswith("_seconds"):
-        return str(pd.Timedelta(seconds=float(v)).round("1s"))
-    if name in ("number_of_trades", "bars"):
-        return f"{int(v):,}"
-    if name in _PERCENT:
-        return f"{float(v):.2%}"
-    if isinstance(v, float):
-        return f"{v:,.3f}" if abs(v) < 1e6 else f"{v:,.3g}"
-    return str(v)
-
-
-def metrics_frame(result: BacktestResult) -> pd.DataFrame:
-    """The metrics table, formatted for display: strategy next to buy-and-hold."""
-    s = result.metrics.to_dict()
-    b = result.benchmark_metrics.to_dict()
-    rows = [k for k in s if k != "periods_per_year"]
-    return pd.DataFrame(
-        {
-            "strategy": [_fmt(k, s[k]) for k in rows],
-            "buy and hold": [_fmt(k, b.get(k)) for k in rows],
-        },
-        index=pd.Index([k.removesuffix("_seconds").replace("_", " ") for k in rows], name="metric"),
-    )
-
-
+# ----------------------------------------------------------------------------- runs
 def runs_html(runs: pd.DataFrame, *, max_rows: int = 25) -> str:
     """The history of stored runs as an HTML table (newest first; scheduled ones marked)."""
     if runs.empty:
@@ -296,11 +94,11 @@ def runs_html(runs: pd.DataFrame, *, max_rows: int = 25) -> str:
             f"<td>{html.escape(str(r.strategy))}</td>"
             f"<td>{html.escape(str(r.symbols))}</td>"
             f"<td>{html.escape(str(r.interval or ''))}</td>"
-            f"<td>{_fmt('total_return', r.total_return)}</td>"
-            f"<td>{_fmt('sharpe', r.sharpe)}</td>"
-            f"<td>{_fmt('max_drawdown', r.max_drawdown)}</td>"
-            f"<td>{_fmt('number_of_trades', r.number_of_trades)}</td>"
-            f"<td>{_fmt('dsr', r.dsr)}</td>"
+            f"<td>{format_metric('total_return', r.total_return)}</td>"
+            f"<td>{format_metric('sharpe', r.sharpe)}</td>"
+            f"<td>{format_metric('max_drawdown', r.max_drawdown)}</td>"
+            f"<td>{format_metric('number_of_trades', r.number_of_trades)}</td>"
+            f"<td>{format_metric('dsr', r.dsr)}</td>"
             f"<td style='font-size:85%'>{html.escape(p)}</td>"
             f"<td style='font-family:monospace'>{html.escape(str(r.run_id))}</td>"
             "</tr>"
