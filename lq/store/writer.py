@@ -28,7 +28,7 @@ import numpy as np
 
 from lq.feeds.events import AggTrade, BookTicker, Gap, Kline, Rejected, Trade
 from lq.store.lock import WriterLock
-from lq.store.sqlite import connect_writer
+from lq.store.sqlite import connect_writer, insert_many
 
 __all__ = ["Batch", "BatchResult", "WriteResult", "Writer", "validate_trade"]
 
@@ -305,7 +305,7 @@ class Writer:
                 reason = validate_trade(t.symbol, t.trade_id, ts, p, q) or "invalid"
                 dead.append((t.recv_ts or now, t.exchange, self.source, "trade " + reason, _raw(t)))
         before = self.conn.total_changes
-        self.conn.executemany("INSERT OR IGNORE INTO ticks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        insert_many(self.conn, "INSERT OR IGNORE INTO ticks", rows, 8)
         new = self.conn.total_changes - before
         return WriteResult(new, len(rows) - new, len(trades) - len(rows)), rows
 
@@ -337,9 +337,7 @@ class Writer:
                     (a.recv_ts or now, a.exchange, self.source, "aggTrade " + reason, _raw(a))
                 )
         before = self.conn.total_changes
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO agg_trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-        )
+        insert_many(self.conn, "INSERT OR IGNORE INTO agg_trades", rows, 10)
         new = self.conn.total_changes - before
         return WriteResult(new, len(rows) - new, len(aggs) - len(rows))
 
@@ -378,9 +376,7 @@ class Writer:
                     (b.recv_ts or now, b.exchange, self.source, "bookTicker " + reason, _raw(b))
                 )
         before = self.conn.total_changes
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO book_tickers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-        )
+        insert_many(self.conn, "INSERT OR IGNORE INTO book_tickers", rows, 9)
         new = self.conn.total_changes - before
         return WriteResult(new, len(rows) - new, len(tickers) - len(rows))
 
@@ -409,10 +405,7 @@ class Writer:
         ]
         before = self.conn.total_changes
         # a kline is updated until it closes: the newest update wins
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO klines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        insert_many(self.conn, "INSERT OR REPLACE INTO klines", rows, 15)
         new = self.conn.total_changes - before
         return WriteResult(new, len(rows) - new, 0)
 
@@ -471,14 +464,15 @@ class Writer:
                     b["quote_volume"] += qv
                     b["trades"] += n
                     new[at[ts]] = b
-            conn.executemany(
+            insert_many(
+                conn,
                 "INSERT OR REPLACE INTO bars_1s (exchange, symbol, ts, open, high, low, close,"
-                " volume, quote_volume, trades, vwap, first_id, last_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " volume, quote_volume, trades, vwap, first_id, last_id)",
                 [
                     (exchange, symbol, t, o, h, lw, c, v, qv, n, qv / v, fid, lid)
                     for t, o, h, lw, c, v, qv, n, fid, lid in new.tolist()
                 ],
+                13,
             )
             m_lo, m_hi = lo // _MIN * _MIN, hi // _MIN * _MIN + _MIN
             conn.execute(_BARS_1M_SQL, (exchange, symbol, m_lo, m_hi))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import random
 import sqlite3
 
 import pandas as pd
@@ -9,6 +10,7 @@ from trade_factory import T0, make_trades
 
 from lq.feeds.events import BookTicker, Gap, Rejected, Trade
 from lq.store import Batch, Writer
+from lq.store.sqlite import insert_many
 
 
 def test_same_batch_written_twice_stores_no_duplicates_and_counts_right(db):
@@ -260,3 +262,34 @@ def test_bars_merged_from_new_batches_equal_bars_recomputed_from_the_ticks(db, s
             assert g[7:9] == pytest.approx(r[7:9], rel=1e-12) and g[10] == pytest.approx(
                 r[10], rel=1e-12
             )
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 17, 1001, 9_999])
+@pytest.mark.parametrize("conflict", ["IGNORE", "REPLACE"])
+def test_insert_many_equals_executemany_row_for_row(tmp_path, n, conflict):
+    """Multi-row statements: same rows, same order, same conflict outcome (a key repeated in
+    one statement: IGNORE keeps the first, REPLACE the last), same change count."""
+    rng = random.Random(n)
+    rows = [(rng.randrange(n // 2 + 1), rng.random(), f"s{i}", None) for i in range(n)]
+    got = []
+    for use_many in (False, True):
+        conn = sqlite3.connect(tmp_path / f"{use_many}.sqlite", isolation_level=None)
+        conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, x REAL, s TEXT, z)")
+        before = conn.total_changes
+        head = f"INSERT OR {conflict} INTO t"
+        if use_many:
+            insert_many(conn, head, rows, 4)
+        else:
+            conn.executemany(head + " VALUES (?, ?, ?, ?)", rows)
+        got.append((conn.total_changes - before, conn.execute("SELECT * FROM t").fetchall()))
+        conn.close()
+    assert got[0] == got[1]
+    assert len(got[1][1]) == len({r[0] for r in rows})
+
+
+def test_insert_many_stays_under_the_parameter_limit(tmp_path):
+    conn = sqlite3.connect(tmp_path / "lim.sqlite", isolation_level=None)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)  # 33 rows of 3 per statement
+    conn.execute("CREATE TABLE t (a, b, c)")
+    insert_many(conn, "INSERT INTO t", [(i, i, i) for i in range(500)], 3)
+    assert conn.execute("SELECT count(*), sum(a) FROM t").fetchone() == (500, sum(range(500)))
