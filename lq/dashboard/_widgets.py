@@ -40,7 +40,8 @@ def figure(
         rows=rows,
         cols=cols,
         shared_xaxes=shared_xaxes,
-        vertical_spacing=0.04 if rows > 1 else 0.0,
+        # unshared x axes carry their own tick labels: leave room for them under each row
+        vertical_spacing=(0.04 if shared_xaxes else 0.1) if rows > 1 else 0.0,
         row_heights=row_heights,
         subplot_titles=subplot_titles,
         specs=specs,
@@ -48,8 +49,9 @@ def figure(
     base.update_layout(
         template=TEMPLATE,
         height=height,
-        margin={"l": 50, "r": 20, "t": 30 if subplot_titles else 10, "b": 30},
-        legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},
+        # the legend sits in the figure's top margin, above the first subplot's title
+        margin={"l": 50, "r": 20, "t": 58 if subplot_titles else 34, "b": 30},
+        legend={"orientation": "h", "yref": "container", "y": 1, "yanchor": "top", "x": 0},
         uirevision="keep",  # zoom and pan survive data updates
     )
     return go.FigureWidget(base)

@@ -33,6 +33,19 @@ __all__ = ["PLUGIN_TABS", "Dashboard"]
 log = logging.getLogger(__name__)
 
 PLUGIN_TABS = ("lq.dashboard.alerts_tab", "lq.dashboard.backtest_tab")
+#: Seconds after a tab is shown before its figures measure their width again.
+REFIT_DELAY = 0.6
+
+
+def _figures(panel: Any) -> list[Any]:
+    """The plotly FigureWidgets a panel owns (its attributes)."""
+    import plotly.graph_objects as go
+
+    if panel is None:
+        return []
+    return [v for v in vars(panel).values() if isinstance(v, go.FigureWidget)]
+
+
 ORPHAN_ENV = "LQ_DASH_ORPHAN_TIMEOUT"
 DEFAULT_ORPHAN_TIMEOUT = 120.0
 MIN_INTERVAL = 0.2  # never more than ~5 chart updates per second
@@ -118,7 +131,9 @@ class Dashboard:
             if factory is not None:
                 self._factories.append(factory)
         self.panels: dict[int, Any] = {}
-        self._holders = [W.Box([W.HTML(note_html("loading..."))]) for _ in self._factories]
+        # VBox: a column stretches its children to the full width (a Box row would shrink them
+        # to their content, and plotly then sizes a figure to its 700 px default)
+        self._holders = [W.VBox([W.HTML(note_html("loading..."))]) for _ in self._factories]
         self.tabs = W.Tab(children=self._holders)
         for i, (title, _f) in enumerate(self._factories):
             self.tabs.set_title(i, title)
@@ -129,6 +144,7 @@ class Dashboard:
         self.stopped_reason: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._slow: dict[int, tuple[asyncio.Future[Any], float]] = {}
+        self._refit: dict[int, float] = {}
         self._last_slow: dict[int, float] = {}
         self._select(0)
 
@@ -184,6 +200,24 @@ class Dashboard:
         p = self.panel(index)
         if p is not None:
             self._safe(p.refresh, self._factories[index][0])
+            self._refit[index] = time.monotonic() + REFIT_DELAY
+
+    def _refit_widths(self) -> None:
+        """Re-autosize the figures of a tab shortly after it is shown.
+
+        plotly's FigureWidget measures its container once, when its view is first rendered;
+        a figure rendered in a tab that is still hidden or laying out gets plotly's 700 px
+        default and keeps it (the anywidget view has no resize hook). Toggling ``autosize``
+        makes plotly measure the container again, now that it is visible."""
+        now = time.monotonic()
+        for idx, due in list(self._refit.items()):
+            if now < due:
+                continue
+            del self._refit[idx]
+            for fig in _figures(self.panels.get(idx)):
+                with contextlib.suppress(Exception):
+                    fig.layout.autosize = False
+                    fig.layout.autosize = True
 
     @staticmethod
     def _safe(fn: Callable[[], Any], what: str) -> None:
@@ -197,6 +231,8 @@ class Dashboard:
         """One pass: read new rows, redraw the status bar and the visible tab."""
         self.feed.update()
         self._safe(self.status.refresh, "status")
+        if self._refit:
+            self._refit_widths()
         idx = self.tabs.selected_index
         if idx is not None:
             p = self.panel(idx)

@@ -203,9 +203,12 @@ class VolatilityPanel:
         latest = []
         with self.fig.batch_update():
             for i, w in enumerate(self.windows):
-                rv = realized_vol(r, interval=iv, window=min(w, max(2, len(r) - 1)))
+                # a window longer than the history is shortened to it, and says so
+                eff = min(w, max(2, len(r) - 1))
+                rv = realized_vol(r, interval=iv, window=eff)
                 d[i].x, d[i].y = x, np.asarray(rv, dtype=float)[view]
-                latest.append(f"{w}: {np.asarray(rv)[-1]:.1%}")
+                short = "" if eff == w else f" (on {eff} bars so far)"
+                latest.append(f"{w}: {np.asarray(rv)[-1]:.1%}{short}")
             ew = np.asarray(ewma_vol(r, interval=iv), dtype=float)
             d[self._i_ewma].x, d[self._i_ewma].y = x, ew[view]
             d[self._i_ret].x, d[self._i_ret].y = x, r.to_numpy()[view]

@@ -94,6 +94,10 @@ JS_LATENCY_START = """() => {
   }, 50);
 }"""
 
+# the drawn width of every plotly figure on the page (hidden tabs' figures included)
+JS_WIDTHS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+  .map(gd => gd._fullLayout ? gd._fullLayout.width : 0)"""
+
 JS_ZSCORE = """() => {
   for (const gd of document.querySelectorAll('.js-plotly-plot')) {
     for (const t of (gd.data || [])) {
@@ -205,9 +209,14 @@ def test_live_dashboard_in_chromium(dashboard: dict) -> None:
         figures["tick_to_visible_p95_s"] = float(np.percentile(lat, 95)) / 1e3
         figures["tick_to_visible_samples"] = float(len(lat))
 
-        # the Pairs tab draws a z-score trace
+        # the Pairs tab draws a z-score trace, across the page like the market chart (a
+        # figure first rendered in a hidden tab used to keep plotly's 700 px default)
+        market_width = page.evaluate(JS_WIDTHS)[0]
         page.get_by_role("tab", name="Pairs").click()
         page.wait_for_function(JS_ZSCORE, timeout=20_000)
+        page.wait_for_function(
+            f"() => ({JS_WIDTHS})().some(w => w >= {0.95 * market_width})", timeout=10_000
+        )
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "dashboard_pairs.png"))
 
