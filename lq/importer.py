@@ -104,11 +104,15 @@ class ImportReport:
 
 @dataclass(frozen=True, slots=True)
 class UploadResult:
+    """What became of an upload: imported now, or queued at ``path`` in the inbox until the
+    running collector imports it (the file is gone then)."""
+
     status: Literal["imported", "queued"]
     kind: str
     symbol: str
     rows: int
     message: str
+    path: Path | None = None
 
 
 # -- detection ---------------------------------------------------------------------------------
@@ -644,7 +648,9 @@ def import_upload(
     meta = f"kind={k if k != '?' else ''}\nsymbol={sym if sym not in ('?', '*') else ''}\nexchange={exchange}\n"
     (box / (stem + ".meta")).write_text(meta)
     (box / (stem + ".part")).rename(box / stem)
-    return UploadResult("queued", k, sym, rows, f"{rows:,} rows queued for the running collector")
+    return UploadResult(
+        "queued", k, sym, rows, f"{rows:,} rows queued for the running collector", box / stem
+    )
 
 
 def process_inbox(writer: Writer) -> list[ImportReport]:

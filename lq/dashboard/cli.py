@@ -28,11 +28,20 @@ from lq.collector.cli import add_source_arguments
 from lq.config import Settings
 from lq.errors import ValidationError
 
-__all__ = ["add_parser", "dashboard_notebook", "is_loopback", "run", "voila_command"]
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "add_parser",
+    "dashboard_notebook",
+    "is_loopback",
+    "run",
+    "voila_command",
+]
 
 log = logging.getLogger("lq.dashboard")
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
+#: The largest upload the Data tab takes (one websocket message; larger: ``lq import FILE``).
+MAX_UPLOAD_BYTES = 256 * 2**20
 _FORWARDED = (
     "source",
     "symbols",
@@ -133,9 +142,13 @@ def voila_command(
         "--MappingKernelManager.cull_interval=30",
         "--MappingKernelManager.cull_connected=True",
     ]
+    # uploads travel as one websocket message: Tornado's 10 MiB default closes the socket on
+    # anything larger (the browser reconnects and the file is silently lost)
+    tornado: dict[str, object] = {"websocket_max_message_size": MAX_UPLOAD_BYTES}
     if is_loopback(host):
         # a closed tab's shutdown beacon carries no _xsrf (voila#1458): accept it on loopback
-        cmd.append("--Voila.tornado_settings=disable_check_xsrf=True")
+        tornado["disable_check_xsrf"] = True
+    cmd.append(f"--Voila.tornado_settings={tornado!r}")
     if token:
         cmd.append(f"--Voila.token={token}")
     return cmd

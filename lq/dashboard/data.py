@@ -14,6 +14,7 @@ from typing import Any, Literal
 import ipywidgets as W
 
 from lq.dashboard._widgets import error_html, labelled, note_html
+from lq.dashboard.cli import MAX_UPLOAD_BYTES
 from lq.errors import LqError
 from lq.store import Store
 from lq.store.export import select, to_bytes
@@ -81,9 +82,11 @@ class DataPanel:
             note_html(
                 "Binance public-data files (trades, aggTrades, klines; CSV or zip) or an OHLC "
                 "CSV with columns time, open, high, low, close[, volume]. The whole file is "
-                "checked before anything is imported."
+                f"checked before anything is imported. Up to {MAX_UPLOAD_BYTES // 2**20} MB "
+                "through the browser; larger files: lq import FILE."
             )
         )
+        self._queued: tuple[str, Path, int] | None = None  # an upload the collector will import
         self.prepare.on_click(lambda _b: self.make_download())
         self.upload.observe(self._on_upload, names="value")
         self.interval.layout.visibility = "visible"
@@ -112,7 +115,14 @@ class DataPanel:
         self.interval.layout.visibility = "visible" if change["new"] == "bars" else "hidden"
 
     def refresh(self) -> None:
-        """Keep the symbol list in step with the store (cheap; no data read)."""
+        """Report when the running collector has imported a queued upload."""
+        if self._queued is not None and not self._queued[1].exists():
+            filename, _path, rows = self._queued
+            self._queued = None
+            self.upload_result.value = _ok_html(
+                f"{filename}: imported by the running collector ({rows:,} rows checked; "
+                "rows already stored are skipped)"
+            )
 
     def make_download(self) -> str:
         """Build the download link for the current selection; returns the link's HTML."""
@@ -161,8 +171,14 @@ class DataPanel:
         except LqError as exc:  # ImportFormatError names the file and line
             self.upload_result.value = error_html(f"{filename}: not imported: {exc}")
             return self.upload_result.value
-        self.upload_result.value = (
-            f'<div class="lq-upload-ok" style="color:#26a69a">{html.escape(filename)}: '
-            f"{html.escape(str(result))}</div>"
-        )
+        if result.status == "queued" and result.path is not None:
+            self._queued = (filename, result.path, result.rows)
+            text = f"{filename}: {result.kind} of {result.symbol}: {result.message}..."
+        else:
+            text = f"{filename}: imported {result.kind} of {result.symbol}: {result.message}"
+        self.upload_result.value = _ok_html(text)
         return self.upload_result.value
+
+
+def _ok_html(text: str) -> str:
+    return f'<div class="lq-upload-ok" style="color:#26a69a">{html.escape(text)}</div>'

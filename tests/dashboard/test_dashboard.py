@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import re
+import sqlite3
 import sys
 import time
 import types
@@ -194,6 +195,38 @@ def test_bad_upload_shows_the_importers_error_inline(real_db: Path) -> None:
         assert "lq-error" in out and "junk.csv" in out
 
 
+def test_upload_while_a_collector_runs_is_queued_then_reported_imported(tmp_path: Path) -> None:
+    from lq.collector import Collector
+
+    db = tmp_path / "queued.sqlite"
+    csv = "\n".join(
+        f"{i},{100 + i * 0.01:.2f},0.5,{(100 + i * 0.01) * 0.5:.4f},{1723161600000 + i * 1000},"
+        "true,true"
+        for i in range(1, 301)
+    )
+
+    async def main() -> tuple[str, str]:
+        col = Collector(db=db, source="local", symbols=("BTCUSDT",), simulator={"seed": 1})
+        col.start()
+        await col.wait_started(20)
+        with Store(db) as store:
+            p = DataPanel(store, db=db, symbols=["BTCUSDT"])
+            first = p.import_file("SOLUSDT-trades-2024-08-09.csv", csv.encode())
+            deadline = time.monotonic() + 20
+            while "imported by the running" not in p.upload_result.value:
+                assert time.monotonic() < deadline, p.upload_result.value
+                await asyncio.sleep(0.2)
+                p.refresh()  # the dashboard loop calls this for the visible tab
+        await col.stop()
+        return first, p.upload_result.value
+
+    first, done = asyncio.run(main())
+    assert "300 rows queued for the running collector" in first
+    assert "imported by the running collector (300 rows checked" in done
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM ticks WHERE symbol = 'SOLUSDT'").fetchone()[0] == 300
+
+
 # -- the dashboard and its loop ------------------------------------------------------------
 def test_loop_ends_when_the_browser_heartbeat_stops(real_db: Path) -> None:
     d = Dashboard(db=real_db, symbols=["BTCUSDT", "ETHUSDT"], interval=0.2, orphan_timeout=0.6)
@@ -283,12 +316,22 @@ def test_dashboard_refuses_a_public_host_without_a_token(capsys) -> None:
 
 
 def test_voila_command_has_the_culling_and_xsrf_settings() -> None:
-    from lq.dashboard.cli import voila_command
+    import ast
+
+    from lq.dashboard.cli import MAX_UPLOAD_BYTES, voila_command
+
+    def tornado(cmd: list[str]) -> dict:
+        (arg,) = [c for c in cmd if c.startswith("--Voila.tornado_settings=")]
+        return ast.literal_eval(arg.split("=", 1)[1])
 
     cmd = voila_command("nb.ipynb", port=9999)
     assert "--Voila.ip=127.0.0.1" in cmd and "--port=9999" in cmd
-    assert "--Voila.tornado_settings=disable_check_xsrf=True" in cmd
+    # uploads above Tornado's 10 MiB default would close the socket
+    assert tornado(cmd) == {
+        "websocket_max_message_size": MAX_UPLOAD_BYTES,
+        "disable_check_xsrf": True,
+    }
     assert any(c.startswith("--MappingKernelManager.cull_idle_timeout=") for c in cmd)
     public = voila_command("nb.ipynb", port=1, host="0.0.0.0", token="s3cret")
     assert "--Voila.token=s3cret" in public
-    assert not any("disable_check_xsrf" in c for c in public)
+    assert tornado(public) == {"websocket_max_message_size": MAX_UPLOAD_BYTES}

@@ -68,6 +68,22 @@ def _kernels(root: int) -> list[int]:
     return found
 
 
+def _trades_csv(path: Path, size: int) -> Path:
+    """A Binance public-data trades CSV (no header) of at least ``size`` bytes."""
+    rng = np.random.default_rng(7)
+    n = size // 40 + 1  # rows are about 45 bytes
+    ids = np.arange(1, n + 1)
+    price = np.round(150 + np.cumsum(rng.normal(0, 0.01, n)), 2)
+    qty = np.round(rng.uniform(0.001, 5, n), 3)
+    ms = 1_723_161_600_000 + ids * 10
+    with path.open("w") as f:
+        rows = zip(ids.tolist(), price.tolist(), qty.tolist(), ms.tolist(), strict=True)
+        for i, p, q, t in rows:
+            f.write(f"{i},{p:.2f},{q:.3f},{p * q:.5f},{t},true,true\n")
+    assert path.stat().st_size > size
+    return path
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
@@ -233,6 +249,17 @@ def test_live_dashboard_in_chromium(dashboard: dict) -> None:
         assert text.startswith("time,symbol,ts,open,high,low,close,volume")
         assert len(text.splitlines()) > 2
         page.screenshot(path=str(ARTIFACTS / "dashboard_data.png"))
+
+        # an upload above Tornado's 10 MiB message default arrives, is queued for the
+        # running collector, and is reported imported (it used to vanish silently)
+        big = _trades_csv(dashboard["db"].parent / "SOLUSDT-trades-2024-08-09.csv", 11 * 2**20)
+        with page.expect_file_chooser() as fc:
+            page.get_by_text("Upload file").click()
+        fc.value.set_files(str(big))
+        done = page.locator(".lq-upload-ok", has_text="imported by the running collector")
+        done.wait_for(timeout=90_000)
+        rows = sum(1 for _ in big.open())
+        assert f"({rows:,} rows checked" in done.inner_text()
 
         # closing the page ends its kernel (the beacon is accepted: disable_check_xsrf)
         page.close(run_before_unload=True)
