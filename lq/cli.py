@@ -41,16 +41,27 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- lq purge ----------------------------------------------------------------------------
 def _purge(args: argparse.Namespace, settings: Settings) -> int:
-    from lq.store import Writer
-    from lq.store.retention import purge
+    from lq.errors import WriterLockedError
+    from lq.store import Writer, writer_pid
+    from lq.store.retention import purge, request_purge
 
     older = parse_duration(args.older_than, field="--older-than")
     cutoff = int((time.time() - older) * 1e6)
-    with Writer(settings.db, source="purge") as w:
-        res = purge(w, cutoff, what=args.what, vacuum=args.vacuum)
+    pid = writer_pid(settings.db)
+    by = ""
+    if pid is not None:  # the collector is the one writer: it runs the purge for us
+        res = request_purge(settings.db, cutoff, what=args.what, vacuum=args.vacuum)
+        by = f" by the running collector (pid {pid})"
+    else:
+        try:
+            with Writer(settings.db, source="purge") as w:
+                res = purge(w, cutoff, what=args.what, vacuum=args.vacuum)
+        except WriterLockedError:  # a collector started meanwhile
+            res = request_purge(settings.db, cutoff, what=args.what, vacuum=args.vacuum)
+            by = " by the running collector"
     deleted = ", ".join(f"{k}: {v:,}" for k, v in res.deleted.items())
     print(
-        f"purged {args.what} older than {args.older_than} ({deleted}); "
+        f"purged {args.what} older than {args.older_than}{by} ({deleted}); "
         f"file {res.bytes_before:,} -> {res.bytes_after:,} bytes in {res.seconds:.2f} s"
     )
     return 0
@@ -150,7 +161,11 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     _add_db(p)
     handlers["status"] = _status
 
-    p = sub.add_parser("purge", help="delete old ticks (or bars) and give the disk space back")
+    p = sub.add_parser(
+        "purge",
+        help="delete old ticks (or bars) and give the disk space back"
+        " (a running collector does it for you)",
+    )
     _add_db(p)
     p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 24h, 7d")
     p.add_argument(

@@ -654,13 +654,19 @@ def import_upload(
 
 
 def process_inbox(writer: Writer) -> list[ImportReport]:
-    """Import every file waiting in the writer's inbox (called by the collector)."""
+    """Import every file waiting in the writer's inbox (called by the collector), and run any
+    purge request waiting there (:func:`lq.store.retention.request_purge`)."""
+    from lq.store.retention import PURGE_REQUEST_SUFFIX, serve_purge_request
+
     box = inbox_dir(writer.path)
     if not box.is_dir():
         return []
     reports = []
     for f in sorted(box.iterdir()):
         if f.suffix in (".part", ".meta") or not f.is_file():
+            continue
+        if f.name.endswith(PURGE_REQUEST_SUFFIX):  # `lq purge` while we run
+            serve_purge_request(writer, f)
             continue
         meta_path = f.with_name(f.name + ".meta")
         meta = (

@@ -11,14 +11,24 @@ as much free disk again).
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
+from lq.errors import StoreError, ValidationError
 from lq.store.writer import Writer
 
-__all__ = ["PurgeResult", "purge"]
+__all__ = ["PURGE_REQUEST_SUFFIX", "PurgeResult", "purge", "request_purge", "serve_purge_request"]
+
+#: A purge request waiting in ``<db>.inbox/`` for the running collector.
+PURGE_REQUEST_SUFFIX = ".purge.json"
+_WHATS = ("ticks", "bars")
+_VACUUMS = ("incremental", "full", "none")
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,10 @@ def purge(
     and klines (their own, usually much longer, retention), but never the bars of seconds whose
     ticks are still stored (time-range tick reads find their trade ids through the bars).
     """
+    if what not in _WHATS:
+        raise ValidationError("what", what, f"expected one of {_WHATS}")
+    if vacuum not in _VACUUMS:
+        raise ValidationError("vacuum", vacuum, f"expected one of {_VACUUMS}")
     t0 = time.perf_counter()
     conn = writer.conn
     if what == "bars":
@@ -104,3 +118,84 @@ def _size(writer: Writer) -> int:
         if p.exists():
             total += p.stat().st_size
     return total
+
+
+# -- purging while a collector runs ------------------------------------------------------------
+# The collector is the database's one writer, so a purge asked for while it runs is a request
+# file in its inbox (``<db>.inbox/``, where uploads wait too). The collector runs it on its
+# writer thread between batches and answers in ``<db>.inbox/results/<request>.json``.
+def _inbox(db: str | os.PathLike[str]) -> Path:
+    return Path(str(db) + ".inbox")
+
+
+def request_purge(
+    db: str | os.PathLike[str],
+    older_than_us: int,
+    *,
+    what: Literal["ticks", "bars"] = "ticks",
+    vacuum: Literal["incremental", "full", "none"] = "incremental",
+    timeout: float = 300.0,
+    poll: float = 0.1,
+) -> PurgeResult:
+    """Ask the collector that writes ``db`` to purge, and wait for its answer.
+
+    Raises :class:`~lq.errors.StoreError` if no answer comes within ``timeout`` seconds (the
+    request is withdrawn if the collector has not taken it yet) or if the collector's purge
+    failed (its message is in the error).
+    """
+    if what not in _WHATS:
+        raise ValidationError("what", what, f"expected one of {_WHATS}")
+    if vacuum not in _VACUUMS:
+        raise ValidationError("vacuum", vacuum, f"expected one of {_VACUUMS}")
+    box = _inbox(db)
+    (box / "results").mkdir(parents=True, exist_ok=True)
+    stem = f"{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}"
+    request = box / (stem + PURGE_REQUEST_SUFFIX)
+    part = box / (stem + ".part")
+    part.write_text(json.dumps({"older_than_us": older_than_us, "what": what, "vacuum": vacuum}))
+    part.rename(request)  # the collector never sees half a request
+    answer = box / "results" / (stem + ".json")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if answer.exists():
+            got = json.loads(answer.read_text())
+            answer.unlink(missing_ok=True)
+            if "error" in got:
+                raise StoreError(f"the collector's purge failed: {got['error']}")
+            return PurgeResult(**got)
+        time.sleep(poll)
+    try:
+        request.unlink()
+        state = "the request was withdrawn"
+    except FileNotFoundError:
+        state = "it is running and will finish on its own"
+    raise StoreError(
+        f"{db}: the running collector did not answer the purge request within {timeout:.0f} s"
+        f" ({state}); is it stuck? `lq status` shows its state"
+    )
+
+
+def serve_purge_request(writer: Writer, request: Path) -> PurgeResult | None:
+    """Run one purge request from the inbox (the collector calls this) and answer it."""
+    answer = (
+        request.parent / "results" / (request.name.removesuffix(PURGE_REQUEST_SUFFIX) + ".json")
+    )
+    answer.parent.mkdir(exist_ok=True)
+    result: PurgeResult | None = None
+    try:
+        spec = json.loads(request.read_text())
+        result = purge(
+            writer,
+            int(spec["older_than_us"]),
+            what=spec.get("what", "ticks"),
+            vacuum=spec.get("vacuum", "incremental"),
+        )
+        body: dict[str, object] = asdict(result)
+    except Exception as exc:  # a bad request is answered, never fatal to the collector
+        log.exception("purge request %s failed", request.name)
+        body = {"error": f"{type(exc).__name__}: {exc}"}
+    tmp = answer.with_name(answer.name + ".part")
+    tmp.write_text(json.dumps(body))
+    tmp.rename(answer)
+    request.unlink(missing_ok=True)
+    return result

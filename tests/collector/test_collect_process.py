@@ -165,3 +165,53 @@ def test_kill_9_then_restart_backfills_what_was_lost(tmp_path, exchange):
     filled = conn.execute("SELECT count(*) FROM gaps WHERE status = 'filled'").fetchone()[0]
     assert filled >= 1  # the downtime was a gap, and it was backfilled over REST
     assert os.path.exists(db)
+
+
+@pytest.mark.slow
+def test_lq_purge_while_collecting_is_run_by_the_collector(tmp_path, exchange):
+    """The collector is the one writer: `lq purge` hands it the purge and prints its answer;
+    old rows go, live collection goes on."""
+    from lq.feeds.events import Trade
+    from lq.store import Batch, Writer
+
+    db = tmp_path / "p.sqlite"
+    old = 1_723_161_600_000_000  # 2024-08-09: older than any --older-than below
+    with Writer(db) as w:
+        w.write_batch(
+            Batch(
+                trades=[
+                    Trade(
+                        symbol="OLDUSDT",
+                        trade_id=i,
+                        price=10.0 + i / 100,
+                        qty=1.0,
+                        ts=old + i * 1_000_000,
+                        event_ts=old + i * 1_000_000,
+                        is_buyer_maker=False,
+                        exchange="binance",
+                    )
+                    for i in range(1, 1_001)
+                ]
+            )
+        )
+    proc = collect(db, exchange.ex)
+    try:
+        wait_for(lambda: count(db, "BTCUSDT") > 50, 30, "live trades")
+        r = subprocess.run(
+            [sys.executable, "-m", "lq.cli", "purge", "--db", str(db), "--older-than", "1d"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+        assert f"by the running collector (pid {proc.pid})" in r.stdout
+        assert "ticks: 1,000" in r.stdout
+        assert count(db, "OLDUSDT") == 0
+        n = count(db, "BTCUSDT")
+        wait_for(lambda: count(db, "BTCUSDT") > n, 10, "collection to go on after the purge")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert not list((Path(str(db) + ".inbox")).glob("*.purge.json"))  # answered and removed

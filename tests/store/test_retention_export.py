@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -57,3 +58,32 @@ def test_export_round_trips_ticks(db, tmp_path, suffix):
     assert list(back.trade_id) == list(ref.trade_id)
     assert list(back.price) == list(ref.price)  # exact: floats survive both formats
     assert not (tmp_path / f"ticks{suffix}.part").exists()
+
+
+def test_purge_request_nobody_answers_is_withdrawn_with_a_clear_error(db):
+    from lq.errors import StoreError
+    from lq.store.retention import request_purge
+
+    Writer(db).close()
+    with pytest.raises(StoreError, match="did not answer the purge request within 0 s"):
+        request_purge(db, T0, timeout=0.3)
+    assert not list(Path(str(db) + ".inbox").glob("*.purge.json"))  # withdrawn
+
+
+def test_a_bad_purge_request_is_answered_with_its_error_and_changes_nothing(db):
+    import json
+
+    from lq.importer import process_inbox
+
+    with Writer(db) as w:
+        w.write_trades(make_trades(100))
+        box = Path(str(db) + ".inbox")
+        box.mkdir()
+        (box / "1-x.purge.json").write_text(
+            json.dumps({"older_than_us": T0 + 10**9, "what": "all"})
+        )
+        process_inbox(w)  # what the collector runs every second
+        assert w.conn.execute("SELECT count(*) FROM ticks").fetchone()[0] == 100
+    answer = json.loads((box / "results" / "1-x.json").read_text())
+    assert "what='all'" in answer["error"] and "expected one of" in answer["error"]
+    assert not (box / "1-x.purge.json").exists()
