@@ -203,7 +203,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"rule {sr.name}: {res.rule.describe()}")
             print(f"{res.samples:,} samples over {span_h:.2f} h: would have fired {res.count} "
                   f"times ({res.per_day:.1f} per day)")  # fmt: skip
-            print("forward log returns of", sr.rule.symbols[0], "after firing:")
+            legs = sr.rule.symbols
+            print(
+                "forward log returns after firing, of "
+                + (
+                    f"y={legs[0]}, x={legs[1]}"
+                    + (
+                        " and the hedged spread y - beta x"
+                        if sr.rule.metric == "spread_zscore"
+                        else ""
+                    )
+                    if len(legs) == 2
+                    else legs[0]
+                )
+                + ":"
+            )
             print(res.summary.to_string(index=False))
             return 0
     return 2  # pragma: no cover

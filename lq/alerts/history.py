@@ -141,9 +141,17 @@ def load_samples(
 
 
 def evaluate_samples(
-    rule: Rule, ts: np.ndarray, prices: np.ndarray, *, rule_id: int = 0
+    rule: Rule,
+    ts: np.ndarray,
+    prices: np.ndarray,
+    *,
+    rule_id: int = 0,
+    hedge_ratios: list[float] | None = None,
 ) -> tuple[list[Firing], np.ndarray]:
-    """Run the rule's metric and evaluation over samples (pure); returns (firings, values)."""
+    """Run the rule's metric and evaluation over samples (pure); returns (firings, values).
+
+    ``hedge_ratios``, if given, receives the pair metric's hedge ratio at each firing (NaN for
+    metrics without one)."""
     m = make_metric(rule)
     state: RuleState | None = None
     firings: list[Firing] = []
@@ -164,6 +172,8 @@ def evaluate_samples(
         f, state = step(rule_id, rule, v, t, state)
         if f is not None:
             firings.append(f)
+            if hedge_ratios is not None:
+                hedge_ratios.append(float(getattr(m, "hedge_ratio", math.nan)))
     return firings, values
 
 
@@ -203,8 +213,14 @@ def forward_returns(
 class HistoryResult:
     """What a rule would have done over stored data.
 
-    ``firings``: one row per firing (``time``, ``ts``, ``value``, ``fwd_<h>`` log returns);
-    ``summary``: per horizon the count with data, mean, median and share > 0.
+    ``firings``: one row per firing (``time``, ``ts``, ``value``, ``fwd_<h>`` log returns of
+    the first symbol). Pair rules add ``fwd_x_<h>`` (the second leg) and, for a spread
+    z-score, ``beta`` (the hedge ratio at the firing) and ``fwd_spread_<h>`` = ``fwd_<h> -
+    beta * fwd_x_<h>``: the change of the hedged log spread, which a z-score rule expects to
+    move back toward its mean.
+    ``summary``: per horizon (and per series for pairs: ``y``, ``x``, ``spread``) the count
+    with data, mean, median, share > 0, and for the spread ``reverted``: the share of firings
+    after which the spread moved against the sign of the z-score that fired.
     """
 
     rule: Rule
@@ -243,35 +259,69 @@ def rule_history(
     >>> res.count, res.summary                                         # doctest: +SKIP
     """
     ts, prices = load_samples(store, rule, start=start, end=end, exchange=exchange)
-    firings, _ = evaluate_samples(rule, ts, prices)
+    betas: list[float] = []
+    firings, _ = evaluate_samples(rule, ts, prices, hedge_ratios=betas)
     times = [f.ts for f in firings]
+    value = np.array([f.value for f in firings], dtype=np.float64)
+    pair = len(rule.symbols) == 2
+    spread = pair and rule.metric == "spread_zscore"
     fr = forward_returns(store, rule.symbols[0], times, horizons, exchange=exchange)
-    df = pd.DataFrame(
-        {
-            "time": pd.to_datetime(np.asarray(times, dtype=np.int64), unit="us", utc=True),
-            "ts": np.asarray(times, dtype=np.int64),
-            "value": [f.value for f in firings],
-        }
-    )
-    df = pd.concat([df, fr], axis=1)
-    rows = []
-    for h in horizons:
-        v = fr[f"fwd_{h}"].to_numpy()
-        v = v[np.isfinite(v)]
-        rows.append(
+    parts = [
+        pd.DataFrame(
             {
-                "horizon": h,
-                "n": int(v.size),
-                "mean": float(v.mean()) if v.size else math.nan,
-                "median": float(np.median(v)) if v.size else math.nan,
-                "hit_rate": float((v > 0).mean()) if v.size else math.nan,
+                "time": pd.to_datetime(np.asarray(times, dtype=np.int64), unit="us", utc=True),
+                "ts": np.asarray(times, dtype=np.int64),
+                "value": value,
+            }
+        ),
+        fr,
+    ]
+    series: list[tuple[str, str, np.ndarray]] = [
+        ("y" if pair else rule.symbols[0], h, fr[f"fwd_{h}"].to_numpy()) for h in horizons
+    ]
+    if pair:
+        fx = forward_returns(store, rule.symbols[1], times, horizons, exchange=exchange)
+        fx.columns = [f"fwd_x_{h}" for h in horizons]
+        parts.append(fx)
+        series += [("x", h, fx[f"fwd_x_{h}"].to_numpy()) for h in horizons]
+    if spread:
+        beta = np.asarray(betas, dtype=np.float64)
+        fs = pd.DataFrame(
+            {
+                f"fwd_spread_{h}": fr[f"fwd_{h}"].to_numpy() - beta * fx[f"fwd_x_{h}"].to_numpy()
+                for h in horizons
             }
         )
+        parts += [pd.DataFrame({"beta": beta}), fs]
+        series += [("spread", h, fs[f"fwd_spread_{h}"].to_numpy()) for h in horizons]
+    df = pd.concat(parts, axis=1)
+    rows = []
+    for name, h, v in series:
+        ok = np.isfinite(v)
+        x = v[ok]
+        row = {
+            "series": name,
+            "horizon": h,
+            "n": int(x.size),
+            "mean": float(x.mean()) if x.size else math.nan,
+            "median": float(np.median(x)) if x.size else math.nan,
+            "hit_rate": float((x > 0).mean()) if x.size else math.nan,
+        }
+        if spread:
+            row["reverted"] = (
+                float((np.sign(x) == -np.sign(value[ok])).mean())
+                if name == "spread" and x.size
+                else math.nan
+            )
+        rows.append(row)
+    cols = ["series", "horizon", "n", "mean", "median", "hit_rate"] + (
+        ["reverted"] if spread else []
+    )
     return HistoryResult(
         rule=rule,
         start=int(ts[0]) if len(ts) else None,
         end=int(ts[-1]) if len(ts) else None,
         samples=len(ts),
         firings=df,
-        summary=pd.DataFrame(rows, columns=["horizon", "n", "mean", "median", "hit_rate"]),
+        summary=pd.DataFrame(rows, columns=cols),
     )

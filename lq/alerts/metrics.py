@@ -279,6 +279,11 @@ class SpreadZMetric(_Base):
     def value(self) -> float:
         return self._z.value
 
+    @property
+    def hedge_ratio(self) -> float:
+        """The current beta of ``log y`` on ``log x`` (NaN while warming up)."""
+        return self._h.value
+
 
 class CorrelationMetric(_Base):
     """Rolling correlation of the legs' log returns."""

@@ -131,3 +131,50 @@ def test_history_counts_firings_and_summarises_forward_returns(tmp_path):
     assert summ.loc["3s", "mean"] == pytest.approx(math.log(119 / 116), rel=1e-12)
     assert summ.loc["5s", "mean"] == pytest.approx(math.log(100 / 116), rel=1e-12)
     assert summ.loc["3s", "hit_rate"] == 1.0 and summ.loc["5s", "hit_rate"] == 0.0
+
+
+def test_pair_history_reports_both_legs_and_the_hedged_spread_after_firing(tmp_path):
+    """A spread z-score rule: each firing carries the hedge ratio it used (checked against
+    numpy's least squares on the same window), both legs' forward returns, the hedged
+    spread's change, and the share of firings after which the spread reverted."""
+    db = tmp_path / "pair.sqlite"
+    t0 = 1_723_161_600 * S
+    rng = np.random.default_rng(11)
+    n, w = 900, 30
+    lx = np.log(100.0) + np.cumsum(rng.normal(0, 1e-3, n))
+    s = np.zeros(n)
+    for i in range(1, n):  # a mean-reverting spread with a kick every 90 s
+        s[i] = 0.85 * s[i - 1] + rng.normal(0, 2e-4) + (3e-3 if i % 90 == 45 else 0.0)
+    ly = 0.2 + 0.8 * lx + s
+    trades = []
+    for sym, lp in (("BTCUSDT", ly), ("ETHUSDT", lx)):
+        trades += [
+            Trade(symbol=sym, trade_id=i + 1, price=float(np.exp(lp[i])), qty=1.0,
+                  ts=t0 + i * S, event_ts=t0 + i * S, is_buyer_maker=False)
+            for i in range(n)
+        ]  # fmt: skip
+    with Writer(db) as wr:
+        wr.write_batch(Batch(trades=trades))
+    rule = Rule(name="z", metric="spread_zscore", symbol="BTCUSDT/ETHUSDT", window=w,
+                condition="crosses_above", threshold=2.0, rearm=0.0)  # fmt: skip
+    with Store(db) as st:
+        res = rule_history(st, rule, horizons=["5s", "20s"])
+        y_fwd = forward_returns(st, "BTCUSDT", res.firings["ts"].tolist(), ["5s", "20s"])
+        x_fwd = forward_returns(st, "ETHUSDT", res.firings["ts"].tolist(), ["5s", "20s"])
+    f = res.firings
+    assert res.count >= 5
+    # the samples are the 1 s closes: the one stamped ts is second ts/1e6 - t0 - 1
+    for ts, beta in zip(f["ts"], f["beta"], strict=True):
+        i = (ts - t0) // S - 1
+        ref = np.polyfit(lx[i - w + 1 : i + 1], ly[i - w + 1 : i + 1], 1)[0]
+        assert beta == pytest.approx(ref, rel=1e-9)
+    for h in ("5s", "20s"):
+        np.testing.assert_allclose(f[f"fwd_{h}"], y_fwd[f"fwd_{h}"], rtol=1e-12)
+        np.testing.assert_allclose(f[f"fwd_x_{h}"], x_fwd[f"fwd_{h}"], rtol=1e-12)
+        spread = y_fwd[f"fwd_{h}"] - f["beta"] * x_fwd[f"fwd_{h}"]
+        np.testing.assert_allclose(f[f"fwd_spread_{h}"], spread, rtol=1e-12, equal_nan=True)
+    summ = res.summary.set_index(["series", "horizon"])
+    sp = f["fwd_spread_20s"].dropna()
+    assert summ.loc[("spread", "20s"), "reverted"] == pytest.approx((sp < 0).mean())
+    assert summ.loc[("spread", "20s"), "reverted"] >= 0.8  # the simulated spread reverts
+    assert summ.loc[("x", "5s"), "n"] == x_fwd["fwd_5s"].notna().sum()
