@@ -8,7 +8,7 @@ displays a :class:`Dashboard`; ``lq dashboard`` serves that notebook with Voila.
 
 from __future__ import annotations
 
-from lq.dashboard.app import Dashboard
+from lq.dashboard.app import Dashboard, wait_for_viewer
 from lq.dashboard.clusters import CorrelationPanel
 from lq.dashboard.data import DataPanel
 from lq.dashboard.feed import BarFeed, LastTrade
@@ -28,4 +28,5 @@ __all__ = [
     "StatusBar",
     "VolatilityPanel",
     "status_html",
+    "wait_for_viewer",
 ]

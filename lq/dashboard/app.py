@@ -37,6 +37,20 @@ PLUGIN_TABS = ("lq.dashboard.alerts_tab", "lq.dashboard.backtest_tab")
 REFIT_DELAY = 0.6
 
 
+def wait_for_viewer() -> None:
+    """In a kernel Voila pre-started for the next viewer (``preheat_kernel``), wait until
+    someone opens the page; anywhere else return at once.
+
+    ``lq dashboard`` keeps one kernel warm with the notebook's imports done (the slow part
+    of opening the page), and the live loop must not start before a browser is there to
+    beat (voila-notes P12)."""
+    if os.environ.get("VOILA_PREHEAT", "False") == "False":
+        return
+    from voila.utils import wait_for_request
+
+    wait_for_request()
+
+
 def _figures(panel: Any) -> list[Any]:
     """The plotly FigureWidgets a panel owns (its attributes)."""
     import plotly.graph_objects as go

@@ -332,6 +332,11 @@ def test_voila_command_has_the_culling_and_xsrf_settings() -> None:
         "disable_check_xsrf": True,
     }
     assert any(c.startswith("--MappingKernelManager.cull_idle_timeout=") for c in cmd)
+    # one warm kernel by default; none on request
+    assert "--VoilaConfiguration.preheat_kernel=True" in cmd
+    assert "--VoilaConfiguration.default_pool_size=1" in cmd
+    cold = voila_command("nb.ipynb", port=9999, warm_kernels=0)
+    assert not any("preheat" in c or "pool_size" in c for c in cold)
     public = voila_command("nb.ipynb", port=1, host="0.0.0.0", token="s3cret")
     assert "--Voila.token=s3cret" in public
     assert tornado(public) == {"websocket_max_message_size": MAX_UPLOAD_BYTES}

@@ -84,6 +84,18 @@ def _trades_csv(path: Path, size: int) -> Path:
     return path
 
 
+def _warm_kernel(dashboard: dict, proc: subprocess.Popen) -> int:
+    """Wait until Voila has its warm kernel; return its pid."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if "is filled with 1 kernel" in dashboard["log"].read_text():
+            kernels = _kernels(proc.pid)
+            if len(kernels) == 1:
+                return kernels[0]
+        time.sleep(0.25)
+    raise AssertionError(f"no warm kernel after 90 s: {dashboard['log'].read_text()[-2000:]}")
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
@@ -182,6 +194,9 @@ def test_live_dashboard_in_chromium(dashboard: dict) -> None:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page = ctx.new_page()
+        # Voila keeps one kernel warm (imports done, waiting for a viewer): a user opens the
+        # page after it is ready, and that kernel is the one that serves the page
+        warm = _warm_kernel(dashboard, proc)
         t_open = time.monotonic()
         page.goto(dashboard["url"], wait_until="commit", timeout=60_000)
 
@@ -212,7 +227,9 @@ def test_live_dashboard_in_chromium(dashboard: dict) -> None:
 
         # tick -> visible, and the kernel's CPU, over the same 10 s
         kernels = _kernels(proc.pid)
-        assert len(kernels) == 1, f"one page, one kernel; found {kernels}"
+        # the page's kernel, and at most one new warm kernel for the next viewer
+        assert warm in kernels and len(kernels) <= 2, f"warm {warm}, found {kernels}"
+        kernels = [warm]
         cpu0, w0 = _cpu_seconds(kernels[0]), time.monotonic()
         page.evaluate(JS_LATENCY_START)
         page.wait_for_timeout(10_000)
@@ -261,15 +278,17 @@ def test_live_dashboard_in_chromium(dashboard: dict) -> None:
         rows = sum(1 for _ in big.open())
         assert f"({rows:,} rows checked" in done.inner_text()
 
-        # closing the page ends its kernel (the beacon is accepted: disable_check_xsrf)
+        # closing the page ends its kernel (the beacon is accepted: disable_check_xsrf);
+        # only the warm kernel for the next viewer is left
         page.close(run_before_unload=True)
         deadline = time.monotonic() + 20
-        while _kernels(proc.pid) and time.monotonic() < deadline:
+        while warm in _kernels(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.5)
         left = _kernels(proc.pid)
         ctx.close()
         browser.close()
-    assert left == [], f"kernels still running after the page closed: {left}"
+    assert warm not in left, f"the page's kernel {warm} still runs after the page closed"
+    assert len(left) <= 1, f"kernels left after the page closed: {left} (one warm at most)"
 
     # SIGINT stops Voila and the child collector
     proc.send_signal(signal.SIGINT)
