@@ -29,6 +29,7 @@ ZScore                 :func:`lq.analytics.zscore`
 RollingHedgeRatio      :func:`lq.analytics.rolling_hedge_ratio`
 RollingCorrelation     :func:`lq.analytics.rolling_correlation`
 KalmanHedgeRatio       :func:`lq.analytics.kalman_hedge_ratio`
+EWMAVol                :func:`lq.analytics.ewma_vol`
 =====================  ====================================================
 """
 
@@ -44,6 +45,7 @@ from ._common import check_int
 __all__ = [
     "EMA",
     "RSI",
+    "EWMAVol",
     "KalmanHedgeRatio",
     "PairIndicators",
     "RollingCorrelation",
@@ -95,6 +97,51 @@ class EMA:
     def value(self) -> float:
         """Current EMA (NaN before ``min_periods`` valid values)."""
         return self._v if self.count >= self._min else _NAN
+
+
+class EWMAVol:
+    """Annualised EWMA (RiskMetrics) volatility of returns.
+
+    ``var = lam * var + (1 - lam) * r**2``, seeded with the first ``r**2``; ``value`` is
+    ``sqrt(var * bars per year)`` on a 24x365 calendar for ``interval``, the same numbers as
+    :func:`lq.analytics.ewma_vol` at every position.
+
+    Examples
+    --------
+    >>> v = EWMAVol(interval=31_536_000_000_000, lam=0.5)  # one bar per year: no scaling
+    >>> for r in (0.01, 0.0):
+    ...     v.update(r)
+    >>> round(v.value, 6)
+    0.007071
+    """
+
+    __slots__ = ("_lam", "_min", "_ppy", "_var", "count")
+
+    def __init__(self, *, interval: str | int, lam: float = 0.94, min_periods: int = 1) -> None:
+        from lq.analytics.bars import interval_us  # only here: keep this module light
+
+        if not 0.0 < lam < 1.0:
+            raise ValidationError("lam", lam, "must be in (0, 1)")
+        self._lam = lam
+        self._min = check_int(min_periods, "min_periods")
+        self._ppy = 31_536_000_000_000 / interval_us(interval)
+        self._var = _NAN
+        self.count = 0
+
+    def update(self, r: float) -> None:
+        """Add one return (NaN/inf skipped)."""
+        if r - r != 0.0:
+            return
+        if self.count == 0:
+            self._var = r * r
+        else:
+            self._var = self._lam * self._var + (1.0 - self._lam) * r * r
+        self.count += 1
+
+    @property
+    def value(self) -> float:
+        """Current annualised volatility (NaN before ``min_periods`` returns)."""
+        return math.sqrt(self._var * self._ppy) if self.count >= self._min else _NAN
 
 
 class RSI:

@@ -178,3 +178,21 @@ def test_bad_parameters_are_refused():
         S.ZScore(0)
     with pytest.raises(ValidationError, match=r"delta=1\.5"):
         S.KalmanHedgeRatio(delta=1.5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    x=price_paths(min_size=2),
+    lam=st.floats(0.5, 0.99),
+    interval=st.sampled_from(["1s", "1m", "5m"]),
+)
+def test_ewma_vol_equals_batch(x, lam, interval):
+    r = np.diff(np.log(x))  # NaN wherever either price is missing
+    _same(
+        _feed(S.EWMAVol(interval=interval, lam=lam), r), A.ewma_vol(r, interval=interval, lam=lam)
+    )
+
+
+def test_ewma_vol_refuses_a_bad_lambda():
+    with pytest.raises(ValidationError, match="lam"):
+        S.EWMAVol(interval="1s", lam=1.0)
