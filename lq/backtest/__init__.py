@@ -3,8 +3,8 @@
 Signals decided at a bar's close fill at the next bar's open (always). See ``docs/backtest.md``.
 
 >>> from lq.backtest import run_backtest, Costs
->>> result = run_backtest(bars, "zscore_reversion", {"lookback": 50}, costs=Costs(fee_bps=10))
->>> result.metrics.sharpe, result.equity, result.trades
+>>> result = run_backtest(bars, "zscore_reversion", {"lookback": 50}, costs=Costs(fee_bps=10))  # doctest: +SKIP
+>>> result.metrics.sharpe, result.equity, result.trades  # doctest: +SKIP
 """
 
 from __future__ import annotations
