@@ -86,7 +86,8 @@ class Heartbeat(anywidget.AnyWidget):
 
     The kernel cannot see a closed tab; it can see the beats stop. The dashboard's loop ends
     when no beat arrived for its ``orphan_timeout``, the kernel goes idle and the server's
-    culler reaps it.
+    culler reaps it. It also reports the browser window's resizes (``resized``, debounced),
+    since plotly's FigureWidget does not follow them by itself.
     """
 
     _esm = """
@@ -96,11 +97,18 @@ class Heartbeat(anywidget.AnyWidget):
       const send = () => { model.set("beat", Date.now()); model.save_changes(); };
       send();
       const id = setInterval(send, model.get("period_ms"));
-      return () => clearInterval(id);
+      let t = null;
+      const resized = () => {
+        clearTimeout(t);
+        t = setTimeout(() => { model.set("resized", Date.now()); model.save_changes(); }, 250);
+      };
+      window.addEventListener("resize", resized);
+      return () => { clearInterval(id); clearTimeout(t); window.removeEventListener("resize", resized); };
     }
     export default { render };
     """
     beat = traitlets.Float(0.0).tag(sync=True)
+    resized = traitlets.Float(0.0).tag(sync=True)
     period_ms = traitlets.Int(5000).tag(sync=True)
 
     def __init__(self, *, period_ms: int = 5000, clock: Callable[[], float] = time.monotonic):

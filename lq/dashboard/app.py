@@ -152,6 +152,8 @@ class Dashboard:
         for i, (title, _f) in enumerate(self._factories):
             self.tabs.set_title(i, title)
         self.tabs.observe(lambda _c: self._select(self.tabs.selected_index), names="selected_index")
+        # a resized browser window: the visible tab's figures measure their width again
+        self.heartbeat.observe(lambda _c: self._refit_visible(), names="resized")
         self.widget = W.VBox([self.status.widget, self.tabs, self.heartbeat])
         self.widget.add_class("lq-dashboard")
         self.refreshes = 0
@@ -215,6 +217,11 @@ class Dashboard:
         if p is not None:
             self._safe(p.refresh, self._factories[index][0])
             self._refit[index] = time.monotonic() + REFIT_DELAY
+
+    def _refit_visible(self) -> None:
+        idx = self.tabs.selected_index
+        if idx is not None:
+            self._refit[idx] = time.monotonic()
 
     def _refit_widths(self) -> None:
         """Re-autosize the figures of a tab shortly after it is shown.

@@ -126,6 +126,14 @@ JS_LATENCY_START = """() => {
 JS_WIDTHS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
   .map(gd => gd._fullLayout ? gd._fullLayout.width : 0)"""
 
+# the drawn width of the Pairs figure (the one with the z-score trace)
+JS_PAIRS_WIDTH = """() => {
+  for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+    if ((gd.data || []).some(t => t.name === 'z-score')) return gd._fullLayout.width;
+  }
+  return 0;
+}"""
+
 JS_ZSCORE = """() => {
   for (const gd of document.querySelectorAll('.js-plotly-plot')) {
     for (const t of (gd.data || [])) {
@@ -249,6 +257,13 @@ def test_live_dashboard_in_chromium(dashboard: dict) -> None:
         page.wait_for_function(JS_ZSCORE, timeout=20_000)
         page.wait_for_function(
             f"() => ({JS_WIDTHS})().some(w => w >= {0.95 * market_width})", timeout=10_000
+        )
+        # and it follows the browser window when that is resized
+        page.set_viewport_size({"width": 1000, "height": 1000})
+        page.wait_for_function(f"() => ({JS_PAIRS_WIDTH})() <= 1000 - 30", timeout=10_000)
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        page.wait_for_function(
+            f"() => ({JS_PAIRS_WIDTH})() >= {0.95 * market_width}", timeout=10_000
         )
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "dashboard_pairs.png"))
