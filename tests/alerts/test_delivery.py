@@ -143,8 +143,8 @@ def _ingest(db: Path, url: str) -> tuple[int, int, float | None, dict]:
         while time.monotonic() < t_end + 15:
             await asyncio.sleep(0.2)
             lost = _lost(db, col)
-            if lost == 0 and time.monotonic() > t_end:
-                break
+            if lost == 0 and time.monotonic() > t_end and col.exchange.source_done.is_set():
+                break  # the simulator is done and all it made is stored
         p99 = col.stats.latency_ms(99)
         await eng.stop()  # gives delivery 5 s, then cancels
         await col.stop()

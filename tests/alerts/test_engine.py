@@ -60,8 +60,8 @@ async def _run_collector(col: Collector, eng: AlertEngine) -> None:
     while time.monotonic() < deadline:
         await asyncio.sleep(0.25)
         now = (sum(len(col.trades_of(s)) for s in ("BTCUSDT", "ETHUSDT")), _stored_trades(col.db))
-        if now == last:  # the simulator has finished and nothing more is being stored
-            break
+        if now == last and col.exchange.source_done.is_set():
+            break  # the simulator has finished and nothing more is being stored
         last = now
     await eng.flush()
     if eng.delivery is not None:
