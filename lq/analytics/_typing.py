@@ -19,7 +19,12 @@ __all__ = [
     "GarchMean",
     "GarchModel",
     "HedgeMethod",
+    "IdRule",
+    "LeadLagMethod",
+    "PriceSource",
+    "PriceTransform",
     "ReturnKind",
+    "VolumeBy",
 ]
 
 Float64Array: TypeAlias = npt.NDArray[np.float64]
@@ -35,3 +40,10 @@ GarchMean: TypeAlias = Literal["constant", "zero"]
 FillPolicy: TypeAlias = Literal["ffill", "drop"]
 ClusterMethod: TypeAlias = Literal["hierarchical", "kmeans"]
 ForecastModel: TypeAlias = Literal["logistic", "random_forest"]
+
+# cross-venue analytics (crossvenue.py, leadlag.py)
+PriceSource: TypeAlias = Literal["last", "mid"]
+PriceTransform: TypeAlias = Literal["log", "none"]
+LeadLagMethod: TypeAlias = Literal["hayashi_yoshida", "correlation"]
+VolumeBy: TypeAlias = Literal["base", "quote"]
+IdRule: TypeAlias = Literal["contiguous", "none"]

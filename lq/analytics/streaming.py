@@ -713,3 +713,9 @@ class PairIndicators:
             "kalman_beta": self.kalman.value,
             "spread_zscore": self.spread_z.value,
         }
+
+
+# cross-venue twins live in their own module (issue 12); re-exported so the live path has one import
+from .streaming_venues import DislocationBps  # noqa: E402
+
+__all__ += ["DislocationBps"]
