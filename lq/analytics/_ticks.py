@@ -196,8 +196,10 @@ def time_us(value: Any, field: str) -> int | None:
 def asof(t: Ticks, times: Int64Array, max_age: int | None = None) -> Float64Array:
     """The last value at or before each time (NaN before the first one, or when the last one
     is more than ``max_age`` µs old). Rows sharing a time: the last in input order."""
-    pos = np.searchsorted(t.ts, times, side="right") - 1
     out = np.full(times.size, np.nan)
+    if not len(t):
+        return out
+    pos = np.searchsorted(t.ts, times, side="right") - 1
     ok = pos >= 0
     if max_age is not None:
         ok &= (times - t.ts[np.maximum(pos, 0)]) <= max_age
