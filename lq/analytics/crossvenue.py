@@ -496,21 +496,16 @@ def volume_share(
     else:
         unit = "base"
 
-    ts_parts: list[np.ndarray] = []
-    amount_parts: list[Float64Array] = []
-    venue_parts: list[np.ndarray] = []
-    for k, n in enumerate(names):
+    per_venue: list[tuple[np.ndarray, Float64Array]] = []  # (bucket times, sums) per venue
+    for n in names:
         field = f"trades[{n!r}]"
         df = trades[n]
         if not isinstance(df, pd.DataFrame):
             raise ValidationError(field, type(df).__name__, "expected a DataFrame with ts, qty")
         t = _amounts(df, field, by)
-        sel = np.ones(len(t), dtype=bool)
-        if lo is not None:
-            sel &= t.ts >= lo
-        if hi is not None:
-            sel &= t.ts < hi
-        ts, amt = t.ts[sel], t.values[sel]
+        i0 = 0 if lo is None else int(np.searchsorted(t.ts, lo, side="left"))
+        i1 = len(t) if hi is None else int(np.searchsorted(t.ts, hi, side="left"))
+        ts, amt = t.ts[i0:i1], t.values[i0:i1]
         if by == "quote" and q[n] != unit:
             conv = _conversion(q[n], unit, rate_list)
             if conv is None:
@@ -535,22 +530,24 @@ def volume_share(
             conversion[n] = f"in {unit}"
         else:
             conversion[n] = "base quantity"
-        ts_parts.append(ts)
-        amount_parts.append(amt)
-        venue_parts.append(np.full(ts.size, k, dtype=np.int64))
+        if ts.size == 0:
+            per_venue.append((np.empty(0, np.int64), np.empty(0)))
+        elif step is None:
+            per_venue.append((ts[:1], np.array([amt.sum()])))
+        else:
+            b = ts // step * step  # sorted: each bucket is one run
+            starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+            per_venue.append((b[starts], np.add.reduceat(amt, starts)))
 
-    ts_all = np.concatenate(ts_parts)
-    amt_all = np.concatenate(amount_parts)
-    ven_all = np.concatenate(venue_parts)
-    if step is None:
-        buckets = np.zeros(ts_all.size, dtype=np.int64)
-        if ts_all.size:
-            buckets[:] = lo if lo is not None else int(ts_all.min())
-    else:
-        buckets = ts_all // step * step
-    ub, inv = np.unique(buckets, return_inverse=True)
+    ub = np.unique(np.concatenate([b for b, _ in per_venue]))
+    if step is None and ub.size:
+        ub = np.array([lo if lo is not None else int(ub[0])], dtype=np.int64)
     vol = np.zeros((ub.size, len(names)))
-    np.add.at(vol, (inv, ven_all), amt_all)
+    for k, (b, sums) in enumerate(per_venue):
+        if b.size and step is None:
+            vol[0, k] = sums[0]
+        elif b.size:
+            vol[np.searchsorted(ub, b), k] = sums
     index = time_index(ub)
     volume = pd.DataFrame(vol, index=index, columns=names)
     row_tot = vol.sum(axis=1, keepdims=True)

@@ -89,6 +89,12 @@ def _lags(lags: int | Iterable[int], field: str = "lags") -> np.ndarray:
     return out.astype(np.int64)
 
 
+def _dot(x: Float64Array, y: Float64Array) -> float:
+    """Σ x·y by numpy's pairwise summation (no BLAS call: BLAS threads stall on a loaded
+    machine, and pairwise sums carry less rounding than a running sum)."""
+    return float(np.multiply(x, y).sum())
+
+
 def _pearson(x: Float64Array, y: Float64Array) -> float:
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.all():
@@ -97,11 +103,11 @@ def _pearson(x: Float64Array, y: Float64Array) -> float:
         return float("nan")
     xc = x - x.mean()
     yc = y - y.mean()
-    sxx = float(np.dot(xc, xc))
-    syy = float(np.dot(yc, yc))
+    sxx = _dot(xc, xc)
+    syy = _dot(yc, yc)
     if sxx == 0.0 or syy == 0.0:
         return float("nan")
-    return float(np.dot(xc, yc) / np.sqrt(sxx * syy))
+    return _dot(xc, yc) / float(np.sqrt(sxx * syy))
 
 
 def _lagged(x: Float64Array, y: Float64Array, lags: np.ndarray) -> Float64Array:
@@ -255,8 +261,8 @@ def hayashi_yoshida(
     """
     th = duration_us(shift, "shift")
     ta, _, dx, tb, yb, dy = _prepare(a, b, price, transform)
-    cov = float(np.dot(dx, _overlap_sums(ta, tb, yb, th)))
-    va, vb = float(np.dot(dx, dx)), float(np.dot(dy, dy))
+    cov = _dot(dx, _overlap_sums(ta, tb, yb, th))
+    va, vb = _dot(dx, dx), _dot(dy, dy)
     corr = cov / np.sqrt(va * vb) if va > 0.0 and vb > 0.0 else float("nan")
     return HayashiYoshida(
         covariance=cov,
@@ -297,9 +303,9 @@ def hayashi_yoshida_contrast(
     """
     ta, _, dx, tb, yb, dy = _prepare(a, b, price, transform)
     th = np.asarray([duration_us(s, "shifts") for s in shifts], dtype=np.int64)
-    va, vb = float(np.dot(dx, dx)), float(np.dot(dy, dy))
+    va, vb = _dot(dx, dx), _dot(dy, dy)
     norm = np.sqrt(va * vb) if va > 0.0 and vb > 0.0 else np.nan
-    cov = np.array([np.dot(dx, _overlap_sums(ta, tb, yb, int(t))) for t in th.tolist()])
+    cov = np.array([_dot(dx, _overlap_sums(ta, tb, yb, int(t))) for t in th.tolist()])
     return pd.DataFrame(
         {"covariance": cov, "correlation": cov / norm}, index=pd.Index(th, name="lag_us")
     )

@@ -136,28 +136,33 @@ class DislocationBps:
         self.count += 1
         if ts > self._clock:
             self._clock = ts
-        if self._p[i] == self._p[i] and ts < self._t[i]:
+        t = self._t
+        if ts < t[i] and self._p[i] == self._p[i]:
             return  # older than what we hold: the batch (sorted by time) never uses it
         self._p[i] = price
-        self._t[i] = ts
+        t[i] = ts
 
-    def _live(self, i: int, limit: int | None) -> float:
-        p = self._p[i]
-        if limit is not None and p == p and self._clock - self._t[i] > limit:
-            return _NAN
-        return p
+    def _pair(self) -> tuple[float, float]:
+        """The venue's and the reference's live prices (NaN when missing or stale)."""
+        p, ref = self._p[0], self._p[1]
+        age = self._age
+        if age is not None:
+            clock, t = self._clock, self._t
+            if clock - t[0] > age:
+                p = _NAN
+            if clock - t[1] > age:
+                ref = _NAN
+        return p, ref
 
-    def _bps(self, p: float, ref: float) -> float:
+    @property
+    def value(self) -> float:
+        """Raw dislocation in bps (NaN until both have a live price)."""
+        p, ref = self._pair()
         if p != p or ref != ref:
             return _NAN
         if self._log:
             return math.log(p / ref) * 1e4
         return (p / ref - 1.0) * 1e4
-
-    @property
-    def value(self) -> float:
-        """Raw dislocation in bps (NaN until both have a live price)."""
-        return self._bps(self._live(0, self._age), self._live(1, self._age))
 
     @property
     def adjusted(self) -> float:
@@ -166,9 +171,16 @@ class DislocationBps:
             return self.value
         if self.rate is None:
             return _NAN
-        r = self._live(2, self._rage)
-        p = self._live(0, self._age)
-        return self._bps(p / r if self._div else p * r, self._live(1, self._age))
+        p, ref = self._pair()
+        r = self._p[2]
+        if self._rage is not None and self._clock - self._t[2] > self._rage:
+            r = _NAN
+        p = p / r if self._div else p * r
+        if p != p or ref != ref:
+            return _NAN
+        if self._log:
+            return math.log(p / ref) * 1e4
+        return (p / ref - 1.0) * 1e4
 
     @property
     def compared(self) -> str:
