@@ -69,6 +69,21 @@ def _index_us(index: pd.Index, field: str) -> Int64Array:
     )
 
 
+def _times(t: Any, field: str) -> Int64Array:
+    """Tuple times: int µs, or datetimes (a DatetimeIndex must be tz-aware; numpy datetime64
+    values are UTC by definition), never a datetime's raw nanoseconds read as µs."""
+    if isinstance(t, pd.DatetimeIndex | pd.Series) and isinstance(
+        t.dtype, pd.DatetimeTZDtype | np.dtypes.DateTime64DType
+    ):
+        return _index_us(pd.DatetimeIndex(t), field)
+    arr = np.asarray(t)
+    if arr.dtype.kind == "M":
+        return arr.astype("datetime64[us]").astype(np.int64)
+    if arr.dtype.kind == "f" and arr.size and not np.array_equal(arr, np.floor(arr)):
+        raise ValidationError(field, "float times", "times must be whole µs since the epoch")
+    return arr.astype(np.int64)
+
+
 def frame_column(df: pd.DataFrame, name: str, field: str) -> Float64Array:
     if name not in df.columns:
         raise ValidationError(
@@ -98,7 +113,7 @@ def as_ticks(
     ``combine="mid"`` returns their mean (bid/ask -> mid)."""
     if isinstance(x, tuple) and len(x) == 2:
         try:
-            ts = np.asarray(x[0], dtype=np.int64)
+            ts = _times(x[0], field)
             values = np.asarray(x[1], dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValidationError(

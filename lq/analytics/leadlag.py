@@ -303,12 +303,18 @@ def hayashi_yoshida_contrast(
     """
     ta, _, dx, tb, yb, dy = _prepare(a, b, price, transform)
     th = np.asarray([duration_us(s, "shifts") for s in shifts], dtype=np.int64)
+    cov, corr = _contrast(ta, dx, tb, yb, dy, th)
+    return pd.DataFrame({"covariance": cov, "correlation": corr}, index=pd.Index(th, name="lag_us"))
+
+
+def _contrast(
+    ta: np.ndarray, dx: Float64Array, tb: np.ndarray, yb: Float64Array, dy: Float64Array,
+    shifts: np.ndarray,
+) -> tuple[Float64Array, Float64Array]:  # fmt: skip
     va, vb = _dot(dx, dx), _dot(dy, dy)
     norm = np.sqrt(va * vb) if va > 0.0 and vb > 0.0 else np.nan
-    cov = np.array([_dot(dx, _overlap_sums(ta, tb, yb, int(t))) for t in th.tolist()])
-    return pd.DataFrame(
-        {"covariance": cov, "correlation": cov / norm}, index=pd.Index(th, name="lag_us")
-    )
+    cov = np.array([_dot(dx, _overlap_sums(ta, tb, yb, int(t))) for t in shifts.tolist()])
+    return cov, cov / norm
 
 
 # -- lead-lag -----------------------------------------------------------------------------------
@@ -440,12 +446,10 @@ def lead_lag(
         raise ValidationError("names", names, "expected two names")
     nm = (str(names[0]), str(names[1]))
     if method == "hayashi_yoshida":
-        c = hayashi_yoshida_contrast(a, b, (lags * st).tolist(), transform=transform, price=price)
-        corr = c["correlation"].to_numpy()
-        cov: pd.Series | None = c["covariance"]
-        ta = as_venue_ticks(a, "a", price)
-        tb = as_venue_ticks(b, "b", price)
-        nobs = (int(np.unique(ta.ts).size), int(np.unique(tb.ts).size))
+        ta_, _, dx, tb_, yb, dy = _prepare(a, b, price, transform)
+        cov_, corr = _contrast(ta_, dx, tb_, yb, dy, lags * st)
+        cov: Float64Array | None = cov_
+        nobs = (int(ta_.size), int(tb_.size))
     else:
         check_choice(transform, "transform", ("log", "none"))
         ta = as_venue_ticks(a, "a", price)
@@ -475,13 +479,11 @@ def lead_lag(
     lag_us = lag_steps * st
     leader = None if lag_us == 0 or peak != peak else (nm[0] if lag_us > 0 else nm[1])
     index = pd.Index(lags * st, name="lag_us")
-    if cov is not None:
-        cov = pd.Series(cov.to_numpy(), index=index, name="covariance")
     return LeadLag(
         method=method,
         names=nm,
         correlation=pd.Series(corr, index=index, name="correlation"),
-        covariance=cov,
+        covariance=None if cov is None else pd.Series(cov, index=index, name="covariance"),
         lag_us=int(lag_us),
         peak=peak,
         leader=leader,

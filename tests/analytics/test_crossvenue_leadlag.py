@@ -154,6 +154,12 @@ def test_hayashi_yoshida_accepts_series_and_store_frames_alike():
     sa = pd.Series(pa, index=pd.to_datetime(ta, unit="us", utc=True))
     fb = pd.DataFrame({"ts": tb, "trade_id": np.arange(tb.size), "price": pb, "qty": 1.0})
     assert A.hayashi_yoshida(sa, fb).covariance == ref
+    # tuple times given as datetimes are converted to µs, never read as raw nanoseconds
+    dt = pd.to_datetime(ta, unit="us", utc=True)
+    assert A.hayashi_yoshida((dt, pa), (tb, pb)).covariance == ref
+    assert A.hayashi_yoshida((dt.tz_localize(None).to_numpy(), pa), (tb, pb)).covariance == ref
+    with pytest.raises(ValidationError, match="whole µs"):
+        A.hayashi_yoshida((ta + 0.5, pa), (tb, pb))
     # unsorted input is put in time order first
     perm = rng.permutation(ta.size)
     assert A.hayashi_yoshida((ta[perm], pa[perm]), (tb, pb)).covariance == pytest.approx(ref)
