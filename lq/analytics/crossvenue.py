@@ -177,7 +177,8 @@ class Dislocation:
         Index ``(venue, basis)`` with basis ``"raw"``/``"adjusted"``; columns ``compared``
         (which quotes), ``n`` (valid points), ``coverage`` (n / rows), ``mean_bps``,
         ``median_bps``, ``std_bps`` (ddof=1), ``p95_abs_bps``, ``max_abs_bps``,
-        ``share_above`` (fraction of valid points with ``|bps| > threshold_bps``).
+        ``share_above`` (fraction of valid points with ``|bps| > threshold_bps``: on a
+        regular grid, the share of time; with ``interval=None``, of observation times).
     """
 
     reference: str
