@@ -142,22 +142,15 @@ class DislocationBps:
         self._p[i] = price
         t[i] = ts
 
-    def _pair(self) -> tuple[float, float]:
-        """The venue's and the reference's live prices (NaN when missing or stale)."""
+    @property
+    def value(self) -> float:
+        """Raw dislocation in bps (NaN until both have a live price)."""
         p, ref = self._p[0], self._p[1]
         age = self._age
         if age is not None:
             clock, t = self._clock, self._t
-            if clock - t[0] > age:
-                p = _NAN
-            if clock - t[1] > age:
-                ref = _NAN
-        return p, ref
-
-    @property
-    def value(self) -> float:
-        """Raw dislocation in bps (NaN until both have a live price)."""
-        p, ref = self._pair()
+            if clock - t[0] > age or clock - t[1] > age:
+                return _NAN
         if p != p or ref != ref:
             return _NAN
         if self._log:
@@ -171,10 +164,13 @@ class DislocationBps:
             return self.value
         if self.rate is None:
             return _NAN
-        p, ref = self._pair()
-        r = self._p[2]
-        if self._rage is not None and self._clock - self._t[2] > self._rage:
-            r = _NAN
+        p, ref, r = self._p
+        clock, t = self._clock, self._t
+        age = self._age
+        if age is not None and (clock - t[0] > age or clock - t[1] > age):
+            return _NAN
+        if self._rage is not None and clock - t[2] > self._rage:
+            return _NAN
         p = p / r if self._div else p * r
         if p != p or ref != ref:
             return _NAN
