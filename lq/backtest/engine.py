@@ -9,6 +9,15 @@ bar is never filled. Quantities are fixed when a position is opened (see
 (:mod:`lq.backtest.stops`). Fees are ``fee_bps`` of each fill's notional
 (``|quantity| * fill price``). Equity is cash plus positions marked at each bar's close.
 
+Ruin (also without a switch)
+----------------------------
+When equity at a bar's close is zero or less, the account is ruined: every position is closed
+at the next bar's open (the liquidation fill, with fees and slippage like any other, exit reason
+``"liquidation"``) and the account never trades again, whatever the strategy asks. Equity after
+the liquidation is the cash left (zero or a debt). ``Simulation.ruin_bar`` and
+``BacktestResult.ruined_at`` say when; the metrics of a ruined run are the worst possible
+(see :func:`lq.backtest.metrics.compute_metrics`).
+
 Everything here is pure: arrays in, arrays and frozen objects out.
 """
 
@@ -27,7 +36,13 @@ import pandas as pd
 from lq.backtest._config import Config, canonical_json, check_choice, check_number
 from lq.backtest.costs import Costs, slippage_fraction
 from lq.backtest.data import Bars, data_fingerprint, normalise_data
-from lq.backtest.metrics import Metrics, compute_metrics, drawdown_series, periods_per_year
+from lq.backtest.metrics import (
+    Metrics,
+    compute_metrics,
+    drawdown_series,
+    periods_per_year,
+    returns_from_equity,
+)
 from lq.backtest.sizing import Sizing, position_notional
 from lq.backtest.stops import Stops
 from lq.backtest.strategies import StrategyFn, resolve_strategy
@@ -102,8 +117,9 @@ class Simulation:
     close). Sparse, one row per fill: ``fill_bars`` (bar positions), ``fill_qty`` (signed
     quantity traded per symbol), ``fill_prices`` (open moved by slippage; the plain open for
     a symbol not traded in that fill), ``fill_fees`` and ``fill_reasons`` (why the position
-    that this fill closes was closed: ``"signal"``, ``"stop_loss"``, ``"time_stop"`` or
-    ``"end"``).
+    that this fill closes was closed: ``"signal"``, ``"stop_loss"``, ``"time_stop"``,
+    ``"end"`` or ``"liquidation"``). ``ruin_bar``: the bar whose close found equity at or below
+    zero (-1: never ruined).
     """
 
     targets: np.ndarray
@@ -115,6 +131,12 @@ class Simulation:
     fill_prices: np.ndarray
     fill_fees: np.ndarray
     fill_reasons: np.ndarray
+    ruin_bar: int = -1
+
+    @property
+    def ruined(self) -> bool:
+        """Whether equity reached zero at some close (see the module docstring)."""
+        return self.ruin_bar >= 0
 
     def per_bar(self, values: np.ndarray) -> np.ndarray:
         """Scatter a per-fill quantity ``(p, k)`` to one value per bar (summed over symbols)."""
@@ -161,7 +183,48 @@ def simulate(
     ``targets[t]`` is the weight vector decided at bar ``t``'s close (finite; 0 = flat).
     Work is proportional to the number of bars for the dense series and to the number of
     position changes for everything else.
+
+    Ruin: if equity at some close ``t`` is ``<= 0``, the targets from ``t`` on are made flat
+    (the book is liquidated at bar ``t + 1``'s open, reason ``"liquidation"``) and the run is
+    simulated again; nothing up to bar ``t`` changes, so ``t`` stays the first ruined close.
     """
+    kw: dict[str, Any] = {
+        "open_": open_,
+        "close": close,
+        "slippage": slippage,
+        "fee_rate": fee_rate,
+        "sizing": sizing,
+        "stops": stops,
+        "capital": capital,
+        "periods_per_year": periods_per_year,
+        "forced": forced,
+    }
+    sim = _simulate_once(targets=targets, liquidate_from=None, **kw)
+    ruined = np.flatnonzero(sim.equity <= 0.0)
+    if ruined.size == 0:
+        return sim
+    t = int(ruined[0])
+    w = np.array(sim.targets, dtype=float, copy=True)
+    w[t:] = 0.0
+    sim = _simulate_once(targets=w, liquidate_from=t, **kw)
+    logger.debug("equity %.6g at bar %d: liquidated at the next open", sim.equity[t], t)
+    return dataclasses.replace(sim, ruin_bar=t)
+
+
+def _simulate_once(
+    *,
+    targets: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    slippage: np.ndarray,
+    fee_rate: float,
+    sizing: Sizing,
+    stops: Stops,
+    capital: float,
+    periods_per_year: float,
+    forced: np.ndarray | None,
+    liquidate_from: int | None,
+) -> Simulation:
     w = np.asarray(targets, dtype=float)
     n, k = w.shape
     forced = np.zeros(n, dtype=bool) if forced is None else np.asarray(forced, dtype=bool)
@@ -224,7 +287,10 @@ def simulate(
     s_rows = np.flatnonzero(hit)
     bp = np.r_[starts, stop_at[s_rows]]
     vals = np.vstack([units, np.zeros((s_rows.size, k))])
-    why = np.r_[np.where(forced[starts], 3, 0), stop_kind[s_rows]].astype(np.int8)
+    start_why = np.where(forced[starts], 3, 0)
+    if liquidate_from is not None:
+        start_why[starts >= liquidate_from] = 4
+    why = np.r_[start_why, stop_kind[s_rows]].astype(np.int8)
     order = np.argsort(bp, kind="stable")
     bp, vals, why = bp[order], vals[order], why[order]
     # a decision at bp fills at bp + 1; keep only breakpoints that change the position
@@ -251,7 +317,9 @@ def simulate(
     equity = cash.copy()
     for i in range(k):
         equity += pos[:, i] * close[:, i]
-    reasons = np.array(["signal", "stop_loss", "time_stop", "end"], dtype=object)[why]
+    reasons = np.array(["signal", "stop_loss", "time_stop", "end", "liquidation"], dtype=object)[
+        why
+    ]
     return Simulation(
         targets=w,
         positions=pos,
@@ -379,7 +447,8 @@ class BacktestResult:
     metrics
         :class:`~lq.backtest.metrics.Metrics` of the strategy.
     equity, drawdown, returns
-        Account value at each close, ``equity / peak - 1``, and bar returns.
+        Account value at each close, ``equity / peak - 1``, and bar returns
+        (:func:`~lq.backtest.metrics.returns_from_equity`; 0 on the first bar).
     positions
         Quantity held during each bar, one column per symbol.
     targets
@@ -413,6 +482,17 @@ class BacktestResult:
         """The run's content-hash id (``config.id``)."""
         return self.config.id
 
+    @property
+    def ruined(self) -> bool:
+        """Equity reached zero at some close: the account was liquidated and stopped."""
+        return self.metrics.ruined
+
+    @property
+    def ruined_at(self) -> pd.Timestamp | None:
+        """The close at which equity first reached zero or less (None: never)."""
+        t = self.metrics.ruined_at
+        return None if t is None else pd.Timestamp(t)
+
     def to_dict(self, *, detail: Literal["summary", "full"] = "summary") -> dict[str, Any]:
         """Plain data: id, config, metrics; with ``detail="full"`` also series and trades."""
         out: dict[str, Any] = {
@@ -443,10 +523,17 @@ class BacktestResult:
         return canonical_json(self.to_dict(detail=detail))
 
     def summary(self) -> pd.DataFrame:
-        """Metrics of the strategy next to buy-and-hold (one row per metric), for display."""
-        return pd.DataFrame(
-            {"strategy": self.metrics.to_dict(), "buy_and_hold": self.benchmark_metrics.to_dict()}
-        )
+        """Metrics of the strategy next to buy-and-hold (one row per metric), raw values.
+
+        The short-sample reasons (``Metrics.caveats``) are in ``attrs["caveats"]``
+        (``{"strategy": {...}, "buy_and_hold": {...}}``); :func:`lq.backtest.charts.metrics_table`
+        shows them greyed.
+        """
+        s, b = self.metrics.to_dict(), self.benchmark_metrics.to_dict()
+        cav = {"strategy": s.pop("caveats"), "buy_and_hold": b.pop("caveats")}
+        out = pd.DataFrame({"strategy": s, "buy_and_hold": b})
+        out.attrs["caveats"] = cav
+        return out
 
 
 def _time_label(t: pd.Timestamp) -> str:
@@ -684,8 +771,10 @@ def metrics_of(
     close: np.ndarray,
     capital: float,
     bars_per_year: float | None = None,
+    count_trades: bool = True,
 ) -> tuple[Metrics, pd.Series, pd.DataFrame]:
-    """Metrics, equity Series and trade list of a simulation."""
+    """Metrics, equity Series and trade list of a simulation (``count_trades``: see
+    :func:`~lq.backtest.metrics.compute_metrics`)."""
     equity = pd.Series(sim.equity, index=index, name="equity")
     trades = trade_list(sim, index=index, symbols=symbols, close=close)
     positions = pd.DataFrame(sim.positions, index=index, columns=list(symbols))
@@ -697,6 +786,7 @@ def metrics_of(
         fees=pd.Series(sim.fees_per_bar, index=index),
         capital=capital,
         bars_per_year=bars_per_year,
+        count_trades=count_trades,
     )
     return m, equity, trades
 
@@ -725,13 +815,15 @@ def _assemble(
         close=close,
         capital=config.capital,
         bars_per_year=ppy,
+        count_trades=False,
     )
+    rets = returns_from_equity(equity).reindex(index).fillna(0.0)
     return BacktestResult(
         config=config,
         metrics=metrics,
         equity=equity,
         drawdown=drawdown_series(equity).rename("drawdown"),
-        returns=equity.pct_change().fillna(0.0).rename("returns"),
+        returns=rets.rename("returns"),
         positions=pd.DataFrame(sim.positions, index=index, columns=list(symbols)),
         targets=pd.DataFrame(sim.targets, index=index, columns=list(symbols)),
         trades=trades,

@@ -3,7 +3,17 @@
 Conventions
 -----------
 * ``equity`` is a Series of account value indexed by bar time; ``returns`` are simple bar
-  returns ``equity.pct_change()``. NaNs are dropped before computing.
+  returns ``(equity[t] - equity[t-1]) / |equity[t-1]|`` (:func:`returns_from_equity`; the
+  same as ``pct_change`` while equity is positive, and a loss stays a loss when it is not,
+  as in vectorbt's ``get_return_nb``). NaNs are dropped before computing.
+* **Ruin.** A run whose equity reaches zero or less at some close is *ruined*
+  (:func:`ruin_position`); the engine liquidates it at the next open and it trades no more.
+  No metric of a ruined run may look good: :func:`compute_metrics` sets its Sharpe, Sortino
+  and Calmar to ``-inf``, its CAGR to -100 % and its PSR to 0, whatever the bars before the
+  ruin did (an arithmetic mean of returns can be positive on a path that ends bankrupt).
+* **Short samples.** Annualised figures from less than a day of bars, or from fewer than 30
+  trades, are kept as computed but listed in ``Metrics.caveats`` with the reason
+  (:mod:`lq.analytics.reliability`); every display greys them.
 * Annualisation uses the bar interval on a 24 x 365 calendar (crypto trades every hour of
   every day): ``periods_per_year = 365 * 86400 / bar_seconds``.
 * Empty or all-NaN input gives ``nan`` (counts give 0, sums give 0.0), never an exception.
@@ -24,6 +34,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from lq.analytics.reliability import ANNUALISED_METRICS, annualised_caveat
+
 __all__ = [
     "EULER_GAMMA",
     "Metrics",
@@ -43,6 +55,7 @@ __all__ = [
     "probabilistic_sharpe_ratio",
     "profit_factor",
     "returns_from_equity",
+    "ruin_position",
     "sharpe_moments",
     "sharpe_ratio",
     "sortino_ratio",
@@ -71,9 +84,31 @@ def periods_per_year(index: pd.DatetimeIndex) -> float:
 
 
 def returns_from_equity(equity: pd.Series) -> pd.Series:
-    """Simple bar returns of an equity curve (first bar dropped)."""
+    """Simple bar returns of an equity curve (first bar dropped).
+
+    ``(e[t] - e[t-1]) / |e[t-1]|``: equal to ``pct_change`` while equity is positive; on a
+    negative base a further loss is still negative (``pct_change`` would call it a gain). From
+    a zero base: 0 if equity stays 0, else ``+-inf``. This is vectorbt's convention
+    (``vectorbt.returns.nb.get_return_nb``).
+    """
     e = equity.dropna()
-    return e.pct_change().iloc[1:]
+    v = e.to_numpy(dtype=float)
+    if v.size < 2:
+        return pd.Series([], index=e.index[:0], dtype=float, name=e.name)
+    prev, cur = v[:-1], v[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (cur - prev) / np.abs(prev)
+    zero = prev == 0
+    c0 = cur[zero]
+    r[zero] = np.where(c0 == 0, 0.0, np.where(c0 > 0, np.inf, -np.inf))
+    return pd.Series(r, index=e.index[1:], name=e.name)
+
+
+def ruin_position(equity: pd.Series | np.ndarray) -> int:
+    """Position of the first bar whose equity is zero or less (-1: never ruined)."""
+    v = np.asarray(equity, dtype=float)
+    hit = np.flatnonzero(v <= 0.0)
+    return int(hit[0]) if hit.size else -1
 
 
 def total_return(equity: pd.Series) -> float:
@@ -357,15 +392,23 @@ class Metrics:
     psr: float
     bars: int
     periods_per_year: float
+    span_seconds: float = math.nan
+    ruined: bool = False
+    ruined_at: str | None = None
+    caveats: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Metric name -> why its value means little (short sample); see
+    :mod:`lq.analytics.reliability`. The values themselves are kept as computed."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values; durations as seconds (float, nan if undefined)."""
+        """Plain values; durations as seconds (float, nan if undefined); ``caveats`` a dict."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if isinstance(v, pd.Timedelta) or v is pd.NaT:
                 v = math.nan if v is pd.NaT else v.total_seconds()
                 out[f.name + "_seconds"] = v
+            elif isinstance(v, dict):
+                out[f.name] = dict(v)
             else:
                 out[f.name] = v
         return out
@@ -380,30 +423,62 @@ def compute_metrics(
     fees: pd.Series,
     capital: float,
     bars_per_year: float | None = None,
+    count_trades: bool = True,
 ) -> Metrics:
-    """All standard metrics of one run (``bars_per_year`` defaults to the index's)."""
+    """All standard metrics of one run (``bars_per_year`` defaults to the index's).
+
+    A ruined run (equity at or below zero at some close, :func:`ruin_position`) gets
+    ``sharpe = sortino = calmar = -inf``, ``cagr = -1`` and ``psr = 0``: the worst values,
+    so that no ranking can put it above a run that survived. ``caveats`` lists the annualised
+    metrics computed from a short sample (``count_trades=False``: buy-and-hold, where the
+    trade count is not part of the rule).
+    """
     ppy = (
         periods_per_year(pd.DatetimeIndex(equity.index)) if bars_per_year is None else bars_per_year
     )
     rets = returns_from_equity(equity).to_numpy()
     growth = cagr(equity)
     mdd = max_drawdown(equity)
+    n_trades = number_of_trades(trades)
+    e = equity.dropna()
+    span = (
+        float((e.index[-1] - e.index[0]) / pd.Timedelta(seconds=1))
+        if len(e) >= 2 and isinstance(e.index, pd.DatetimeIndex)
+        else math.nan
+    )
+    sharpe = sharpe_ratio(rets, periods_per_year=ppy)
+    sortino = sortino_ratio(rets, periods_per_year=ppy)
+    calmar = growth / abs(mdd) if mdd < 0 else math.nan
+    psr = probabilistic_sharpe_ratio(rets)
+    ruin = ruin_position(e)
+    ruined_at = None
+    if ruin >= 0:
+        sharpe = sortino = calmar = -math.inf
+        growth, psr = -1.0, 0.0
+        t = e.index[ruin]
+        ruined_at = t.isoformat() if isinstance(t, pd.Timestamp) else str(t)
+    reason = annualised_caveat(span_seconds=span, trades=n_trades if count_trades else None)
+    caveats = {} if reason is None or ruin >= 0 else dict.fromkeys(ANNUALISED_METRICS, reason)
     return Metrics(
         total_return=total_return(equity),
         cagr=growth,
-        sharpe=sharpe_ratio(rets, periods_per_year=ppy),
-        sortino=sortino_ratio(rets, periods_per_year=ppy),
+        sharpe=sharpe,
+        sortino=sortino,
         max_drawdown=mdd,
         max_drawdown_duration=max_drawdown_duration(equity),
-        calmar=growth / abs(mdd) if mdd < 0 else math.nan,
+        calmar=calmar,
         win_rate=win_rate(trades),
         profit_factor=profit_factor(trades),
-        number_of_trades=number_of_trades(trades),
+        number_of_trades=n_trades,
         average_holding_time=average_holding_time(trades),
         exposure=exposure(positions),
         turnover=turnover(traded_notional, capital=capital),
         fees_paid=fees_paid(fees),
-        psr=probabilistic_sharpe_ratio(rets),
+        psr=psr,
         bars=len(equity),
         periods_per_year=ppy,
+        span_seconds=span,
+        ruined=ruin >= 0,
+        ruined_at=ruined_at,
+        caveats=caveats,
     )

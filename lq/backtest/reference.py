@@ -276,7 +276,11 @@ def reference_simulate(
     index: pd.DatetimeIndex,
     symbols: tuple[str, ...],
 ) -> ReferenceResult:
-    """Walk the bars: fill at the open, mark at the close, decide at the close."""
+    """Walk the bars: fill at the open, mark at the close, decide at the close.
+
+    Ruin: once equity at a close is zero or less, the book is sold at the next open
+    (``"liquidation"``) and nothing is bought or sold after that.
+    """
     n, k = targets.shape
     forced = np.zeros(n, dtype=bool) if forced is None else forced
     q = [0.0] * k
@@ -294,6 +298,7 @@ def reference_simulate(
     units = [0.0] * k
     entry_open = [math.nan] * k
     stop_l = stop_t = False
+    ruined = False
     for t in range(n):
         # 1. fill yesterday's decision at today's open
         dq = [wanted[i] - q[i] for i in range(k)]
@@ -336,6 +341,13 @@ def reference_simulate(
         positions[t] = q
         # 2. mark to market at the close
         equity[t] = cash + sum(q[i] * close[t, i] for i in range(k))
+        if ruined:
+            continue  # liquidated: the account trades no more
+        if equity[t] <= 0:
+            ruined = True
+            wanted = [0.0] * k
+            reason_pending = "liquidation"
+            continue
         # 3. decide at the close
         w = [float(v) for v in targets[t]]
         if prev_w is None or w != prev_w:

@@ -400,8 +400,9 @@ def record_sweep(
         Parameters shared by every set; the stored ``params`` are ``base | best set``.
 
     ``metrics`` JSON: ``{"kind": "sweep", "result_id": <best set's id>, "dsr", "psr",
-    "n_trials", "expected_max_sharpe", "grid", "best_trial", "metrics": {best row's
-    metrics}}`` plus ``extra``.
+    "n_trials", "expected_max_sharpe", "grid", "best_trial", "ruined_trials", "metrics":
+    {best row's metrics}}`` plus ``extra``. The best set is the highest ``dsr`` among the
+    sets that were not ruined (if every set was ruined, the first row, marked ``ruined``).
     """
     if table.empty or "dsr" not in table.columns:
         raise ValidationError("table", list(table.columns), "expected a non-empty sweep table")
@@ -410,7 +411,14 @@ def record_sweep(
     if missing:
         raise ValidationError("grid", missing, "not columns of the sweep table")
     dsr = table["dsr"].to_numpy(dtype=float)
-    best_i = int(np.nanargmax(dsr)) if np.isfinite(dsr).any() else 0
+    ruined = (
+        table["ruined"].to_numpy(dtype=bool)
+        if "ruined" in table.columns
+        else np.zeros(len(table), dtype=bool)
+    )
+    # the best set that survived (a ruined set is never "best"); all ruined: the first row
+    alive = np.where(ruined, -np.inf, np.where(np.isfinite(dsr), dsr, -np.inf))
+    best_i = int(np.argmax(alive)) if np.isfinite(alive).any() else int(np.argmin(ruined))
     best = table.iloc[best_i]
     best_set = {k: _plain(best[k]) for k in axes}
     skip = {"trial", "id", *axes}
@@ -424,6 +432,7 @@ def record_sweep(
         "expected_max_sharpe": _plain(table.attrs.get("expected_max_sharpe", float("nan"))),
         "grid": axes,
         "best_trial": int(best["trial"]),
+        "ruined_trials": int(ruined.sum()),
         "metrics": row_metrics,
     }
     payload.update(dict(extra or {}))

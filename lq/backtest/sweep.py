@@ -8,6 +8,11 @@ Each row gets ``psr`` (probability that the true Sharpe is above 0) and ``dsr``:
 probability against the Sharpe the *best of all the trials* would reach by luck (Bailey &
 López de Prado 2014), with ``n_trials`` = number of rows and the variance of the trials'
 per-bar Sharpe ratios. Choose parameters by ``dsr``, not by ``sharpe``.
+
+Ruined sets (equity reached zero; see :mod:`lq.backtest.engine`) still count as trials (the
+search tried them), but their ``psr`` and ``dsr`` are 0 and they rank **last**, after every
+set that survived, whatever their other columns say; the ``ruined`` column and
+``table.attrs["ruined"]`` (how many) say so, and a warning is logged.
 """
 
 from __future__ import annotations
@@ -100,6 +105,8 @@ def _one(task: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
     r = returns_from_equity(equity).to_numpy()
     r = r[np.isfinite(r)]
     row = m.to_dict()
+    caveats = row.pop("caveats")
+    row["caveat"] = next(iter(caveats.values()), "")  # one reason for all annualised figures
     row["sharpe_bar"], row["skew"], row["kurtosis"] = sharpe_moments(r)
     row["n_returns"] = int(r.size)
     return i, row
@@ -141,8 +148,10 @@ def sweep(
     pandas.DataFrame
         ``trial`` (position of the set in ``params``), parameter columns, then ``id`` (the
         run's content hash), every metric of
-        :class:`~lq.backtest.metrics.Metrics`, ``sharpe_bar`` (per-bar Sharpe), ``skew``,
-        ``kurtosis``, ``psr`` and ``dsr``. Sorted by ``dsr`` descending.
+        :class:`~lq.backtest.metrics.Metrics` (``ruined``, ``ruined_at`` included; its
+        ``caveats`` become one ``caveat`` text, empty when the annualised figures may be
+        trusted), ``sharpe_bar`` (per-bar Sharpe), ``skew``, ``kurtosis``, ``psr`` and
+        ``dsr``. Sets that survived first, by ``dsr`` descending; ruined sets last.
     """
     costs, sizing, stops = _check_settings(costs, sizing, stops, capital, at_end)
     sets = grid(**params) if isinstance(params, Mapping) else [dict(p) for p in params]
@@ -226,7 +235,18 @@ def sweep(
     table.insert(0, "trial", np.arange(len(table)))
     _add_psr_dsr(table)
     logger.info("sweep of %s: %d parameter sets on %d bars", name, len(table), len(prep.index))
-    return table.sort_values("dsr", ascending=False, na_position="last").reset_index(drop=True)
+    ruined = int(table["ruined"].sum())
+    if ruined:
+        logger.warning(
+            "sweep of %s: %d of %d parameter sets were ruined (equity reached zero); "
+            "they rank last",
+            name,
+            ruined,
+            len(table),
+        )
+    # stable sort by dsr, then stable sort by ruin: survivors first, each group best dsr first
+    table = table.sort_values("dsr", ascending=False, na_position="last", kind="stable")
+    return table.sort_values("ruined", kind="stable").reset_index(drop=True)
 
 
 def _add_psr_dsr(table: pd.DataFrame) -> None:
@@ -236,7 +256,14 @@ def _add_psr_dsr(table: pd.DataFrame) -> None:
     var = float(np.var(sr[finite], ddof=1)) if finite.sum() >= 2 else 0.0
     sr0 = expected_max_sharpe(n_trials=n_trials, sharpe_variance=var)
     psr, dsr = [], []
-    for s, g3, g4, n in zip(sr, table["skew"], table["kurtosis"], table["n_returns"], strict=True):
+    rows = zip(
+        sr, table["skew"], table["kurtosis"], table["n_returns"], table["ruined"], strict=True
+    )
+    for s, g3, g4, n, ruined in rows:
+        if ruined:  # the worst: no probability of skill for an account that went bust
+            psr.append(0.0)
+            dsr.append(0.0)
+            continue
         if not math.isfinite(s):
             psr.append(math.nan)
             dsr.append(math.nan)
@@ -248,6 +275,7 @@ def _add_psr_dsr(table: pd.DataFrame) -> None:
     table.attrs["n_trials"] = n_trials
     table.attrs["sharpe_variance"] = var
     table.attrs["expected_max_sharpe"] = sr0
+    table.attrs["ruined"] = int(np.asarray(table["ruined"], dtype=bool).sum())
 
 
 class _NoBar:

@@ -28,7 +28,7 @@ import pandas as pd
 from lq.backtest.costs import Costs
 from lq.backtest.data import Bars, normalise_data
 from lq.backtest.engine import run_backtest
-from lq.backtest.metrics import Metrics, compute_metrics
+from lq.backtest.metrics import Metrics, compute_metrics, returns_from_equity
 from lq.backtest.sizing import Sizing
 from lq.backtest.stops import Stops
 from lq.backtest.strategies import StrategyFn
@@ -236,7 +236,10 @@ def walk_forward(
     window may be shorter). The parameter set with the highest ``objective`` (a column of
     :func:`~lq.backtest.sweep`, NaN counts as worst; ties go to the earlier set) is then run
     on train + test bars with trading allowed only from the first test bar
-    (``trade_from``) and positions closed at the end (``at_end="close"``).
+    (``trade_from``) and positions closed at the end (``at_end="close"``). A ruined set never
+    wins a window unless every set was ruined (its Sharpe is ``-inf``); if the stitched
+    equity reaches zero, the walk stops there (the account is liquidated) and its metrics are
+    those of a ruined run.
     """
     for name, v, lo in (("train_bars", train_bars, 2), ("test_bars", test_bars, 2)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
@@ -289,9 +292,7 @@ def walk_forward(
         )
         seg = res.equity.loc[index[tr_end] :]
         prev = res.equity.iloc[tr_end - start - 1]  # flat before trade_from: = capital
-        seg_ret = seg / seg.shift(1) - 1.0
-        seg_ret.iloc[0] = seg.iloc[0] / prev - 1.0
-        pieces.append(seg_ret)
+        pieces.append(seg * (level / prev))  # this window's path, from the stitched level
         trades.append(res.trades)
         positions.append(res.positions.loc[index[tr_end] :])
         fees.append(res.fees.loc[index[tr_end] :])
@@ -310,8 +311,17 @@ def walk_forward(
             }
         )
         start += test_bars
-    returns = pd.concat(pieces).rename("returns")
-    equity = (float(capital) * (1.0 + returns).cumprod()).rename("equity")
+        if level <= 0:  # ruined out of sample: the account is liquidated and trades no more
+            logger.warning(
+                "walk-forward ruined in the window testing from %s: later windows not traded",
+                index[tr_end],
+            )
+            break
+    equity = pd.concat(pieces).rename("equity")
+    # levels are stitched, then returns taken (a ruined window's path is negative: returns
+    # compounded with cumprod would flip its sign)
+    returns = returns_from_equity(pd.Series(np.r_[float(capital), equity.to_numpy()]))
+    returns = pd.Series(returns.to_numpy(), index=equity.index, name="returns")
     windows = pd.DataFrame(rows)
     metrics = compute_metrics(
         equity=equity,
