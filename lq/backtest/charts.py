@@ -3,6 +3,11 @@ and the metrics table. Shared by ``notebooks/backtest.ipynb`` and the dashboard'
 tab (:mod:`lq.dashboard.backtest_tab`), which restyles the same traces in place.
 
 Plotting only: every number comes from a :class:`~lq.backtest.BacktestResult`.
+
+:func:`metrics_table` is how a backtest's numbers are shown everywhere (notebook, dashboard):
+annualised figures from a short sample (:mod:`lq.analytics.reliability`) are greyed with the
+reason in a note and a tooltip; a ruined run's Sharpe, Sortino, CAGR, Calmar and PSR read
+"ruined". The raw values stay in ``result.metrics``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from pandas.io.formats.style import Styler
 from plotly.subplots import make_subplots
 
 from lq.backtest.engine import BacktestResult
@@ -21,12 +27,18 @@ from lq.backtest.engine import BacktestResult
 __all__ = [
     "DEFAULT_MAX_MARKERS",
     "DEFAULT_MAX_POINTS",
+    "GREY_CSS",
+    "RUINED_CSS",
+    "RUINED_METRICS",
     "TRACE_NAMES",
     "fill_figure",
     "format_metric",
     "metrics_frame",
+    "metrics_table",
+    "metrics_text",
     "new_figure",
     "result_figure",
+    "ruin_note",
 ]
 
 #: The figure's traces, always in this order (the tab restyles them in place).
@@ -42,7 +54,14 @@ TRACE_NAMES = (
 )
 DEFAULT_MAX_POINTS = 4000
 DEFAULT_MAX_MARKERS = 2000
-_PERCENT = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "psr"}
+_PERCENT = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "psr", "dsr"}
+#: Metrics a ruined run shows as "ruined" (their values are the worst possible, by decree).
+RUINED_METRICS = ("cagr", "sharpe", "sortino", "calmar", "psr", "dsr")
+#: CSS of a figure from a short sample: readable, visibly second-class, on light or dark pages.
+GREY_CSS = "opacity: 0.45; font-style: italic;"
+RUINED_CSS = "color: #cf222e; font-weight: bold;"
+#: Rows of the metrics table that are not metrics (shown elsewhere: the note, the caption).
+_NOT_ROWS = {"periods_per_year", "caveats", "ruined", "ruined_at"}
 
 
 # ----------------------------------------------------------------------------- charts
@@ -210,10 +229,26 @@ def result_figure(
     return fill_figure(new_figure(), result, data, max_points=max_points)
 
 
-def format_metric(name: str, v: Any) -> str:
-    """One metric for a table: percentages for returns and rates, durations for times."""
+def format_metric(name: str, v: Any, *, ruined: bool = False) -> str:
+    """One metric for a table: percentages for returns and rates, durations for times.
+
+    ``ruined=True`` shows the metrics of :data:`RUINED_METRICS` as ``"ruined"``.
+    """
+    if ruined and name in RUINED_METRICS:
+        return "ruined"
+    if isinstance(v, str):  # "inf" / "-inf" as stored by canonical_json
+        try:
+            v = float(v)
+        except ValueError:
+            return v
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞" if v > 0 else "-∞"
+    if name == "span_seconds":
+        from lq.analytics.reliability import format_span
+
+        return format_span(float(v))
     if name.endswith("_seconds"):
         return str(pd.Timedelta(seconds=float(v)).round("1s"))
     if name in ("number_of_trades", "bars"):
@@ -225,15 +260,82 @@ def format_metric(name: str, v: Any) -> str:
     return str(v)
 
 
-def metrics_frame(result: BacktestResult) -> pd.DataFrame:
-    """The metrics table, formatted for display: strategy next to buy-and-hold."""
-    s = result.metrics.to_dict()
-    b = result.benchmark_metrics.to_dict()
-    rows = [k for k in s if k != "periods_per_year"]
-    return pd.DataFrame(
-        {
-            "strategy": [format_metric(k, s[k]) for k in rows],
-            "buy and hold": [format_metric(k, b.get(k)) for k in rows],
-        },
-        index=pd.Index([k.removesuffix("_seconds").replace("_", " ") for k in rows], name="metric"),
+def ruin_note(ruined_at: Any) -> str:
+    """The sentence that says a run was ruined (``ruined_at``: ISO time or Timestamp)."""
+    t = pd.Timestamp(ruined_at)
+    when = t.strftime("%Y-%m-%d %H:%M:%S") if not pd.isna(t) else "some close"
+    return (
+        f"ruined: equity reached zero at {when} UTC; the account was liquidated at the next "
+        "open and traded no more"
     )
+
+
+def _metrics_cells(
+    result: BacktestResult,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """Display strings, same-shaped frames of CSS and tooltips, and the caption lines."""
+    cols = {"strategy": result.metrics, "buy and hold": result.benchmark_metrics}
+    dicts = {c: m.to_dict() for c, m in cols.items()}
+    rows = [k for k in dicts["strategy"] if k not in _NOT_ROWS]
+    text: dict[str, list[str]] = {}
+    css: dict[str, list[str]] = {}
+    notes: list[str] = []
+    caption: list[str] = []
+    for c, m in cols.items():
+        d = dicts[c]
+        text[c] = [format_metric(k, d.get(k), ruined=m.ruined) for k in rows]
+        css[c] = [
+            RUINED_CSS if m.ruined and k in RUINED_METRICS else GREY_CSS if k in m.caveats else ""
+            for k in rows
+        ]
+        if m.ruined:
+            caption.append(f"{c}: {ruin_note(m.ruined_at)}.")
+    tips: dict[str, list[str]] = {c: [m.caveats.get(k, "") for k in rows] for c, m in cols.items()}
+    for k in rows:
+        # the strategy's reason (the buy-and-hold one is its span part, or says so)
+        s_r, b_r = result.metrics.caveats.get(k), result.benchmark_metrics.caveats.get(k)
+        notes.append(s_r if s_r else f"buy and hold: {b_r}" if b_r else "")
+    if any(notes):
+        caption.append(
+            "Greyed figures are annualised from too short a sample to mean anything "
+            "(kept for reference; see the note)."
+        )
+    index = pd.Index([k.removesuffix("_seconds").replace("_", " ") for k in rows], name="metric")
+    frame = pd.DataFrame({**text, "note": notes}, index=index)
+    style = pd.DataFrame({**css, "note": [GREY_CSS if n else "" for n in notes]}, index=index)
+    tip = pd.DataFrame({**tips, "note": [""] * len(rows)}, index=index)
+    return frame, style, tip, caption
+
+
+def metrics_text(result: BacktestResult) -> pd.DataFrame:
+    """The metrics table as text: strategy next to buy-and-hold, and a ``note`` column that
+    says why a greyed figure means little (short sample); a ruined run reads "ruined"."""
+    return _metrics_cells(result)[0]
+
+
+def metrics_table(result: BacktestResult) -> Styler:
+    """The metrics table as a pandas ``Styler`` (a notebook shows it; ``.to_html()`` for the
+    dashboard; ``.data`` is :func:`metrics_text`): figures from a short sample greyed, with
+    the reason in the note and as a tooltip; a ruined run's figures in red, with a caption
+    saying when it went bust."""
+    frame, style, tips, caption = _metrics_cells(result)
+    styler = (
+        frame.style.apply(lambda _f: style, axis=None)
+        .set_tooltips(tips)
+        .set_table_attributes('class="lq-backtest-metrics"')
+        .set_table_styles(
+            [
+                {"selector": "td", "props": "text-align: right; padding: 2px 10px;"},
+                {"selector": "td.col2", "props": "text-align: left; font-size: 85%;"},
+                {"selector": "th", "props": "text-align: left; padding: 2px 10px;"},
+                {"selector": "caption", "props": "caption-side: bottom; text-align: left;"},
+            ]
+        )
+    )
+    if caption:
+        styler = styler.set_caption(" ".join(caption))
+    return styler
+
+
+#: The name the backtest notebook calls (``metrics_frame(result)`` renders the styled table).
+metrics_frame = metrics_table

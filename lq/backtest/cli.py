@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lq.backtest.runs import get_run, new_run_id, record_sweep
+from lq.backtest.runs import DEFAULT_INTERVAL, get_run, new_run_id, record_sweep
 from lq.errors import BacktestError, LqError, ValidationError
 
 __all__ = [
@@ -230,13 +230,26 @@ def run_notebook(
     return rid, path
 
 
-def _summary_line(db: Path, rid: str, path: Path | None) -> str:
+def _dim(text: str, tty: bool) -> str:
+    """Greyed on a terminal (ANSI faint); the words around it say why in any case."""
+    return f"\x1b[2m{text}\x1b[0m" if tty else text
+
+
+def _summary_line(db: Path, rid: str, path: Path | None, *, tty: bool = False) -> str:
+    """One line about a stored run: short-sample figures greyed with the reason, ruin named."""
+    from lq.backtest.runs import stored_caveat
+
     try:
         run = get_run(db, rid)
     except Exception:
         return f"run {rid}: not stored (store_result is off?); notebook {path}"
     m = run.metrics.get("metrics", {})
+    ruined = bool(m.get("ruined"))
+    caveat = stored_caveat(m)
     bits = [f"run {rid} stored"]
+    if ruined:
+        when = str(m.get("ruined_at") or "?").replace("+00:00", " UTC").replace("T", " ")
+        bits.append(f"RUINED: equity reached zero at {when}, account liquidated")
     for key, label, fmt in (
         ("total_return", "return", "{:.2%}"),
         ("sharpe", "Sharpe", "{:.2f}"),
@@ -244,11 +257,22 @@ def _summary_line(db: Path, rid: str, path: Path | None) -> str:
         ("number_of_trades", "trades", "{}"),
     ):
         v = m.get(key)
+        if key == "sharpe" and ruined:
+            bits.append("Sharpe ruined")
+            continue
         if isinstance(v, int | float) and not (isinstance(v, float) and math.isnan(v)):
-            bits.append(f"{label} {fmt.format(v)}")
+            text = f"{label} {fmt.format(v)}"
+            if key == "sharpe" and caveat:
+                text = _dim(f"{text} (not meaningful: {caveat})", tty)
+            bits.append(text)
     if run.kind == "sweep":
-        bits.append(f"DSR {run.metrics.get('dsr')}")
+        dsr = run.metrics.get("dsr")
+        bits.append(f"DSR {dsr:.3f}" if isinstance(dsr, int | float) else f"DSR {dsr}")
         bits.append(f"best {run.params}")
+        n_ruined = int(run.metrics.get("ruined_trials") or 0)
+        if n_ruined:
+            n = run.metrics.get("n_trials")
+            bits.append(f"{n_ruined} of {n} sets ruined (ranked last)")
     if path is not None:
         bits.append(f"-> {path}")
     return ", ".join(bits)
@@ -282,7 +306,7 @@ def run_sweep(
     )
     sizing = Sizing.from_dict(_as_dict(values.get("sizing"), "sizing"))
     stops = Stops.from_dict(_as_dict(values.get("stops"), "stops"))
-    interval = str(values.get("interval") or "1m")
+    interval = str(values.get("interval") or DEFAULT_INTERVAL)
     data = load_bars(
         db,
         values.get("symbols") or [],
@@ -480,7 +504,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
                 scheduled=scheduled,
                 progress=sys.stderr.isatty() or not scheduled,
             )
-            print(_summary_line(db, rid, csv), flush=True)
+            print(_summary_line(db, rid, csv, tty=sys.stdout.isatty()), flush=True)
             return rid
         rid, path = run_notebook(
             values,
@@ -490,7 +514,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             run_id=None if scheduled else (str(values.get("run_id") or "") or None),
             cell_timeout=args.cell_timeout,
         )
-        print(_summary_line(db, rid, path), flush=True)
+        print(_summary_line(db, rid, path, tty=sys.stdout.isatty()), flush=True)
         return rid
 
     if not args.every:

@@ -44,6 +44,9 @@ from lq.store.reader import Store, to_us
 from lq.store.sqlite import connect_reader, connect_writer
 
 __all__ = [
+    "BAR_INTERVALS",
+    "DEFAULT_INTERVAL",
+    "MIN_BARS",
     "RUN_COLUMNS",
     "Quotes",
     "Run",
@@ -55,6 +58,7 @@ __all__ = [
     "record_backtest",
     "record_sweep",
     "store_run",
+    "stored_caveat",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,6 +68,15 @@ RunKind = Literal["backtest", "sweep"]
 #: ``"none"``: bars only. ``"last"``: add ``bid``/``ask`` columns, the book ticker standing at
 #: each bar's close (needed by ``Costs(slippage="half_spread")``).
 Quotes = Literal["none", "last"]
+
+#: Bar intervals offered by the dashboard and suggested by errors, finest first.
+BAR_INTERVALS = ("1s", "5s", "15s", "1m", "5m", "15m", "1h")
+#: The bar interval of a backtest when none is chosen: the notebook's ``interval`` parameter
+#: (so ``lq backtest`` and papermill) and the dashboard's Backtest tab start from it. 1 s: a
+#: collector makes 1 s bars from the first trade, so a young database can be backtested.
+DEFAULT_INTERVAL = "1s"
+#: Fewest bars a backtest runs on (the look-ahead check needs 10; fewer mean nothing).
+MIN_BARS = 10
 
 #: Columns of :func:`list_runs`, in order.
 RUN_COLUMNS = [
@@ -85,6 +98,8 @@ RUN_COLUMNS = [
     "notebook_path",
     "result_id",
     "created_ts",
+    "ruined",
+    "caveat",
 ]
 
 
@@ -123,11 +138,12 @@ def load_bars(
     db: str | os.PathLike[str] | Store,
     symbols: str | Sequence[str],
     *,
-    interval: str = "1m",
+    interval: str = DEFAULT_INTERVAL,
     start: Any = None,
     end: Any = None,
     last: str | float | None = None,
     quotes: Quotes = "none",
+    min_bars: int = MIN_BARS,
 ) -> pd.DataFrame | dict[str, pd.DataFrame]:
     """Bars for a backtest from the store: one DataFrame per symbol, ready for the engine.
 
@@ -150,12 +166,15 @@ def load_bars(
         span before ``end``). Meant for scheduled runs on a rolling window.
     quotes
         ``"last"`` adds ``bid``/``ask``: the book ticker standing at each bar's close.
+    min_bars
+        Fewest bars per symbol (default :data:`MIN_BARS`).
 
     Raises
     ------
     BacktestError
         When a symbol has no bars in the range (the message names the symbol, the range and
-        what the database holds).
+        what the database holds), or fewer than ``min_bars``: then the message names the
+        interval used and how many bars the finer intervals have in the same range.
     """
     from lq.config import parse_duration
 
@@ -193,6 +212,8 @@ def load_bars(
                     f"stored symbols: {stored or 'none'} (collect or import data first: "
                     "`lq collect`, `lq import`)"
                 )
+            if len(bars) < min_bars:
+                raise BacktestError(_too_few(store, s, interval, lo, hi, last, len(bars), min_bars))
             if quotes == "last":
                 bars = _attach_quotes(store, bars, s, step)
             bars.attrs["symbol"] = s
@@ -207,6 +228,50 @@ def load_bars(
         {s: len(f) for s, f in frames.items()},
     )
     return frames[syms[0]] if len(syms) == 1 else frames
+
+
+def _too_few(
+    store: Store,
+    symbol: str,
+    interval: str,
+    lo: int | None,
+    hi: int | None,
+    last: Any,
+    n: int,
+    need: int,
+) -> str:
+    """The error for too few bars: the interval used, and what the finer ones hold."""
+    from lq.analytics.bars import interval_us
+
+    step = interval_us(interval)
+    where = (
+        f"in the last {last}"
+        if last not in (None, "")
+        else f"between {_label(lo, 'the first bar')} and {_label(hi, 'the last bar')}"
+        if lo is not None or hi is not None
+        else "in all the stored data"
+    )
+    msg = (
+        f"only {n} bar{'s' if n != 1 else ''} of {interval} for {symbol} {where} in "
+        f"{store.path}; a backtest needs at least {need}."
+    )
+    finer = []
+    for iv in reversed(BAR_INTERVALS):  # coarsest first: the least noisy choice that works
+        if interval_us(iv) < step:
+            k = len(store.bars(symbol, iv, lo, hi))
+            if k >= need:
+                finer.append((iv, k))
+    if finer:
+        have = ", ".join(f"{k:,} bars of {iv}" for iv, k in finer)
+        # the coarsest with room for a strategy's windows (100 bars), else the one with most
+        best = next((iv for iv, k in finer if k >= 10 * need), finer[-1][0])
+        msg += (
+            f" The same range has {have}: use a finer interval (`-p interval {best}`, or "
+            f"interval {best} in the dashboard), or collect longer."
+        )
+    else:
+        msg += " No finer interval has enough either: collect longer (`lq collect`) or import data."
+    return msg
 
 
 def _symbols(symbols: str | Sequence[str]) -> list[str]:
@@ -491,6 +556,16 @@ def get_run(db: str | os.PathLike[str], run_id: str) -> Run:
     return _row_to_run(row)
 
 
+def stored_caveat(metrics: Mapping[str, Any]) -> str:
+    """The short-sample reason stored with a run's metrics (a backtest's ``caveats`` or a
+    sweep row's ``caveat``), ``""`` if there is none."""
+    cav = metrics.get("caveats")
+    if isinstance(cav, Mapping) and cav:
+        return str(cav.get("sharpe") or next(iter(cav.values())))
+    text = metrics.get("caveat")
+    return text if isinstance(text, str) else ""
+
+
 def _number(d: Mapping[str, Any], key: str) -> float:
     v = d.get(key)
     if isinstance(v, bool) or v is None:
@@ -529,6 +604,8 @@ def list_runs(
     pandas.DataFrame
         ``time`` is tz-aware UTC; ``params`` holds dicts; the metric columns are the run's
         (a sweep's: its best set's), ``dsr``/``n_trials`` are NaN for single backtests.
+        ``ruined``: equity reached zero; ``caveat``: why the annualised figures (Sharpe...)
+        mean little (short sample), empty when they may be trusted.
     """
     if kind not in (None, "backtest", "sweep"):
         raise ValidationError("kind", kind, 'must be "backtest", "sweep" or None')
@@ -577,6 +654,8 @@ def list_runs(
                 "notebook_path": run.notebook_path,
                 "result_id": run.metrics.get("result_id"),
                 "created_ts": run.created_ts,
+                "ruined": bool(m.get("ruined", False)),
+                "caveat": stored_caveat(m),
             }
         )
         if limit is not None and len(out) >= limit:
@@ -584,4 +663,5 @@ def list_runs(
     frame = pd.DataFrame(out, columns=RUN_COLUMNS)
     frame["time"] = pd.to_datetime(frame["created_ts"].astype("int64"), unit="us", utc=True)
     frame["scheduled"] = frame["scheduled"].astype(bool)
+    frame["ruined"] = frame["ruined"].astype(bool)
     return frame

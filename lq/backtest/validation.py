@@ -142,7 +142,12 @@ def check_lookahead(
     frames, single = normalise_data(data)
     n = len(next(iter(frames.values())))
     if n < 10:
-        raise ValidationError("data", n, "need at least 10 bars to check for look-ahead")
+        raise ValidationError(
+            "data",
+            f"{n} bars",
+            "need at least 10 bars to check for look-ahead: choose a finer bar interval or a "
+            "longer range (or skip the check: lookahead_cuts 0)",
+        )
     rng = np.random.default_rng(seed)
     kw: dict[str, Any] = {"costs": costs, "sizing": sizing, "stops": stops}
 

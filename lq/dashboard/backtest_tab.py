@@ -39,14 +39,25 @@ from lq.backtest import (
     run_backtest,
 )
 from lq.backtest.charts import (
+    GREY_CSS,
+    RUINED_CSS,
     TRACE_NAMES,
     fill_figure,
     format_metric,
     metrics_frame,
+    metrics_table,
     new_figure,
     result_figure,
+    ruin_note,
 )
-from lq.backtest.runs import Run, list_runs, load_bars, record_backtest
+from lq.backtest.runs import (
+    BAR_INTERVALS,
+    DEFAULT_INTERVAL,
+    Run,
+    list_runs,
+    load_bars,
+    record_backtest,
+)
 from lq.dashboard._widgets import error_html, labelled, note_html, sync_figure_state
 from lq.errors import LqError, ValidationError
 
@@ -58,6 +69,7 @@ __all__ = [
     "BacktestTab",
     "fill_figure",
     "metrics_frame",
+    "metrics_table",
     "new_figure",
     "result_figure",
     "run_and_store",
@@ -66,7 +78,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-INTERVALS = ("1s", "5s", "15s", "1m", "5m", "15m", "1h")
+INTERVALS = BAR_INTERVALS
 #: Range choices of the tab, as the ``last`` window before the newest stored bar.
 RANGES: dict[str, str | None] = {
     "last 15 min": "15m",
@@ -86,6 +98,17 @@ def runs_html(runs: pd.DataFrame, *, max_rows: int = 25) -> str:
     rows = []
     for r in runs.head(max_rows).itertuples(index=False):
         p = ", ".join(f"{k}={v}" for k, v in (r.params or {}).items() if v is not None)
+        ruined = bool(getattr(r, "ruined", False))
+        caveat = str(getattr(r, "caveat", "") or "")
+        if ruined:
+            sharpe = f"<td style='{RUINED_CSS}' title='equity reached zero'>ruined</td>"
+        elif caveat:
+            sharpe = (
+                f"<td style='{GREY_CSS}' title='{html.escape(caveat, quote=True)}'>"
+                f"{format_metric('sharpe', r.sharpe)}</td>"
+            )
+        else:
+            sharpe = f"<td>{format_metric('sharpe', r.sharpe)}</td>"
         rows.append(
             "<tr>"
             f"<td>{html.escape(r.time.strftime('%Y-%m-%d %H:%M:%S'))}</td>"
@@ -95,10 +118,10 @@ def runs_html(runs: pd.DataFrame, *, max_rows: int = 25) -> str:
             f"<td>{html.escape(str(r.symbols))}</td>"
             f"<td>{html.escape(str(r.interval or ''))}</td>"
             f"<td>{format_metric('total_return', r.total_return)}</td>"
-            f"<td>{format_metric('sharpe', r.sharpe)}</td>"
+            f"{sharpe}"
             f"<td>{format_metric('max_drawdown', r.max_drawdown)}</td>"
             f"<td>{format_metric('number_of_trades', r.number_of_trades)}</td>"
-            f"<td>{format_metric('dsr', r.dsr)}</td>"
+            f"<td>{format_metric('dsr', r.dsr, ruined=ruined)}</td>"
             f"<td style='font-size:85%'>{html.escape(p)}</td>"
             f"<td style='font-family:monospace'>{html.escape(str(r.run_id))}</td>"
             "</tr>"
@@ -126,6 +149,11 @@ def runs_html(runs: pd.DataFrame, *, max_rows: int = 25) -> str:
         if len(runs) > max_rows
         else ""
     )
+    if "caveat" in runs.columns and (runs.head(max_rows)["caveat"].astype(bool)).any():
+        more += note_html(
+            "greyed Sharpe: annualised from too short a sample (under 1 day of bars or "
+            "30 trades) to mean anything; hover for the reason"
+        )
     return (
         '<table class="lq-backtest-runs" style="font-size:90%;border-collapse:collapse">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
@@ -150,7 +178,7 @@ def run_and_store(
     symbols: Sequence[str],
     strategy: str,
     params: Mapping[str, Any],
-    interval: str = "1s",
+    interval: str = DEFAULT_INTERVAL,
     last: str | None = None,
     costs: Costs | None = None,
     sizing: Sizing | None = None,
@@ -295,7 +323,8 @@ class BacktestTab:
         second = syms[1] if len(syms) > 1 else first
         self.symbol1 = W.Dropdown(options=syms, value=first)
         self.symbol2 = W.Dropdown(options=syms, value=second)
-        self.interval = W.Dropdown(options=list(INTERVALS), value="1s")
+        # the same default as `lq backtest` and the notebook (lq.backtest.runs.DEFAULT_INTERVAL)
+        self.interval = W.Dropdown(options=list(INTERVALS), value=DEFAULT_INTERVAL)
         self.range = W.Dropdown(options=list(RANGES), value="everything")
         self.fee_bps = W.FloatText(value=10.0)
         self.slippage = W.Dropdown(options=["fixed_bps", "half_spread"], value="fixed_bps")
@@ -496,10 +525,10 @@ class BacktestTab:
         self.outcome = out
         self.button.disabled = False
         fill_figure(self.fig, out.result, out.data)
-        self.metrics.value = metrics_frame(out.result).to_html(
-            classes="lq-backtest-metrics", border=0
-        )
+        self.metrics.value = metrics_table(out.result).to_html()
         bits = [f"{out.result.metrics.bars:,} bars in {out.seconds:.2f} s"]
+        if out.result.ruined:
+            bits.append(ruin_note(out.result.metrics.ruined_at).upper())
         if out.lookahead is not None:
             bits.append(
                 "look-ahead check passed"
@@ -509,9 +538,8 @@ class BacktestTab:
         if out.run is not None:
             bits.append(f"stored as {out.run.run_id}")
         text = "; ".join(bits)
-        self.status.value = (
-            note_html(text) if out.lookahead is None or out.lookahead.passed else error_html(text)
-        )
+        ok = (out.lookahead is None or out.lookahead.passed) and not out.result.ruined
+        self.status.value = note_html(text) if ok else error_html(text)
         self.refresh_history(force=True)
 
     # -- history --------------------------------------------------------------------------

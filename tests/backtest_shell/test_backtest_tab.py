@@ -132,3 +132,41 @@ def test_the_dashboard_includes_the_backtest_tab(store_db):
     tab = dash.panel(titles.index("Backtest"))
     assert isinstance(tab, BacktestTab) and tab.symbols == ["BTCUSDT", "ETHUSDT"]
     assert isinstance(tab.runs, pd.DataFrame)
+
+
+def test_tab_cli_and_notebook_default_to_the_same_interval(store_db):
+    from lq.backtest.cli import NOTEBOOK, notebook_parameters
+    from lq.backtest.runs import DEFAULT_INTERVAL
+
+    tab = BacktestTab(db=store_db)
+    assert tab.interval.value == DEFAULT_INTERVAL == notebook_parameters(NOTEBOOK)["interval"]
+
+
+def test_tab_greys_a_short_sample_and_names_a_ruined_run(store_db):
+    from lq.backtest.charts import GREY_CSS, RUINED_CSS
+    from lq.backtest.runs import record_backtest
+    from lq.dashboard.backtest_tab import runs_html
+
+    tab = BacktestTab(db=store_db)
+    tab.set_params(lookback=30, entry=1.5, exit=0.3)
+    tab.lookahead.value = False
+    run_in_loop(tab)
+    assert tab.error is None, tab.error
+    html = tab.metrics.value
+    assert "annualised from 5.8 min of bars (under 1 day)" in html and "opacity: 0.45" in html
+    # the history: the stored run's Sharpe greyed with its reason as a tooltip
+    hist = tab.history.value
+    assert GREY_CSS in hist and "title='annualised from 5.8 min of bars" in hist
+    # a ruined run, stored and listed
+    data = load_bars(store_db, ["BTCUSDT", "ETHUSDT"], interval="1s")
+    bust = run_backtest(
+        data,
+        "pairs_zscore",
+        {"lookback": 30, "entry": 1.5, "exit": 0.3},
+        costs=Costs(fee_bps=50),
+        sizing=Sizing(notional=2e6),
+    )
+    assert bust.ruined
+    record_backtest(store_db, bust)
+    out = runs_html(list_runs(store_db))
+    assert f"<td style='{RUINED_CSS}' title='equity reached zero'>ruined</td>" in out

@@ -12,7 +12,7 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from lq.backtest import Costs, Sizing, run_backtest
-from lq.backtest.runs import get_run, load_bars
+from lq.backtest.runs import DEFAULT_INTERVAL, get_run, load_bars
 
 pytestmark = pytest.mark.notebooks
 
@@ -83,7 +83,7 @@ def test_notebook_fails_clearly_when_the_db_has_no_data_for_the_symbols(store_db
             progress_bar=False,
         )
     assert err.value.ename == "BacktestError"
-    assert "no 1m bars of XRPUSDT" in err.value.evalue
+    assert f"no {DEFAULT_INTERVAL} bars of XRPUSDT" in err.value.evalue  # the default
     assert "stored symbols: ['BTCUSDT', 'ETHUSDT']" in err.value.evalue
 
 

@@ -71,9 +71,9 @@ def test_last_window_ends_at_the_newest_stored_bar(store_db):
 
 def test_no_data_for_a_symbol_fails_with_a_clear_message(store_db):
     with pytest.raises(BacktestError) as err:
-        load_bars(store_db, ["BTCUSDT", "XRPUSDT"], interval="1m")
+        load_bars(store_db, ["BTCUSDT", "XRPUSDT"], interval="1s")
     msg = str(err.value)
-    assert "XRPUSDT" in msg and "no 1m bars" in msg and "'BTCUSDT', 'ETHUSDT'" in msg
+    assert "XRPUSDT" in msg and "no 1s bars" in msg and "'BTCUSDT', 'ETHUSDT'" in msg
     with pytest.raises(BacktestError, match="between 2025-01-01"):
         load_bars(store_db, "BTCUSDT", start="2025-01-01")
     with pytest.raises(ValidationError, match="duplicate"):
@@ -170,3 +170,46 @@ def test_new_run_ids_are_unique_and_sortable_by_time():
     assert new_run_id("sweep", now=86400.0).startswith("sw-19700102T000000Z-")
     assert sorted([new_run_id(now=2.0), new_run_id(now=1.0)])[0].startswith("bt-19700101T000001Z")
     np.testing.assert_equal(len(new_run_id()), len("bt-20240809T000001Z-1a2b3c"))
+
+
+def test_too_few_bars_names_the_interval_used_and_suggests_one_with_data(store_db):
+    # the recordings hold 6 minutes: 7 one-minute bars of BTCUSDT (counted below with SQL)
+    conn = sqlite3.connect(store_db)
+    (n_1m,) = conn.execute(
+        "SELECT count(DISTINCT ts / 60000000) FROM bars_1s WHERE symbol = 'BTCUSDT'"
+    ).fetchone()
+    (n_1s,) = conn.execute("SELECT count(*) FROM bars_1s WHERE symbol = 'BTCUSDT'").fetchone()
+    assert n_1m < 10 <= n_1s
+    with pytest.raises(BacktestError) as err:
+        load_bars(store_db, ["BTCUSDT", "ETHUSDT"], interval="1m", last="24h")
+    msg = str(err.value)
+    assert msg.startswith(f"only {n_1m} bars of 1m for BTCUSDT in the last 24h")
+    assert "a backtest needs at least 10" in msg
+    assert f"{n_1s:,} bars of 1s" in msg and "use a finer interval (`-p interval 1s`" in msg
+    # one more bar than needed passes; the threshold is the parameter
+    assert len(load_bars(store_db, "BTCUSDT", interval="1m", min_bars=n_1m)) == n_1m
+    with pytest.raises(BacktestError, match=f"only {n_1m} bars"):
+        load_bars(store_db, "BTCUSDT", interval="1m", min_bars=n_1m + 1)
+
+
+def test_stored_runs_carry_the_short_sample_reason_and_ruin(store_db):
+    from lq.backtest import Sizing
+
+    data = load_bars(store_db, PAIR, interval="1s")
+    res = run_backtest(data, "pairs_zscore", SMALL, costs=Costs(fee_bps=7.5))
+    run = record_backtest(store_db, res)
+    assert run.metrics["metrics"]["caveats"]["sharpe"].startswith(
+        "annualised from 5.8 min of bars (under 1 day)"
+    )
+    bust = run_backtest(
+        data, "pairs_zscore", SMALL, costs=Costs(fee_bps=50), sizing=Sizing(notional=2e6)
+    )
+    assert bust.ruined
+    record_backtest(store_db, bust)
+    runs = list_runs(store_db)
+    assert list(runs.columns) == RUN_COLUMNS
+    by_id = runs.set_index("result_id")
+    assert by_id.loc[res.id, "caveat"].startswith("annualised from 5.8 min")
+    assert not by_id.loc[res.id, "ruined"]
+    assert by_id.loc[bust.id, "ruined"] and by_id.loc[bust.id, "caveat"] == ""
+    assert by_id.loc[bust.id, "sharpe"] == -math.inf
