@@ -15,7 +15,7 @@ from typing import Any
 
 from lq.config import Settings, parse_duration
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "history_text", "run"]
 
 
 def _db(p: argparse.ArgumentParser) -> None:
@@ -136,13 +136,65 @@ def _spec(args: argparse.Namespace) -> dict[str, Any]:
     return spec
 
 
+def _setting(name: str, v: Any) -> str:
+    if v is None:
+        return f"{name}=none"
+    if isinstance(v, list | tuple):
+        return f"{name}={','.join(f'{x:g}' if isinstance(x, float) else str(x) for x in v)}"
+    if name in ("sample", "cooldown"):
+        return f"{name}={v:g}s"
+    if isinstance(v, float):
+        return f"{name}={v:g}"
+    return f"{name}={v}"
+
+
 def _line(sr: Any) -> str:
+    """Two lines: the rule in words, then every one of its settings (``key=value``)."""
+    from lq.alerts.rules import rule_to_dict
+
     flag = "on " if sr.enabled else "off"
     r = sr.rule
+    fields = {k: v for k, v in rule_to_dict(r).items() if k != "name"}
     return (
-        f"{sr.id:>4}  {flag}  {r.name:<24} {r.describe()}  "
-        f"[{r.severity}; {','.join(r.channels)}; cooldown {r.cooldown:g}s]"
+        f"{sr.id:>4}  {flag}  {r.name:<24} {r.describe()}\n"
+        + "            "
+        + " ".join(_setting(k, v) for k, v in fields.items())
     )
+
+
+def _dim(text: str, tty: bool) -> str:
+    return f"\x1b[2m{text}\x1b[0m" if tty else text
+
+
+def history_text(res: Any, name: str, *, tty: bool = False) -> str:
+    """What ``lq alerts history`` prints: a per-day rate from under a day of data is greyed
+    with the reason (:mod:`lq.analytics.reliability`)."""
+    import pandas as pd
+
+    from lq.analytics.reliability import format_span
+
+    span = format_span(res.span_seconds)
+    times = "time" if res.count == 1 else "times"
+    rate = f"{res.per_day:.1f} per day"
+    if res.per_day_caveat:
+        rate = _dim(f"{rate}: not meaningful, {res.per_day_caveat}", tty)
+    first = pd.Timestamp(res.start, unit="us", tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
+    last = pd.Timestamp(res.end, unit="us", tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
+    lines = [
+        f"rule {name}: {res.rule.describe()}",
+        f"{res.samples:,} samples over {span} ({first} to {last} UTC): would have fired "
+        f"{res.count} {times} ({rate})",
+    ]
+    legs = res.rule.symbols
+    if len(legs) == 2:
+        what = f"y={legs[0]}, x={legs[1]}"
+        if res.rule.metric == "spread_zscore":
+            what += " and the hedged spread y - beta x"
+    else:
+        what = legs[0]
+    lines.append(f"forward log returns after firing, of {what}:")
+    lines.append(res.summary.to_string(index=False))
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -152,7 +204,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     cmd = args.alerts_command
     with AlertStore(settings.db, known_symbols=settings.collector.symbols) as store:
         if cmd == "add":
+            from lq.alerts.channel_setup import check_channels_configured
+
             rule = rule_from_dict(_spec(args))
+            check_channels_configured(rule.channels, settings)  # before anything is stored
             sr = store.add(rule, enabled=not args.disabled)
             print(f"added rule {sr.id}: {rule.describe()}")
             return 0
@@ -199,26 +254,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if res.start is None:
                 print(f"rule {sr.name}: no stored data for {sr.rule.symbol}")
                 return 0
-            span_h = (res.end - res.start) / 3.6e9  # type: ignore[operator]
-            print(f"rule {sr.name}: {res.rule.describe()}")
-            print(f"{res.samples:,} samples over {span_h:.2f} h: would have fired {res.count} "
-                  f"times ({res.per_day:.1f} per day)")  # fmt: skip
-            legs = sr.rule.symbols
-            print(
-                "forward log returns after firing, of "
-                + (
-                    f"y={legs[0]}, x={legs[1]}"
-                    + (
-                        " and the hedged spread y - beta x"
-                        if sr.rule.metric == "spread_zscore"
-                        else ""
-                    )
-                    if len(legs) == 2
-                    else legs[0]
-                )
-                + ":"
-            )
-            print(res.summary.to_string(index=False))
+            print(history_text(res, sr.name, tty=sys.stdout.isatty()))
             return 0
     return 2  # pragma: no cover
 

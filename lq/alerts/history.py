@@ -27,6 +27,7 @@ from lq.alerts.evaluate import Firing, RuleState, step
 from lq.alerts.metrics import GarchVolMetric, make_metric
 from lq.alerts.rules import EVENT_METRICS, Rule
 from lq.analytics.bars import interval_us
+from lq.analytics.reliability import per_day_caveat
 from lq.errors import RuleError
 from lq.store.reader import Store, TimeLike, to_us
 
@@ -235,11 +236,28 @@ class HistoryResult:
         return len(self.firings)
 
     @property
-    def per_day(self) -> float:
-        """Firings per day of sampled data (NaN for under a minute of data)."""
-        if self.start is None or self.end is None or self.end - self.start < 60_000_000:
+    def span_seconds(self) -> float:
+        """Seconds from the first to the last sample (NaN without samples)."""
+        if self.start is None or self.end is None:
             return math.nan
-        return self.count / ((self.end - self.start) / 86_400e6)
+        return (self.end - self.start) / 1e6
+
+    @property
+    def per_day(self) -> float:
+        """Firings per day of sampled data, as computed (NaN without a span).
+
+        Raw: from less than a day of data this extrapolates; :attr:`per_day_caveat` says
+        so, and every display greys it (:mod:`lq.analytics.reliability`).
+        """
+        span = self.span_seconds
+        if not span > 0:
+            return math.nan
+        return self.count / (span / 86_400)
+
+    @property
+    def per_day_caveat(self) -> str | None:
+        """Why :attr:`per_day` means little (under a day of data), or None."""
+        return per_day_caveat(span_seconds=self.span_seconds)
 
 
 def rule_history(

@@ -27,6 +27,10 @@ unfilled_gap      one     size (trade ids) of a gap the feed could not backfill
 Samples: prices are sampled on a clock of ``sample`` seconds of exchange time (the last trade
 price of each bucket, stamped with the bucket's end), or on every trade with ``sample=0``.
 A sampled pair uses both legs' last prices at the end of each bucket in which either traded.
+
+Levels are checked against the range of the metric (:data:`METRIC_RANGES`): a threshold, band
+or re-arm level outside it, or one at which the condition can never hold (RSI above 100,
+correlation below -1, a price below 0), is refused with the range and the way out.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ __all__ = [
     "CHANNELS",
     "CONDITIONS",
     "METRICS",
+    "METRIC_RANGES",
     "PAIR_METRICS",
     "Channel",
     "Condition",
@@ -82,9 +87,59 @@ CHANNELS: tuple[str, ...] = get_args(Channel)
 PAIR_METRICS: frozenset[str] = frozenset({"spread_zscore", "correlation", "hedge_drift"})
 EVENT_METRICS: frozenset[str] = frozenset({"staleness", "unfilled_gap"})
 MAX_WINDOW = 1_000_000
+#: The values each metric can take, ``(low, high)`` (inclusive; infinite: unbounded).
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "price": (0.0, math.inf),
+    "return": (-math.inf, math.inf),
+    "zscore": (-math.inf, math.inf),
+    "rsi": (0.0, 100.0),
+    "volatility": (0.0, math.inf),
+    "spread_zscore": (-math.inf, math.inf),
+    "correlation": (-1.0, 1.0),
+    "hedge_drift": (-math.inf, math.inf),
+    "staleness": (0.0, math.inf),
+    "unfilled_gap": (0.0, math.inf),
+}
+_CHOICES = {
+    "metric": METRICS,
+    "condition": CONDITIONS,
+    "severity": SEVERITIES,
+    "channels": CHANNELS,
+    "hedge_method": get_args(HedgeMethod),
+    "vol_method": get_args(VolMethod),
+}
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 _NAME = re.compile(r"^[\w.\-: ]{1,80}$")
+
+
+def _range_text(metric: str) -> str:
+    lo, hi = METRIC_RANGES[metric]
+    if math.isinf(hi):
+        return f"{metric} is never below {lo:g}"
+    return f"{metric} lies between {lo:g} and {hi:g}"
+
+
+def _check_level(metric: str, field: str, v: float, condition: str | None = None) -> None:
+    """Refuse a level outside the metric's range, or where ``condition`` can never hold."""
+    lo, hi = METRIC_RANGES[metric]
+    if not lo <= v <= hi:
+        way = (
+            f"choose one between {lo:g} and {hi:g}"
+            if math.isfinite(hi)
+            else f"choose one above {lo:g}"
+        )
+        raise RuleError(field, v, f"{_range_text(metric)}, so {v:g} is never reached; {way}")
+    if condition in ("above", "crosses_above") and v >= hi:
+        raise RuleError(
+            field, v, f"{_range_text(metric)}, so {condition} {v:g} can never fire; choose a "
+            f"threshold below {hi:g}"
+        )  # fmt: skip
+    if condition in ("below", "crosses_below") and v <= lo:
+        raise RuleError(
+            field, v, f"{_range_text(metric)}, so {condition} {v:g} can never fire; choose a "
+            f"threshold above {lo:g}"
+        )  # fmt: skip
 
 
 def _finite(field: str, v: Any) -> float:
@@ -232,6 +287,14 @@ def _validate(r: Rule) -> None:
         lo, hi = (_finite("band", v) for v in r.band)
         if not lo < hi:
             raise RuleError("band", r.band, "low must be < high")
+        for v in (lo, hi):
+            _check_level(r.metric, "band", v)
+        m_lo, m_hi = METRIC_RANGES[r.metric]
+        if lo <= m_lo and hi >= m_hi:
+            raise RuleError(
+                "band", r.band, f"{_range_text(r.metric)}, so it is never outside "
+                f"{lo:g}..{hi:g}; narrow the band"
+            )  # fmt: skip
         if r.threshold is not None:
             raise RuleError("threshold", r.threshold, "use band=(low, high) with 'outside'")
         if r.rearm is not None:
@@ -244,12 +307,15 @@ def _validate(r: Rule) -> None:
         if r.threshold is None:
             raise RuleError("threshold", None, f"condition {r.condition!r} needs a threshold")
         t = _finite("threshold", r.threshold)
+        if r.metric in METRIC_RANGES:
+            _check_level(r.metric, "threshold", t, r.condition)
         if r.band is not None:
             raise RuleError("band", r.band, "band is only for condition 'outside'")
         if r.rearm_band is not None:
             raise RuleError("rearm_band", r.rearm_band, "only for condition 'outside'")
         if r.rearm is not None:
             a = _finite("rearm", r.rearm)
+            _check_level(r.metric, "rearm", a)
             if r.condition in ("above", "crosses_above") and a > t:
                 raise RuleError("rearm", a, f"must be <= threshold {t:g} for {r.condition}")
             if r.condition in ("below", "crosses_below") and a < t:
@@ -325,9 +391,10 @@ def rule_from_dict(data: dict[str, Any]) -> Rule:
         msg = str(exc)
         m = _UNKNOWN.search(msg) or _AT.search(msg)
         field = m.group(1) if m else "rule"
-        if field == "metric" and "Invalid enum value" in msg:
+        if field in _CHOICES and "Invalid enum value" in msg:
+            what = "channel" if field == "channels" else field.replace("_", " ")
             raise RuleError(
-                "metric", data.get("metric"), f"unknown metric; expected one of {list(METRICS)}"
+                field, data.get(field), f"unknown {what}; expected one of {list(_CHOICES[field])}"
             ) from None
         if "Object missing required field" in msg:
             missing = msg.split("`")[1] if "`" in msg else "?"

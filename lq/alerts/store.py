@@ -209,7 +209,13 @@ class AlertStore:
         try:
             self.conn = connect_writer(self.path)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open for alert rules: {exc}") from exc
+            fix = (
+                ": make the database and its folder writable for this user, or choose another "
+                "file with --db PATH"
+                if any(w in str(exc) for w in ("readonly", "unable to open"))
+                else ""
+            )
+            raise StoreError(f"{self.path}: cannot open for alert rules: {exc}{fix}") from exc
 
     def close(self) -> None:
         if self.conn is not None:

@@ -1,5 +1,7 @@
 """The dashboard's Alerts tab: create, edit, enable and delete rules with inline validation,
-a live feed of new events, and a filterable history table with CSV export.
+a live feed of new events, and a filterable history table with CSV export. "Backtest rule"
+shows how often the selected rule would have fired on the stored data; a per-day rate from
+under a day of data is greyed with the reason (:mod:`lq.analytics.reliability`).
 
 It only calls :mod:`lq.alerts` and :mod:`lq.store`; the collector evaluates the rules (so
 alerts fire with no browser open) and picks up changes made here within a second.
@@ -17,11 +19,12 @@ from typing import Any
 import ipywidgets as w
 import pandas as pd
 
-from lq.alerts.rules import CHANNELS, CONDITIONS, METRICS, Rule, rule_from_dict
+from lq.alerts.history import HistoryResult
+from lq.alerts.rules import CHANNELS, CONDITIONS, EVENT_METRICS, METRICS, Rule, rule_from_dict
 from lq.alerts.store import AlertStore, StoredRule
 from lq.errors import LqError, RuleError
 
-__all__ = ["AlertsTab"]
+__all__ = ["AlertsTab", "history_html"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,29 @@ def _num(text: str) -> float | None:
         return float(text)
     except ValueError:
         return text  # type: ignore[return-value]  # the rule's validation names the field
+
+
+def history_html(res: HistoryResult, name: str) -> str:
+    """A rule's history in a few lines: the firing count, and its per-day rate greyed with
+    the reason when it comes from under a day of data (the raw value is ``res.per_day``)."""
+    from lq.analytics.reliability import format_span
+
+    if res.start is None:
+        return f"<i>{html.escape(name)}: no stored data for {html.escape(res.rule.symbol)}</i>"
+    times = "time" if res.count == 1 else "times"
+    rate = f"{res.per_day:.1f} per day"
+    if res.per_day_caveat:
+        why = html.escape(res.per_day_caveat, quote=True)
+        rate = (
+            f"<span class='lq-unreliable' style='opacity:0.45;font-style:italic' "
+            f"title='{why}'>{rate}</span> <small>(not meaningful: {why})</small>"
+        )
+    head = (
+        f"<b>{html.escape(name)}</b>: would have fired {res.count} {times} in "
+        f"{res.samples:,} samples over {format_span(res.span_seconds)}, {rate}"
+    )
+    table = res.summary.to_html(index=False, float_format=lambda v: f"{v:.5f}", border=0)
+    return f"<div class='lq-rule-history'>{head}<br>{table}</div>"
 
 
 class AlertsTab:
@@ -129,11 +155,17 @@ class AlertsTab:
         self.edit_button = w.Button(description="Edit")
         self.toggle_button = w.Button(description="Enable/disable")
         self.delete_button = w.Button(description="Delete", button_style="danger")
+        self.history_button = w.Button(description="Backtest rule",
+                                       tooltip="how often it would have fired on stored data")  # fmt: skip
+        self.rule_history = w.HTML()
+        self.history_button.on_click(lambda _b: self._selected(self.show_history))
         self.edit_button.on_click(lambda _b: self._selected(self.edit))
         self.toggle_button.on_click(lambda _b: self._selected(self.toggle))
         self.delete_button.on_click(lambda _b: self._selected(self.delete))
         rules = w.VBox([w.HTML("<b>Rules</b>"), self.rule_list,
-                        w.HBox([self.edit_button, self.toggle_button, self.delete_button])])  # fmt: skip
+                        w.HBox([self.edit_button, self.toggle_button, self.delete_button,
+                                self.history_button]),
+                        self.rule_history])  # fmt: skip
 
         self.feed = w.HTML()
         self.feed.add_class("lq-alert-feed")
@@ -204,11 +236,17 @@ class AlertsTab:
         return rule
 
     def save(self) -> StoredRule | None:
-        """Create (or update the rule being edited); a refused rule changes nothing."""
+        """Create (or update the rule being edited); a refused rule changes nothing.
+
+        A channel without its settings (a Telegram token...) is refused, naming them."""
         rule = self.validate()
         if rule is None:
             return None
         try:
+            from lq.alerts.channel_setup import check_channels_configured
+            from lq.config import load_settings
+
+            check_channels_configured(rule.channels, load_settings())
             if self._editing is None:
                 sr = self.store.add(rule, enabled=self.enabled.value)
             else:
@@ -260,6 +298,20 @@ class AlertsTab:
         self.enabled.value = sr.enabled
         self._editing = sr.id
         self.save_button.description = f"Update rule {sr.id}"
+
+    def show_history(self, ref: int | str) -> HistoryResult | None:
+        """How often the stored rule ``ref`` would have fired over the stored data."""
+        from lq.alerts.history import rule_history
+        from lq.store import Store
+
+        sr = self.store.get(ref)
+        if sr.rule.metric in EVENT_METRICS:
+            self.rule_history.value = "<i>staleness and gap rules have no price history</i>"
+            return None
+        with Store(self.db) as st:
+            res = rule_history(st, sr.rule, horizons=("1m", "5m"))
+        self.rule_history.value = history_html(res, sr.name)
+        return res
 
     def toggle(self, ref: int | str) -> StoredRule:
         sr = self.store.get(ref)

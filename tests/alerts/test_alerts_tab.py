@@ -108,3 +108,33 @@ def test_new_events_appear_in_the_live_feed_and_history_exports_csv(tab):
     assert "data:text/csv;base64," in tab.export_link.value
     with AlertStore(tab.db) as s:
         assert len(s.events()) == 2
+
+
+def test_a_channel_without_settings_is_refused_on_save(tab):
+    tab.name.value = "tg"
+    tab.channels.value = ("dashboard", "telegram")
+    assert tab.save() is None
+    assert "telegram needs telegram.token (or $LQ_TELEGRAM_TOKEN)" in tab.message.value
+    assert tab.store.rules() == []
+
+
+def test_backtest_rule_greys_a_per_day_rate_from_under_a_day(tab):
+    px = [100.0 + (i % 21) for i in range(420)]  # 7 minutes of a saw-tooth: 20 crossings
+    with Writer(tab.db) as w:
+        w.write_trades([
+            Trade(symbol="BTCUSDT", trade_id=i, price=p, qty=1.0, ts=T0 + i * S,
+                  event_ts=T0 + i * S, is_buyer_maker=False) for i, p in enumerate(px)
+        ])  # fmt: skip
+    tab.name.value = "up"
+    tab.metric.value = "price"
+    tab.symbol.value = "BTCUSDT"
+    tab.threshold.value = "115"
+    sr = tab.save()
+    assert sr is not None
+    tab.rule_list.value = sr.id
+    tab.history_button.click()
+    out = tab.rule_history.value
+    # 20 firings in 419 s: 20 / (419 / 86400) = 4124.1 per day, shown greyed with the reason
+    assert "would have fired 20 times" in out and "4124.1 per day" in out
+    assert "opacity:0.45" in out
+    assert "not meaningful: per-day rate from 7.0 min of data (under 1 day)" in out
