@@ -11,15 +11,18 @@ import importlib
 import inspect
 import logging
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
 
 from lq import __version__
 from lq.config import Settings, config_path, load_settings, parse_duration
 from lq.errors import LqError
 
-__all__ = ["main"]
+__all__ = ["io_error_message", "main"]
 
 log = logging.getLogger("lq")
 
@@ -70,8 +73,13 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
 # -- lq export ---------------------------------------------------------------------------
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     from lq.store import Store
-    from lq.store.export import export
+    from lq.store.export import export, format_for
 
+    format_for(args.out, args.format)  # a bad file name fails before the database is opened
+    if not settings.db.exists():
+        from lq.errors import StoreError
+
+        raise StoreError(f"{settings.db}: no such database (choose one with --db PATH)")
     with Store(settings.db) as store:
         n = export(
             store,
@@ -83,7 +91,12 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
             start=args.start,
             end=args.end,
         )
-    print(f"wrote {n:,} rows to {args.out}")
+    what = args.kind.replace("_", " ")
+    if n == 0:
+        rng = f" between {args.start or 'the start'} and {args.end or 'the end'}"
+        print(f"wrote 0 rows to {args.out}: no {what} of {args.symbol.upper()}{rng}")
+    else:
+        print(f"wrote {n:,} rows of {what} to {args.out}")
     return 0
 
 
@@ -138,9 +151,17 @@ def _adapt(run: Callable[..., int]) -> Handler:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with lq's error style: one line naming the problem (an enum's choices
+    included) and where the usage is, exit code 2; no usage block to scroll past."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     """The ``lq`` parser. With ``only``, just that subsystem's module is imported."""
-    parser = argparse.ArgumentParser(prog="lq", description="lq: live quant research workbench")
+    parser = _Parser(prog="lq", description="lq: live quant research workbench")
     parser.add_argument("--version", action="version", version=f"lq {__version__}")
     parser.add_argument(
         "--config",
@@ -219,19 +240,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, handlers = build_parser(
         only if only is not None else ("" if command in _BUILTIN else None)
     )
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (printed, one line) or --help/--version
+        return exc.code if isinstance(exc.code, int) else 2
     level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    db: str | None = getattr(args, "db", None)
     try:
-        settings = load_settings(args.config).with_db(getattr(args, "db", None))
+        settings = load_settings(args.config).with_db(db)
+        db = str(settings.db)
         return handlers[args.command](args, settings)
     except LqError as exc:
         print(f"lq {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.Error) as exc:  # a file we cannot open or write: say which, and how
+        log.debug("lq %s failed", args.command, exc_info=True)  # -vv shows the traceback
+        print(f"lq {args.command}: error: {io_error_message(exc, db)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def io_error_message(exc: OSError | sqlite3.Error, db: str | None) -> str:
+    """One line for a file-system or SQLite failure: the path, the problem, the way out."""
+    text = str(exc)
+    if isinstance(exc, OSError):
+        path = exc.filename or db
+        why = exc.strerror or text
+    else:
+        path, why = db, text
+    readonly = isinstance(exc, PermissionError) or any(
+        s in text.lower() for s in ("readonly", "read-only", "unable to open", "permission")
+    )
+    about_db = db is not None and (path is None or str(path).startswith(str(db)))
+    if path and readonly and not about_db:
+        return f"{path}: {why}: make it readable (and writable, if lq writes it) for this user"
+    if path and readonly:
+        target = Path(db) if db else Path(str(path))
+        return (
+            f"{path}: {why}. lq must be able to write the database {target} and its folder "
+            f"{target.parent} (it keeps {target.name}-wal, -shm and .writer.lock beside it): "
+            "make them writable for this user, or choose another file with --db PATH"
+        )
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{path}: {why} (errno {exc.errno})" if path else f"{why} (errno {exc.errno})"
+    return f"{db}: SQLite error: {why}" if db else f"SQLite error: {why}"
 
 
 def entry() -> None:

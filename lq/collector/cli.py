@@ -1,4 +1,10 @@
-"""``lq collect``: run the collector until SIGINT/SIGTERM (flushes and exits cleanly)."""
+"""``lq collect``: run the collector until SIGINT/SIGTERM (flushes and exits cleanly).
+
+Before anything starts, :mod:`lq.collector.preflight` checks the stream names and, on a live
+endpoint, the symbols against ``exchangeInfo``, and decides the ``exchange`` label of the
+stored rows: with ``--ws-url`` it is what the endpoint says it is (an lq exchange says
+``local`` or ``replay``), or ``--exchange-label``; never ``binance`` for a non-Binance host.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +36,9 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ws-url", help="override the WebSocket base URL (e.g. an `lq exchange`)")
     p.add_argument("--rest-url", help="override the REST base URL used for backfill")
     p.add_argument(
-        "--exchange-label", help="the exchange column for stored rows (default from the source)"
+        "--exchange-label",
+        help="the exchange column for stored rows (default: what the endpoint is: binance, "
+        "local or replay; required for an endpoint lq cannot identify)",
     )
     p.add_argument("--seed", type=int, default=7, help="local: simulator seed")
     p.add_argument("--rate", type=float, default=None, help="local: mean trades/s per symbol")
@@ -83,6 +91,27 @@ def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:
     channels = [
         c.strip() for c in (args.channels.split(",") if args.channels else cs.channels) if c.strip()
     ]
+    from lq.collector.preflight import check_channels, preflight
+
+    check_channels(channels, symbols)  # before any exchange or connection is started
+    if source not in ("live", "local") and not source.startswith("replay:"):
+        from lq.errors import ValidationError
+
+        raise ValidationError("--source", source, "expected live, local or replay:FILE[,FILE]")
+    if args.exchange_label is not None and not args.exchange_label.strip():
+        from lq.errors import ValidationError
+
+        raise ValidationError("--exchange-label", args.exchange_label, "must not be empty")
+    pre = preflight(
+        source=source,
+        endpoint=args.endpoint or cs.endpoint,
+        symbols=symbols,
+        ws_url=args.ws_url,
+        rest_url=args.rest_url,
+        exchange_label=args.exchange_label,
+    )
+    if source == "live" and pre.exchange_label != "binance":
+        log.info("rows from %s are labelled %r", args.ws_url or args.rest_url, pre.exchange_label)
     retention = getattr(args, "retention", None) or settings.store.retention_ticks
     simulator: dict[str, Any] = {"seed": args.seed, "speed": _speed(args.speed)}
     if args.rate is not None:
@@ -94,8 +123,8 @@ def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:
         channels=channels,
         endpoint=args.endpoint or cs.endpoint,
         ws_url=args.ws_url,
-        rest_url=args.rest_url,
-        exchange_label=args.exchange_label,
+        rest_url=pre.rest_url,
+        exchange_label=pre.exchange_label or None,
         flush_interval=parse_duration(cs.flush_interval, field="collector.flush_interval"),
         status_interval=parse_duration(cs.status_interval, field="collector.status_interval"),
         retention_ticks=parse_duration(retention, field="retention") if retention else None,

@@ -23,6 +23,11 @@ Past ``weight_limit`` the answer is 429 with ``Retry-After`` (seconds to the nex
 switch for tests). Errors: -1102 mandatory parameter missing, -1100 illegal characters,
 -1121 invalid symbol, -1120 invalid interval, all with HTTP 400.
 
+The local exchange says what it is, which real Binance never does: every response carries
+``X-LQ-Exchange: <label>`` (:data:`IDENTITY_HEADER`) and ``exchangeInfo`` an ``lqExchange``
+field with the same label (``"local"`` for the simulator, ``"replay"`` for recordings). A
+collector pointed at it with ``--ws-url`` labels its rows by that, never as live Binance.
+
 ``limit`` above 1000 is clamped to 1000 (lq's choice). ``startTime``/``endTime`` accept ms or
 µs (16 digits or more means µs); returned times are ms unless the request carries
 ``X-MBX-TIME-UNIT: MICROSECOND``.
@@ -42,7 +47,11 @@ from urllib.parse import parse_qs, urlsplit
 from lq.exchange.market import KlineBar, Market, build_klines, interval_bounds
 from lq.exchange.protocol import KLINE_INTERVALS
 
-__all__ = ["WEIGHTS", "RestApi", "RestResponse"]
+__all__ = ["IDENTITY_FIELD", "IDENTITY_HEADER", "WEIGHTS", "RestApi", "RestResponse"]
+
+#: Response header (and ``exchangeInfo`` field) naming the local exchange's data label.
+IDENTITY_HEADER = "X-LQ-Exchange"
+IDENTITY_FIELD = "lqExchange"
 
 WEIGHTS: dict[str, int] = {
     "/api/v3/ping": 1,
@@ -136,6 +145,9 @@ class RestApi:
         Calls made while a 429 ``Retry-After`` is running before the IP is banned (418).
     ban_seconds
         Length of a ban (Binance: 2 minutes to 3 days).
+    identity
+        The label of the data served (``"local"`` simulator, ``"replay"``), sent in
+        :data:`IDENTITY_HEADER` and ``exchangeInfo.lqExchange``.
     """
 
     def __init__(
@@ -145,8 +157,10 @@ class RestApi:
         weight_limit: int = 6000,
         ban_after: int = 5,
         ban_seconds: int = 120,
+        identity: str = "local",
     ) -> None:
         self.market = market
+        self.identity = identity
         self._lim = _Limiter(
             weight_limit=weight_limit, ban_after=ban_after, ban_seconds=ban_seconds
         )
@@ -175,7 +189,9 @@ class RestApi:
         weight = WEIGHTS.get(path)
         if weight is None:
             return RestResponse(
-                status=404, headers=(("Content-Type", "text/plain"),), body=b"Not Found"
+                status=404,
+                headers=(("Content-Type", "text/plain"), (IDENTITY_HEADER, self.identity)),
+                body=b"Not Found",
             )
         self.calls[path] = self.calls.get(path, 0) + 1
         if method != "GET":
@@ -190,11 +206,14 @@ class RestApi:
             body = self._route(path, query, div, now)
         except _BadRequest as exc:
             return self._error(400, exc.code, exc.msg)
-        return RestResponse(status=200, headers=(_JSON, self._used_header()), body=_dumps(body))
+        return RestResponse(status=200, headers=self._headers(), body=_dumps(body))
 
     # -- limits -----------------------------------------------------------------------
     def _used_header(self) -> tuple[str, str]:
         return ("X-MBX-USED-WEIGHT-1M", str(self._lim.used))
+
+    def _headers(self, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+        return (_JSON, self._used_header(), (IDENTITY_HEADER, self.identity), *extra)
 
     def _limited(self, status: int, retry_after: int, now: float) -> RestResponse:
         if status == 418:
@@ -211,7 +230,7 @@ class RestApi:
             )
         return RestResponse(
             status=status,
-            headers=(_JSON, self._used_header(), ("Retry-After", str(retry_after))),
+            headers=self._headers(("Retry-After", str(retry_after))),
             body=_dumps({"code": -1003, "msg": msg}),
         )
 
@@ -242,7 +261,7 @@ class RestApi:
     def _error(self, status: int, code: int, msg: str) -> RestResponse:
         return RestResponse(
             status=status,
-            headers=(_JSON, self._used_header()),
+            headers=self._headers(),
             body=_dumps({"code": code, "msg": msg}),
         )
 
@@ -324,6 +343,7 @@ class RestApi:
             ],
             "exchangeFilters": [],
             "symbols": symbols,
+            IDENTITY_FIELD: self.identity,  # real Binance never sends this field
         }
 
     def _agg_trades(self, q: Mapping[str, str], div: int) -> object:

@@ -227,7 +227,7 @@ class LocalExchange:
         self.faults = faults or Faults()
         self.compression = compression
         self.market = Market(source.specs())
-        self.rest = RestApi(self.market, weight_limit=rest_weight_limit)
+        self.rest = RestApi(self.market, weight_limit=rest_weight_limit, identity=self.label)
         self.frames_sent = 0
         self.connections_opened = 0
         self.source_done = asyncio.Event()
@@ -243,6 +243,12 @@ class LocalExchange:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """The exchange label of the data served: ``"replay"`` for recordings, else ``"local"``
+        (sent with every REST answer, so a collector never takes it for live Binance)."""
+        return "replay" if type(self.source).__name__ == "ReplaySource" else "local"
+
     @property
     def ws_url(self) -> str:
         """``ws://host:port`` (after :meth:`start`)."""

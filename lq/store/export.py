@@ -1,4 +1,9 @@
-"""Export a selection of the store to CSV or Parquet (``lq export``, the dashboard's download)."""
+"""Export a selection of the store to CSV or Parquet (``lq export``, the dashboard's download).
+
+Refused before anything is written: a symbol the store does not hold for that kind (the
+error lists the ones it does), and a file name whose suffix is not ``.csv``, ``.parquet`` or
+``.pq`` (or does not match ``fmt``): a ``.xlsx`` file full of CSV text helps no one.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,60 @@ import pandas as pd
 from lq.errors import ValidationError
 from lq.store.reader import Store, TimeLike
 
-__all__ = ["export", "select", "to_bytes"]
+__all__ = [
+    "FORMATS",
+    "KINDS",
+    "SUFFIXES",
+    "export",
+    "format_for",
+    "known_symbols",
+    "select",
+    "to_bytes",
+]
 
 Kind = Literal["ticks", "bars", "book_tickers"]
 Format = Literal["csv", "parquet"]
+KINDS: tuple[str, ...] = ("ticks", "bars", "book_tickers")
+FORMATS: tuple[str, ...] = ("csv", "parquet")
+#: File suffix -> format.
+SUFFIXES: dict[str, str] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def format_for(path: str | os.PathLike[str], fmt: str | None = None) -> Format:
+    """The format to write ``path`` in: from its suffix, which must agree with ``fmt``."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if fmt is not None and fmt not in FORMATS:
+        raise ValidationError("format", fmt, f"expected one of {list(FORMATS)}")
+    by_suffix = SUFFIXES.get(suffix)
+    if by_suffix is None:
+        raise ValidationError(
+            "out",
+            str(p),
+            f"unknown file type {suffix or '(no suffix)'!r}: lq writes CSV (.csv) or Parquet "
+            "(.parquet, .pq); name the file accordingly",
+        )
+    if fmt is not None and fmt != by_suffix:
+        raise ValidationError(
+            "format", fmt, f"{p.name} is a {by_suffix} file name: use --format {by_suffix} "
+            f"or name the file *.{'csv' if fmt == 'csv' else 'parquet'}"
+        )  # fmt: skip
+    return by_suffix  # type: ignore[return-value]
+
+
+def known_symbols(store: Store, kind: str) -> list[str]:
+    """Symbols the store holds rows of ``kind`` for, sorted."""
+    if kind == "book_tickers":
+        rows = store.conn.execute(
+            """WITH RECURSIVE s(sym) AS (
+                   SELECT min(symbol) FROM book_tickers
+                   UNION ALL
+                   SELECT (SELECT min(symbol) FROM book_tickers WHERE symbol > s.sym) FROM s
+                   WHERE s.sym IS NOT NULL)
+               SELECT sym FROM s WHERE sym IS NOT NULL"""
+        ).fetchall()
+        return sorted(r[0] for r in rows)
+    return store.symbols()
 
 
 def select(
@@ -27,7 +82,20 @@ def select(
     start: TimeLike = None,
     end: TimeLike = None,
 ) -> pd.DataFrame:
-    """The rows to export, with a readable UTC ``time`` column first."""
+    """The rows to export, with a readable UTC ``time`` column first.
+
+    Raises :class:`~lq.errors.ValidationError` for a symbol without rows of ``kind``.
+    """
+    if kind not in KINDS:
+        raise ValidationError("kind", kind, f"expected one of {list(KINDS)}")
+    known = known_symbols(store, kind)
+    if symbol.upper() not in known:
+        raise ValidationError(
+            "symbol",
+            symbol,
+            f"no {kind.replace('_', ' ')} of {symbol.upper()} in {store.path}; stored: "
+            f"{', '.join(known) if known else 'none (collect or import data first)'}",
+        )
     if kind == "ticks":
         df = store.ticks(symbol, start, end)
         df.insert(0, "time", pd.to_datetime(df["ts"], unit="us", utc=True))
@@ -64,9 +132,14 @@ def export(
     start: TimeLike = None,
     end: TimeLike = None,
 ) -> int:
-    """Write the selection to ``path`` (format from ``fmt`` or the suffix); returns the row count."""
+    """Write the selection to ``path``; returns the row count.
+
+    The format follows the suffix (``.csv``, ``.parquet``/``.pq``); ``fmt``, if given, must
+    agree with it (:func:`format_for`). Nothing is written when the symbol or the name is
+    refused.
+    """
     p = Path(path)
-    fmt = fmt or ("parquet" if p.suffix.lower() in (".parquet", ".pq") else "csv")
+    fmt = format_for(p, fmt)
     df = select(store, kind, symbol, interval=interval, start=start, end=end)
     data = to_bytes(df, fmt)
     tmp = p.with_name(p.name + ".part")
