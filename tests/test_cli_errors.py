@@ -218,6 +218,10 @@ def test_rows_from_a_local_exchange_are_labelled_by_what_it_says_it_is(exchange,
            "--duration", "3", timeout=90)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert _exchanges(db) == {"local"}
+    from lq.store import Store
+
+    with Store(db) as st:  # the dashboard's status bar reads this: not LIVE BINANCE
+        assert {f["source_label"] for f in st.feed_status()} == {"LOCAL EXCHANGE"}
     # the user's own label wins
     db2 = tmp_path / "d.sqlite"
     r = lq("collect", "--db", str(db2), "--ws-url", exchange.ws_url, "--symbols", "BTCUSDT",
@@ -256,3 +260,13 @@ def test_an_endpoint_lq_cannot_identify_needs_a_label(tmp_path):
         assert "--exchange-label NAME" in line
     finally:
         srv.shutdown()
+
+
+def test_the_banner_follows_the_label():
+    from lq.collector import source_label
+
+    assert source_label("live") == "LIVE BINANCE" == source_label("live", "binance")
+    assert source_label("live", "local") == "LOCAL EXCHANGE"
+    assert source_label("live", "replay") == "REPLAY"
+    assert source_label("live", "my-sim") == "MY-SIM"
+    assert source_label("local") == "LOCAL EXCHANGE"

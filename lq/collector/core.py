@@ -53,8 +53,14 @@ class CollectorHook(Protocol):
     def on_batch(self, batch: Batch, result: BatchResult) -> None: ...
 
 
-def source_label(source: str) -> str:
-    """The banner text for a source: LIVE BINANCE, LOCAL EXCHANGE or REPLAY."""
+def source_label(source: str, exchange_label: str | None = None) -> str:
+    """The banner text for a source: LIVE BINANCE, LOCAL EXCHANGE or REPLAY (a ``live``
+    source whose rows are not labelled ``binance``, such as ``--ws-url`` to an lq exchange,
+    is named by its label, never LIVE BINANCE)."""
+    if source == "live" and exchange_label not in (None, "binance"):
+        return {"local": "LOCAL EXCHANGE", "replay": "REPLAY"}.get(
+            str(exchange_label), str(exchange_label).upper()
+        )
     if source == "live":
         return "LIVE BINANCE"
     if source == "local":
@@ -267,7 +273,7 @@ class Collector:
                 "collecting %s %s from %s into %s",
                 ",".join(self.symbols),
                 ",".join(self.channels),
-                source_label(self.source),
+                source_label(self.source, self.exchange_label),
                 self.db,
             )
             next_status = 0.0
@@ -403,7 +409,7 @@ class Collector:
         return {
             **feed,
             "state": state or (st.state if st is not None else "starting"),
-            "source_label": source_label(self.source),
+            "source_label": source_label(self.source, self.exchange_label),
             "symbols": list(self.symbols),
             "channels": list(self.channels),
             "trades_stored": self.stats.trades_new,

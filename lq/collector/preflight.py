@@ -85,7 +85,29 @@ def _http_base(ws_url: str) -> str:
     return f"{scheme}://{u.netloc}"
 
 
-def _get(client: httpx.Client, url: str, params: dict[str, str]) -> httpx.Response | None:
+class _Clients:
+    """One client per scheme, made on first use: plain ``http`` (an lq exchange on loopback)
+    skips loading the CA bundle, which costs about a second on a busy machine."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._made: dict[bool, httpx.Client] = {}
+
+    def get(self, url: str, params: dict[str, str]) -> httpx.Response:
+        tls = url.startswith("https:")
+        if tls not in self._made:
+            self._made[tls] = httpx.Client(timeout=self.timeout, trust_env=False, verify=tls)
+        return self._made[tls].get(url, params=params)
+
+    def __enter__(self) -> _Clients:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for c in self._made.values():
+            c.close()
+
+
+def _get(client: _Clients, url: str, params: dict[str, str]) -> httpx.Response | None:
     try:
         return client.get(url, params=params)
     except httpx.HTTPError as exc:
@@ -93,26 +115,35 @@ def _get(client: httpx.Client, url: str, params: dict[str, str]) -> httpx.Respon
         return None
 
 
-def _identity(client: httpx.Client, base: str, ep: Endpoint) -> tuple[str | None, bool]:
-    """``(label the server gives itself or None, whether it answered at all)``."""
+def _identity(client: _Clients, base: str, ep: Endpoint) -> tuple[str | None, bool, list[str]]:
+    """One ``GET exchangeInfo``: ``(label the server gives itself or None, whether it answered,
+    the symbols it lists)``. Only for endpoints that are not Binance hosts (small answers)."""
     r = _get(client, f"{base}{ep.rest_prefix}/exchangeInfo", {})
     if r is None:
-        return None, False
-    label = r.headers.get("X-LQ-Exchange")
-    if label is None and r.status_code == 200:
+        return None, False, []
+    body: object = {}
+    if r.status_code == 200:
         try:
             body = r.json()
         except ValueError:
             body = {}
-        if isinstance(body, dict) and isinstance(body.get(_IDENTITY_FIELD), str):
+    label = r.headers.get("X-LQ-Exchange")
+    listed: list[str] = []
+    if isinstance(body, dict):
+        if label is None and isinstance(body.get(_IDENTITY_FIELD), str):
             label = body[_IDENTITY_FIELD]
-    return label, True
+        try:
+            listed = sorted(str(x["symbol"]) for x in body.get("symbols", []))
+        except (KeyError, TypeError):
+            listed = []
+    return label, True, listed
 
 
 def _unknown_symbols(
-    client: httpx.Client, base: str, ep: Endpoint, symbols: Sequence[str]
-) -> tuple[list[str], list[str]] | None:
-    """``(unknown symbols, listed symbols or [])``, or None when exchangeInfo is unreachable."""
+    client: _Clients, base: str, ep: Endpoint, symbols: Sequence[str]
+) -> list[str] | None:
+    """The symbols ``exchangeInfo`` does not list (asking only about them: Binance's whole
+    list is megabytes), or None when it cannot be reached."""
     url = f"{base}{ep.rest_prefix}/exchangeInfo"
     r = _get(client, url, {"symbols": json.dumps(list(symbols), separators=(",", ":"))})
     if r is None or r.status_code not in (200, 400):
@@ -122,7 +153,7 @@ def _unknown_symbols(
             listed = {s["symbol"] for s in r.json().get("symbols", [])}
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
-        return [s for s in symbols if s not in listed], []
+        return [s for s in symbols if s not in listed]
     # 400 (-1121 "Invalid symbol."): ask one by one to name the culprits
     bad = []
     for s in symbols:
@@ -131,15 +162,7 @@ def _unknown_symbols(
             return None
         if one.status_code == 400:
             bad.append(s)
-    return bad, []
-
-
-def _all_symbols(client: httpx.Client, base: str, ep: Endpoint) -> list[str]:
-    r = _get(client, f"{base}{ep.rest_prefix}/exchangeInfo", {})
-    try:
-        return sorted(s["symbol"] for s in r.json().get("symbols", [])) if r is not None else []
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return []
+    return bad
 
 
 def preflight(
@@ -183,17 +206,18 @@ def _probe(
     local: bool,
     timeout: float,
 ) -> Preflight:
-    with httpx.Client(timeout=timeout, trust_env=False) as client:
-        if ws_url is not None:
+    listed: list[str] | None = None  # the symbols an lq exchange listed (one request)
+    with _Clients(timeout) as client:
+        if ws_url is not None and urlsplit(ws_url).hostname in _BINANCE_HOSTS:
+            label = label or "binance"
+        elif ws_url is not None:
             ws_base = _http_base(ws_url)
-            ident, answered = _identity(client, ws_base, ep)
+            ident, answered, names = _identity(client, ws_base, ep)
             if ident is not None:
-                local = True
+                local, listed = True, names
                 label = label or ident
                 if rest_url is None:  # backfill from the same exchange, not from Binance
                     base = ws_base
-            elif urlsplit(ws_url).hostname in _BINANCE_HOSTS:
-                label = label or "binance"
             elif label is None:
                 why = "does not answer as an lq exchange" if answered else "cannot be reached"
                 raise ValidationError(
@@ -202,8 +226,8 @@ def _probe(
                     f"not a Binance host, and it {why}: name the exchange of its rows with "
                     "--exchange-label NAME (they are never labelled as live Binance)",
                 )
-        if rest_url is not None and not local:
-            ident, _ = _identity(client, base, ep)
+        if rest_url is not None and not local and urlsplit(base).hostname not in _BINANCE_HOSTS:
+            ident, _, _ = _identity(client, base, ep)
             if ident is not None and label in (None, "binance"):
                 raise ValidationError(
                     "--rest-url",
@@ -212,32 +236,33 @@ def _probe(
                     "would mix simulated and real trades; point --ws-url at it too",
                 )
         label = label or "binance"
-        found = _unknown_symbols(client, base, ep, symbols)
-        if found is None:
-            log.warning(
-                "could not check the symbols against %s%s/exchangeInfo; collecting anyway",
-                base,
-                ep.rest_prefix,
-            )
-            return Preflight(
-                exchange_label=label, rest_url=base if local else rest_url, checked_symbols=False
-            )
-        bad, _ = found
-        if bad:
-            listed = _all_symbols(client, base, ep) if local else []
-            hints = []
-            for s in bad:
-                close = difflib.get_close_matches(s, listed, n=1, cutoff=0.6)
-                if close:
-                    hints.append(f"{s} -> {close[0]}?")
-            more = f"; it lists {', '.join(listed)}" if listed and len(listed) <= 30 else ""
-            guess = f" ({', '.join(hints)})" if hints else ""
-            raise ValidationError(
-                "--symbols",
-                ",".join(bad),
-                f"not listed by {base}{ep.rest_prefix}/exchangeInfo{guess}{more}; check the "
-                "spelling (Binance symbols look like BTCUSDT)",
-            )
-    return Preflight(
-        exchange_label=label, rest_url=base if local else rest_url, checked_symbols=True
-    )
+        rest = base if local else rest_url
+        if listed is not None:
+            bad = [s for s in symbols if s not in listed]
+        else:
+            found = _unknown_symbols(client, base, ep, symbols)
+            if found is None:
+                log.warning(
+                    "could not check the symbols against %s%s/exchangeInfo; collecting anyway",
+                    base,
+                    ep.rest_prefix,
+                )
+                return Preflight(exchange_label=label, rest_url=rest, checked_symbols=False)
+            bad = found
+    if bad:
+        names = listed or []
+        hints = []
+        for s in bad:
+            close = difflib.get_close_matches(s, names, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{s} -> {close[0]}?")
+        more = f"; it lists {', '.join(names)}" if names and len(names) <= 30 else ""
+        guess = f" ({', '.join(hints)})" if hints else ""
+        where = _http_base(ws_url) if listed is not None and ws_url else base
+        raise ValidationError(
+            "--symbols",
+            ",".join(bad),
+            f"not listed by {where}{ep.rest_prefix}/exchangeInfo{guess}{more}; check the "
+            "spelling (Binance symbols look like BTCUSDT)",
+        )
+    return Preflight(exchange_label=label, rest_url=rest, checked_symbols=True)

@@ -125,3 +125,83 @@ def test_rule_writes_do_not_take_the_writer_lock(tmp_path):
         s.add(Rule(name="p", metric="price", symbol="BTCUSDT", threshold=1.0))
         assert len(s.rules()) == 1
     assert sqlite3.connect(db).execute("SELECT count(*) FROM alert_rules").fetchone() == (1,)
+
+
+# ------------------------------------------------------------- levels within each range
+@pytest.mark.parametrize(
+    ("metric", "symbol", "condition", "threshold", "ok"),
+    [
+        ("rsi", "BTCUSDT", "above", 99.9, True),
+        ("rsi", "BTCUSDT", "above", 100.0, False),  # RSI is never above 100
+        ("rsi", "BTCUSDT", "above", 150.0, False),
+        ("rsi", "BTCUSDT", "below", 0.1, True),
+        ("rsi", "BTCUSDT", "below", 0.0, False),
+        ("rsi", "BTCUSDT", "crosses_below", -5.0, False),
+        ("correlation", "ETHUSDT/BTCUSDT", "crosses_below", -0.99, True),
+        ("correlation", "ETHUSDT/BTCUSDT", "crosses_below", -1.0, False),
+        ("correlation", "ETHUSDT/BTCUSDT", "above", 1.2, False),
+        ("price", "BTCUSDT", "below", 0.01, True),
+        ("price", "BTCUSDT", "below", 0.0, False),
+        ("volatility", "BTCUSDT", "above", 0.0, True),  # any volatility at all
+        ("volatility", "BTCUSDT", "below", 0.0, False),
+        ("staleness", "BTCUSDT", "above", -1.0, False),
+        ("zscore", "BTCUSDT", "below", -1e6, True),  # unbounded
+    ],
+)
+def test_thresholds_are_checked_against_the_metrics_range(metric, symbol, condition, threshold, ok):
+    spec = {"name": "r", "metric": metric, "symbol": symbol, "condition": condition,
+            "threshold": threshold, "window": 100}  # fmt: skip
+    if metric == "unfilled_gap":
+        spec["condition"] = "above"
+    if ok:
+        rule_from_dict(spec)
+        return
+    with pytest.raises(RuleError) as err:
+        rule_from_dict(spec)
+    assert err.value.field == "threshold" and "choose" in err.value.reason
+
+
+def test_bands_and_rearm_levels_stay_in_range():
+    base = {"name": "r", "metric": "rsi", "symbol": "BTCUSDT", "condition": "outside"}
+    rule_from_dict({**base, "band": [30, 70], "rearm_band": [35, 65]})
+    with pytest.raises(RuleError, match=r"never outside 0\.\.100"):
+        rule_from_dict({**base, "band": [0, 100]})
+    with pytest.raises(RuleError, match="150 is never reached"):
+        rule_from_dict({**base, "band": [30, 150]})
+    with pytest.raises(RuleError, match=r"rearm=-3\.0: rsi lies between 0 and 100"):
+        rule_from_dict({"name": "r", "metric": "rsi", "symbol": "BTCUSDT",
+                        "condition": "below", "threshold": 30, "rearm": -3})  # fmt: skip
+
+
+def test_every_enum_field_lists_its_choices():
+    base = {"name": "r", "metric": "zscore", "symbol": "BTCUSDT", "threshold": 1}
+    for field, bad, first in (
+        ("condition", "abov", "'above'"),
+        ("severity", "loud", "'info'"),
+        ("hedge_method", "lsq", "'ols'"),
+        ("vol_method", "ewma", "'realized'"),
+        ("channels", ["slack"], "'dashboard'"),
+    ):
+        with pytest.raises(RuleError) as err:
+            rule_from_dict({**base, field: bad})
+        assert err.value.field == field and "expected one of [" + first in err.value.reason
+
+
+def test_channel_settings_agree_with_the_channels_that_get_built():
+    import itertools
+
+    from lq.alerts.channel_setup import CHANNEL_SETTINGS, unconfigured_channels
+    from lq.alerts.channels import channels_from_settings
+    from lq.config import load_settings
+
+    env_values = {
+        "LQ_TELEGRAM_TOKEN": "1:x", "LQ_TELEGRAM_CHAT_ID": "9", "LQ_EMAIL_HOST": "127.0.0.1",
+        "LQ_EMAIL_TO": "a@b.c", "LQ_WEBHOOK_URL": "http://127.0.0.1:9/",
+    }  # fmt: skip
+    keys = sorted(env_values)
+    for n in range(len(keys) + 1):  # every subset of settings
+        for subset in itertools.combinations(keys, n):
+            settings = load_settings(env={k: env_values[k] for k in subset})
+            built = set(channels_from_settings(settings))
+            missing = unconfigured_channels(CHANNEL_SETTINGS, settings)
+            assert built == set(CHANNEL_SETTINGS) - set(missing), subset

@@ -271,3 +271,50 @@ def test_scheduled_grid_stops_after_max_runs_with_every_row_scheduled(store_db, 
     assert len(stored) == 2 and all(r[5] == 1 for r in stored)
     assert all(json.loads(r[3])["kind"] == "sweep" for r in stored)
     assert "scheduled runs: 2 stored, 0 failed" in proc.stdout
+
+
+# ------------------------------------------------------------ honest numbers, real CLI
+@pytest.mark.notebooks
+def test_the_readme_command_runs_on_six_minutes_and_greys_its_sharpe(store_db, tmp_path):
+    # the issue: `lq backtest -p strategy pairs_zscore -p last 24h` failed on the demo with
+    # "need at least 10 bars"; with the shared 1 s default it runs, and its Sharpe from
+    # 5.8 minutes is shown with the reason it means nothing
+    proc = lq("--db", str(store_db), "-p", "strategy", "pairs_zscore", "-p", "last", "24h",
+              "-p", "lookahead_cuts", "0", "--out", str(tmp_path / "runs"), cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "(not meaningful: annualised from 5.8 min of bars (under 1 day)" in proc.stdout
+    assert "\x1b[" not in proc.stdout  # no terminal, no escape codes
+    [(_rid, _s, _p, metrics, _nb, _sch)] = rows(store_db)
+    m = json.loads(metrics)["metrics"]
+    assert m["caveats"]["sharpe"].startswith("annualised from 5.8 min")
+    assert isinstance(m["sharpe"], float)  # the raw value is stored too
+
+
+@pytest.mark.notebooks
+def test_too_few_bars_says_which_interval_and_which_has_data(store_db, tmp_path):
+    proc = lq("--db", str(store_db), "-p", "interval", "1m", "-p", "last", "24h",
+              "--out", str(tmp_path / "runs"), cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    # INFO progress lines may come first; the refusal is the one, last, error line
+    errors = [line for line in proc.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and proc.stderr.strip().splitlines()[-1] == errors[0]
+    assert errors[0].startswith("lq backtest: error: ")
+    assert "only 7 bars of 1m for BTCUSDT in the last 24h" in errors[0]
+    assert "use a finer interval (`-p interval 1s`" in errors[0]
+
+
+def test_summary_line_names_ruined_sets_of_a_sweep(store_db):
+    from lq.backtest import Sizing
+    from lq.backtest.cli import _summary_line
+    from lq.backtest.runs import record_sweep
+
+    data = load_bars(store_db, ["BTCUSDT", "ETHUSDT"], interval="1s")
+    axes = {"entry": [1.0, 2.0], "lookback": [20, 40]}
+    table = sweep(data, "pairs_zscore", axes, costs=Costs(fee_bps=30), progress="off",
+                  sizing=Sizing(notional=1e6), workers=1)  # fmt: skip
+    n_ruined = int(table["ruined"].sum())
+    assert n_ruined > 0
+    run = record_sweep(store_db, table, strategy="pairs_zscore", grid=axes)
+    line = _summary_line(store_db, run.run_id, None)
+    assert f"{n_ruined} of 4 sets ruined (ranked last)" in line
