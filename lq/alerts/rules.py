@@ -87,7 +87,9 @@ CHANNELS: tuple[str, ...] = get_args(Channel)
 PAIR_METRICS: frozenset[str] = frozenset({"spread_zscore", "correlation", "hedge_drift"})
 EVENT_METRICS: frozenset[str] = frozenset({"staleness", "unfilled_gap"})
 MAX_WINDOW = 1_000_000
-#: The values each metric can take, ``(low, high)`` (inclusive; infinite: unbounded).
+_UNBOUNDED = (-math.inf, math.inf)
+#: The values each metric can take, ``(low, high)`` (inclusive; infinite: unbounded). Every
+#: metric must have an entry (a test checks it): a new metric decides its range here.
 METRIC_RANGES: dict[str, tuple[float, float]] = {
     "price": (0.0, math.inf),
     "return": (-math.inf, math.inf),
@@ -114,7 +116,7 @@ _NAME = re.compile(r"^[\w.\-: ]{1,80}$")
 
 
 def _range_text(metric: str) -> str:
-    lo, hi = METRIC_RANGES[metric]
+    lo, hi = METRIC_RANGES.get(metric, _UNBOUNDED)
     if math.isinf(hi):
         return f"{metric} is never below {lo:g}"
     return f"{metric} lies between {lo:g} and {hi:g}"
@@ -122,7 +124,7 @@ def _range_text(metric: str) -> str:
 
 def _check_level(metric: str, field: str, v: float, condition: str | None = None) -> None:
     """Refuse a level outside the metric's range, or where ``condition`` can never hold."""
-    lo, hi = METRIC_RANGES[metric]
+    lo, hi = METRIC_RANGES.get(metric, _UNBOUNDED)
     if not lo <= v <= hi:
         way = (
             f"choose one between {lo:g} and {hi:g}"
@@ -289,7 +291,7 @@ def _validate(r: Rule) -> None:
             raise RuleError("band", r.band, "low must be < high")
         for v in (lo, hi):
             _check_level(r.metric, "band", v)
-        m_lo, m_hi = METRIC_RANGES[r.metric]
+        m_lo, m_hi = METRIC_RANGES.get(r.metric, _UNBOUNDED)
         if lo <= m_lo and hi >= m_hi:
             raise RuleError(
                 "band", r.band, f"{_range_text(r.metric)}, so it is never outside "
@@ -307,8 +309,7 @@ def _validate(r: Rule) -> None:
         if r.threshold is None:
             raise RuleError("threshold", None, f"condition {r.condition!r} needs a threshold")
         t = _finite("threshold", r.threshold)
-        if r.metric in METRIC_RANGES:
-            _check_level(r.metric, "threshold", t, r.condition)
+        _check_level(r.metric, "threshold", t, r.condition)
         if r.band is not None:
             raise RuleError("band", r.band, "band is only for condition 'outside'")
         if r.rearm_band is not None:

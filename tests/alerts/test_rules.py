@@ -205,3 +205,9 @@ def test_channel_settings_agree_with_the_channels_that_get_built():
             built = set(channels_from_settings(settings))
             missing = unconfigured_channels(CHANNEL_SETTINGS, settings)
             assert built == set(CHANNEL_SETTINGS) - set(missing), subset
+
+
+def test_every_metric_declares_its_range():
+    from lq.alerts.rules import METRIC_RANGES, METRICS
+
+    assert set(METRIC_RANGES) == set(METRICS)
