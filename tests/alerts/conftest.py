@@ -25,6 +25,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when the request reached the server
 
     def json(self) -> object:
         return json.loads(self.body)
