@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from lq.feeds.invariants import KLINE_INTERVALS
+
 __all__ = [
     "INVALID_PATH",
     "KLINE_INTERVALS",
@@ -44,10 +46,6 @@ __all__ = [
 TimeUnit = Literal["MILLISECOND", "MICROSECOND"]
 
 INVALID_PATH = "Invalid request path"
-KLINE_INTERVALS: tuple[str, ...] = (
-    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w",
-    "1M",
-)  # fmt: skip
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 _KLINE = "|".join(re.escape(i) for i in KLINE_INTERVALS)
 # Streams Binance serves per symbol (section 1.6); the ones lq.exchange does not produce

@@ -17,10 +17,16 @@ A thin I/O layer over the pure parts (:class:`~lq.feeds.parser.Parser`,
   overlap: the new one is opened, its first message awaited, then the old one closed; the
   sequencer drops the overlap's duplicates;
 * a gap in trade ids is backfilled over REST by a background task (the receive loop never
-  waits for it); backfilled trades go to the sink, then ``Gap(status="filled")`` or
-  ``"unfilled"`` with the reason;
+  waits for it), in pages of 1000 (``historicalTrades`` costs weight 25 whatever the limit);
+  backfilled trades go to the sink, then ``Gap(status="filled")`` or ``"unfilled"`` with the
+  reason. Where the endpoint cannot backfill a channel (``@trade`` on ``spot-data``; on
+  ``usdm`` and ``us`` without an API key) the gap is reported unfilled at once, with the
+  reason and the way out (:meth:`~lq.feeds.endpoints.Endpoint.backfill`);
 * a frame the parser refuses becomes a :class:`~lq.feeds.events.Rejected` event, counted,
-  never fatal.
+  never fatal; so does a REST row that breaks :mod:`lq.feeds.invariants`;
+* USD-M ``@trade`` entries that are not trades (``X`` = ``NA``, ``INSURANCE_FUND``, ...) are
+  counted (``markers_skipped``) and their ids accounted for in the sequencer; the sink never
+  sees them, so neither does any hook.
 
 The sink is called synchronously on the event loop with every event, in order per
 connection: trades (exactly once per id), ``Gap``, ``Rejected``, ``BookTicker``, ``Kline``,
@@ -45,7 +51,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from lq.errors import ExhaustedRetriesError, FeedError, FrameError, RestError, ValidationError
 from lq.feeds.backoff import AttemptBudget, Backoff
 from lq.feeds.endpoints import Endpoint, plan_urls, resolve_endpoint
-from lq.feeds.events import AggTrade, Event, Gap, Rejected, ServerShutdown, Trade
+from lq.feeds.events import AggTrade, Event, Gap, Rejected, ServerShutdown, Trade, TradeMarker
 from lq.feeds.parser import Parser, TimeUnit
 from lq.feeds.recording import FrameRecorder
 from lq.feeds.rest import RestClient
@@ -136,6 +142,9 @@ class BinanceClient:
         Seconds a gap is given to close by itself (overlap, stragglers) before REST is asked.
     rest
         REST client for backfill; by default one is built on the endpoint (and owned).
+    api_key
+        Binance API key for the default REST client (``historicalTrades`` needs one on
+        ``usdm`` and ``us``). Pass it from the environment or config, never from code.
     time_unit
         Unit of times in frames: ``"auto"``, ``"ms"`` or ``"us"``.
     ping_interval, ping_timeout, open_timeout, close_timeout
@@ -164,6 +173,7 @@ class BinanceClient:
         max_backfill: int = 100_000,
         backfill_delay: float = 0.25,
         rest: RestClient | None = None,
+        api_key: str | None = None,
         time_unit: TimeUnit = "auto",
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
@@ -202,12 +212,13 @@ class BinanceClient:
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
         self.compression = compression
-        self.parser = Parser(exchange=exchange_label, time_unit=time_unit)
+        self.parser = Parser(exchange=exchange_label, time_unit=time_unit, symbols=self.symbols)
         self.sequencer = Sequencer(
             resume_ids=resume_ids, max_backfill=max_backfill, exchange=exchange_label
         )
         self._rest = rest
         self._own_rest = rest is None
+        self._api_key = api_key or None
         self._rng = random.Random(self.backoff.seed)
         self._task: asyncio.Task[None] | None = None
         self._backfill_q: asyncio.Queue[BackfillRequest] = asyncio.Queue()
@@ -224,7 +235,7 @@ class BinanceClient:
         self._n = {
             "messages": 0, "reconnects": 0, "rotations": 0, "connect_failures": 0,
             "gaps_found": 0, "gaps_filled": 0, "gaps_unfilled": 0, "backfilled": 0,
-            "rejected": 0, "sink_errors": 0,
+            "rejected": 0, "sink_errors": 0, "markers_skipped": 0,
         }  # fmt: skip
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -285,6 +296,7 @@ class BinanceClient:
             backfilled=n["backfilled"],
             duplicates_dropped=self.sequencer.duplicates,
             rejected=n["rejected"],
+            markers_skipped=n["markers_skipped"],
             sink_errors=n["sink_errors"],
             last_message_age_s=None if self._last_msg is None else now - self._last_msg,
             error=self._error,
@@ -294,7 +306,9 @@ class BinanceClient:
         self._state = "connecting"
         self._started = time.monotonic()
         if self._rest is None:
-            self._rest = RestClient(endpoint=self.endpoint, exchange=self.exchange_label)
+            self._rest = RestClient(
+                endpoint=self.endpoint, exchange=self.exchange_label, api_key=self._api_key
+            )
         backfill = asyncio.create_task(self._backfill_worker(), name="lq.feeds.backfill")
         sups = [
             asyncio.create_task(self._supervise(url), name=f"lq.feeds.link[{i}]")
@@ -568,6 +582,15 @@ class BinanceClient:
                     self._emit(ev)
                 for req in step.requests:
                     self._backfill_q.put_nowait(req)
+            elif t is TradeMarker:  # not a trade: account for its id, deliver nothing
+                n["markers_skipped"] += 1
+                tid = ev.trade_id  # type: ignore[union-attr]
+                if tid is not None:
+                    step = self.sequencer.on_marker(ev.symbol, "trade", tid, now=recv_ts)  # type: ignore[union-attr]
+                    if step.gaps:
+                        self._gaps(step.gaps)
+                    for req in step.requests:
+                        self._backfill_q.put_nowait(req)
             else:
                 if t is ServerShutdown:
                     log.warning("serverShutdown on %s: rotating", _short(conn.url))
@@ -598,30 +621,34 @@ class BinanceClient:
                 )
 
     async def _backfill(self, req: BackfillRequest) -> None:
-        if self.backfill_delay:
-            await asyncio.sleep(self.backfill_delay)
         seq = self.sequencer
-        reason = ""
-        missing = seq.missing(req.symbol, req.kind, req.first_id, req.last_id)
-        if missing and req.kind == "trade" and not self.endpoint.has_historical_trades:
-            reason = (
-                f"endpoint={self.endpoint.name!r} has no historicalTrades: trade ids cannot "
-                "be backfilled (use the 'spot' preset, or the aggTrade channel)"
-            )
-            missing = []
         rest = self._rest
         assert rest is not None
+        cannot = self.endpoint.backfill(req.kind, api_key=getattr(rest, "has_api_key", False))
+        if cannot is not None:  # no REST call can fill it: say so at once
+            log.warning(
+                "backfill %s %s %d..%d: %s", req.symbol, req.kind, req.first_id, req.last_id, cannot
+            )
+            self._gaps(seq.settle(req, now=_now_us(), reason=cannot))
+            return
+        if self.backfill_delay:
+            await asyncio.sleep(self.backfill_delay)
+        reason = ""
+        refused = ""
+        missing = seq.missing(req.symbol, req.kind, req.first_id, req.last_id)
         try:
             for lo, hi in missing:
                 nxt = lo
                 while nxt <= hi:
-                    limit = min(1000, hi - nxt + 1)
+                    # always a full page: the weight is the same whatever the limit
                     batch: Sequence[Trade | AggTrade]
                     if req.kind == "trade":
-                        batch = await rest.historical_trades(req.symbol, from_id=nxt, limit=limit)
+                        batch = await rest.historical_trades(req.symbol, from_id=nxt, limit=1000)
                     else:
-                        batch = await rest.agg_trades(req.symbol, from_id=nxt, limit=limit)
+                        batch = await rest.agg_trades(req.symbol, from_id=nxt, limit=1000)
                     top = nxt - 1
+                    top, why = self._rest_leftovers(rest, req, nxt, hi, top)
+                    refused = refused or why
                     for ev in batch:
                         i = ev.trade_id if type(ev) is Trade else ev.agg_id  # type: ignore[union-attr]
                         if i < nxt or i > hi:
@@ -631,15 +658,41 @@ class BinanceClient:
                             self._n["backfilled"] += 1
                             self._emit(ev)
                     if top < nxt:
-                        reason = f"REST {req.kind} history has no ids from {nxt}"
+                        reason = refused or f"REST {req.kind} history has no ids from {nxt}"
                         break
                     nxt = top + 1
         except RestError as exc:
             reason = str(exc)
+            if exc.status == 401:
+                reason = (
+                    f"historicalTrades refused the API key ({exc}); check LQ_BINANCE_API_KEY "
+                    "or [binance] api_key, or subscribe aggTrade (no key needed)"
+                )
             log.warning(
-                "backfill %s %s %d..%d: %s", req.symbol, req.kind, req.first_id, req.last_id, exc
+                "backfill %s %s %d..%d: %s", req.symbol, req.kind, req.first_id, req.last_id, reason
             )
-        self._gaps(seq.settle(req, now=_now_us(), reason=reason))
+        self._gaps(seq.settle(req, now=_now_us(), reason=reason or refused))
+
+    def _rest_leftovers(
+        self, rest: RestClient, req: BackfillRequest, lo: int, hi: int, top: int
+    ) -> tuple[int, str]:
+        """Account for what the last REST page held besides trades: rows Binance voided
+        (their ids are not holes) and rows the invariants refused (dead letters, holes left
+        open). Returns the highest id covered and the first refusal's reason."""
+        now = _now_us()
+        for i in getattr(rest, "void_ids", ()):
+            if lo <= i <= hi:
+                top = max(top, i)
+                self.sequencer.on_marker(req.symbol, req.kind, i, now=now)
+        refused = ""
+        for why, raw in getattr(rest, "rejected_rows", ()):
+            self._n["rejected"] += 1
+            refused = refused or f"REST rows for these ids were refused (in dead_letters): {why}"
+            self._emit(Rejected(raw=raw, reason=why, recv_ts=now, exchange=self.exchange_label))
+        if hasattr(rest, "void_ids"):
+            rest.void_ids.clear()
+            rest.rejected_rows.clear()
+        return top, refused
 
 
 def _now_us() -> int:

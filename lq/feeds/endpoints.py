@@ -5,6 +5,12 @@ Facts from ``shared/reference/binance-protocol.md``: §1.1 (hosts, raw/combined 
 (``timeUnit=MICROSECOND``), §2 (REST hosts; ``data-api.binance.vision`` has no
 ``historicalTrades``), §4 (futures ``/public`` and ``/market`` routes, 200 streams, 10 msg/s,
 ``/fapi/v1`` REST paths; Binance.US hosts).
+
+What each preset can backfill (:meth:`Endpoint.backfill`): ``@aggTrade`` holes everywhere,
+through ``aggTrades?fromId`` (security type NONE, no key); ``@trade`` holes through
+``historicalTrades``, which is open on ``spot`` (security type NONE since 2023-08-25), needs
+an API key (``X-MBX-APIKEY``; HTTP 401, code -2014, without one) on ``usdm`` and ``us``
+(MARKET_DATA in their docs), and does not exist on ``spot-data``.
 """
 
 from __future__ import annotations
@@ -15,28 +21,13 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from lq.errors import ValidationError
+from lq.feeds.invariants import KLINE_INTERVALS
 
 __all__ = ["ENDPOINTS", "Endpoint", "plan_urls", "resolve_endpoint", "stream_name"]
 
-_INTERVALS = [
-    "1s",
-    "1m",
-    "3m",
-    "5m",
-    "15m",
-    "30m",
-    "1h",
-    "2h",
-    "4h",
-    "6h",
-    "8h",
-    "12h",
-    "1d",
-    "3d",
-    "1w",
-    "1M",
-]
-_CHANNEL_RE = re.compile(r"^(trade|aggTrade|bookTicker|kline_(" + "|".join(_INTERVALS) + r"))$")
+_CHANNEL_RE = re.compile(
+    r"^(trade|aggTrade|bookTicker|kline_(" + "|".join(KLINE_INTERVALS) + r"))$"
+)
 _SYMBOL_RE = re.compile(r"^[A-Z0-9\-_.]{1,32}$")
 
 
@@ -61,6 +52,9 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
         Longest URL to build; longer stream lists are split over connections.
     has_historical_trades
         Whether ``historicalTrades`` exists (it does not on ``data-api.binance.vision``).
+    historical_trades_needs_key
+        Whether ``historicalTrades`` answers only requests with an API key (``X-MBX-APIKEY``):
+        USD-M futures and Binance.US (MARKET_DATA security type).
     micros
         Whether to ask for microsecond times (``timeUnit=MICROSECOND``; spot only).
     public_channels
@@ -77,9 +71,30 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     inbound_limit: float = 5.0
     max_url_len: int = 8000
     has_historical_trades: bool = True
+    historical_trades_needs_key: bool = False
     micros: bool = True
     routed: bool = False
     public_channels: frozenset[str] = frozenset({"bookTicker"})
+
+    def backfill(self, kind: str, *, api_key: bool = False) -> str | None:
+        """Why holes of ``kind`` (``"trade"`` or ``"aggTrade"``) cannot be backfilled here,
+        or ``None`` if they can (``api_key``: whether an API key is configured)."""
+        if kind == "aggTrade":
+            return None
+        if not self.has_historical_trades:
+            return (
+                f"endpoint={self.name!r} has no historicalTrades: @trade holes cannot be "
+                "backfilled there; subscribe aggTrade (backfilled through aggTrades?fromId, "
+                "no key) or use the 'spot' preset"
+            )
+        if self.historical_trades_needs_key and not api_key:
+            return (
+                f"needs an API key: historicalTrades on endpoint={self.name!r} answers only "
+                "requests with an API key (set LQ_BINANCE_API_KEY or [binance] api_key); "
+                "without one, subscribe aggTrade, which is backfilled through "
+                "aggTrades?fromId with no key"
+            )
+        return None
 
     def route(self, channel: str) -> str:
         """Path prefix for a channel: ``""`` unless ``routed`` (``/public`` or ``/market``)."""
@@ -103,12 +118,14 @@ ENDPOINTS: dict[str, Endpoint] = {
         ws_url="wss://stream.binance.us:9443",
         rest_url="https://api.binance.us",
         micros=False,
+        historical_trades_needs_key=True,
     ),
     "usdm": Endpoint(
         name="usdm",
         ws_url="wss://fstream.binance.com",
         rest_url="https://fapi.binance.com",
         rest_prefix="/fapi/v1",
+        historical_trades_needs_key=True,
         max_streams=200,
         inbound_limit=10.0,
         micros=False,

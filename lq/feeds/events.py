@@ -24,6 +24,7 @@ __all__ = [
     "Rejected",
     "ServerShutdown",
     "Trade",
+    "TradeMarker",
 ]
 
 
@@ -37,6 +38,24 @@ class Trade(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ts: int  # trade time T, µs
     event_ts: int  # event time E, µs
     is_buyer_maker: bool
+    recv_ts: int = 0
+    exchange: str = "binance"
+
+
+class TradeMarker(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A non-market entry of a USD-M futures ``@trade`` stream (``X`` other than ``MARKET``:
+    ``NA``, ``INSURANCE_FUND``, ``ADL``...), often with ``p = "0"``.
+
+    It is not a trade and is never delivered to the sink or stored. Its id (``None`` if the
+    frame has none) is a slot of the trade-id sequence: USD-M aggTrades leave insurance-fund
+    and ADL trades out of their ``f..l`` ranges, and the futures dumps have matching holes
+    (``shared/reference/binance-protocol.md`` §3, §4.1), so the client counts the id as seen.
+    """
+
+    symbol: str
+    trade_id: int | None
+    trade_type: str
+    ts: int
     recv_ts: int = 0
     exchange: str = "binance"
 
@@ -137,4 +156,14 @@ class Rejected(msgspec.Struct, frozen=True, kw_only=True):
     exchange: str = "binance"
 
 
-Event = Trade | AggTrade | BookTicker | Kline | ServerShutdown | ControlReply | Gap | Rejected
+Event = (
+    Trade
+    | AggTrade
+    | BookTicker
+    | Kline
+    | ServerShutdown
+    | ControlReply
+    | Gap
+    | Rejected
+    | TradeMarker
+)

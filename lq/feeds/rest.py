@@ -12,7 +12,15 @@ Hygiene (§5.3.8):
   ``max_retries`` times, and raises :class:`~lq.errors.RateLimitError` beyond that or when the
   wait exceeds ``max_retry_after``;
 * ``-1127`` (window too large) narrows a ``startTime``/``endTime`` window by halves;
-* invalid aggregate trades (``f = -1``, from Binance's 2022 audit) are dropped;
+* invalid aggregate trades (``f = -1``, from Binance's 2022 audit, with ``p = q = 0``) and
+  historical "trades" with ``price = qty = 0`` (Binance's mark for a voided id; USD-M's
+  non-market entries, which the ``@trade`` stream marks ``X = NA``, carry ``p = 0``) are not
+  trades: they are left out and their ids listed in :attr:`RestClient.void_ids`;
+* every row is checked against :mod:`lq.feeds.invariants` (ids in int64, sane prices and
+  quantities, times in 2009..2100, complete klines); a row that fails is left out and kept in
+  :attr:`RestClient.rejected_rows` with the reason, so one bad row never costs the page;
+* ``historicalTrades`` carries the API key, when one is given, in ``X-MBX-APIKEY`` (USD-M
+  and Binance.US answer it only then); the key is never logged or shown;
 * 5xx and transport errors are retried ``max_retries`` times with a short growing wait.
 
 ``sleep`` and ``clock`` are injectable so tests run without waiting.
@@ -32,6 +40,8 @@ import msgspec
 from lq.errors import RateLimitError, RestError, ValidationError
 from lq.feeds.endpoints import Endpoint, resolve_endpoint
 from lq.feeds.events import AggTrade, Kline, Trade
+from lq.feeds.invariants import agg_trade_problem, kline_problem
+from lq.feeds.invariants import problem as row_problem
 from lq.feeds.parser import TimeUnit, to_us
 
 __all__ = ["RestClient"]
@@ -98,6 +108,10 @@ class RestClient:
         Label put in the events.
     time_unit
         Unit of the times in responses: ``"auto"`` (by magnitude), ``"ms"`` or ``"us"``.
+    api_key
+        A Binance API key, sent as ``X-MBX-APIKEY`` with ``historicalTrades`` (needed on USD-M
+        futures and Binance.US). Read it from the environment or the config file
+        (``LQ_BINANCE_API_KEY``, ``[binance] api_key``), never from code.
     """
 
     def __init__(
@@ -114,6 +128,7 @@ class RestClient:
         timeout: float = 10.0,
         exchange: str = "binance",
         time_unit: TimeUnit = "auto",
+        api_key: str | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValidationError("max_retries", max_retries, "must be >= 0")
@@ -134,11 +149,26 @@ class RestClient:
         self.rate_limited = 0
         """429/418 responses received (and waited out or raised)."""
         self.requests = 0
+        self.rejected_rows: list[tuple[str, str]] = []
+        """``(reason, raw row)`` of response rows refused by the invariants (callers drain it)."""
+        self.void_ids: list[int] = []
+        """Ids of rows that are not trades (``f = -1`` aggregates, ``p = q = 0`` historical
+        rows) seen in responses; callers drain it."""
+        self._api_key = api_key or None
         self._hist = msgspec.json.Decoder(list[_HistTrade], strict=False)
         self._agg = msgspec.json.Decoder(list[_RestAgg], strict=False)
         self._kl = msgspec.json.Decoder(list[_KlineRow], strict=False)
         self._time = msgspec.json.Decoder(_ServerTime)
         self._err = msgspec.json.Decoder(_ErrBody)
+
+    @property
+    def has_api_key(self) -> bool:
+        """Whether an API key was given (the key itself is never exposed)."""
+        return self._api_key is not None
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return f"RestClient(endpoint={self.endpoint.name!r}, api_key={key})"
 
     async def aclose(self) -> None:
         """Close the HTTP client if this object created it."""
@@ -172,13 +202,17 @@ class RestClient:
         params: dict[str, Any] = {"symbol": symbol, "limit": limit}
         if from_id is not None:
             params["fromId"] = from_id
-        body = await self._get("historicalTrades", params)
+        body = await self._get("historicalTrades", params, key=True)
         rows = self._decode(self._hist, body, "historicalTrades")
         now = self._now_us()
         unit = self.time_unit
         ex = self.exchange
-        return [
-            Trade(
+        out = []
+        for r in rows:
+            if r.price == 0 and r.qty == 0:  # not a trade: a voided id or a futures marker
+                self.void_ids.append(r.id)
+                continue
+            t = Trade(
                 symbol=symbol,
                 trade_id=r.id,
                 price=r.price,
@@ -189,8 +223,9 @@ class RestClient:
                 recv_ts=now,
                 exchange=ex,
             )
-            for r in rows
-        ]
+            if self._keep(t, r, "historicalTrades"):
+                out.append(t)
+        return out
 
     async def agg_trades(
         self,
@@ -249,29 +284,29 @@ class RestClient:
         out = []
         for r in rows:
             close_time = to_us(r[6], unit)
-            out.append(
-                Kline(
-                    symbol=symbol,
-                    interval=interval,
-                    open_time=to_us(r[0], unit),
-                    close_time=close_time,
-                    open=r[1],
-                    high=r[2],
-                    low=r[3],
-                    close=r[4],
-                    volume=r[5],
-                    quote_volume=r[7],
-                    trades=r[8],
-                    taker_buy_volume=r[9],
-                    taker_buy_quote_volume=r[10],
-                    first_id=-1,
-                    last_id=-1,
-                    closed=close_time < now,
-                    event_ts=now,
-                    recv_ts=now,
-                    exchange=self.exchange,
-                )
+            k = Kline(
+                symbol=symbol,
+                interval=interval,
+                open_time=to_us(r[0], unit),
+                close_time=close_time,
+                open=r[1],
+                high=r[2],
+                low=r[3],
+                close=r[4],
+                volume=r[5],
+                quote_volume=r[7],
+                trades=r[8],
+                taker_buy_volume=r[9],
+                taker_buy_quote_volume=r[10],
+                first_id=-1,
+                last_id=-1,
+                closed=close_time < now,
+                event_ts=now,
+                recv_ts=now,
+                exchange=self.exchange,
             )
+            if self._keep(k, r, "klines"):
+                out.append(k)
         return out
 
     async def exchange_info(self, *, symbols: list[str] | None = None) -> dict[str, Any]:
@@ -308,8 +343,12 @@ class RestClient:
         now = self._now_us()
         unit = self.time_unit
         ex = self.exchange
-        return [
-            AggTrade(
+        out = []
+        for r in rows:
+            if r.f == -1:  # voided by Binance's 2022 audit (p = q = 0, f = l = -1)
+                self.void_ids.append(r.a)
+                continue
+            a = AggTrade(
                 symbol=symbol,
                 agg_id=r.a,
                 first_id=r.f,
@@ -322,9 +361,28 @@ class RestClient:
                 recv_ts=now,
                 exchange=ex,
             )
-            for r in rows
-            if r.f != -1
-        ]
+            if self._keep(a, r, "aggTrades"):
+                out.append(a)
+        return out
+
+    def _keep(self, event: Trade | AggTrade | Kline, row: object, what: str) -> bool:
+        """Whether a decoded row obeys :mod:`lq.feeds.invariants`; if not, it is recorded in
+        :attr:`rejected_rows` and logged (without the key, which is never in a row)."""
+        if type(event) is Kline:
+            why = kline_problem(event)
+        elif type(event) is AggTrade:
+            why = agg_trade_problem(event)
+        else:
+            why = row_problem(event)
+        if why is None:
+            return True
+        try:
+            raw = msgspec.json.encode(row).decode()
+        except (TypeError, ValueError):
+            raw = repr(row)
+        self.rejected_rows.append((f"REST {what} row: {why}", raw))
+        log.warning("REST %s: row refused: %s", what, why)
+        return False
 
     def _decode(self, dec: msgspec.json.Decoder[Any], body: bytes, what: str) -> Any:
         try:
@@ -332,10 +390,12 @@ class RestClient:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise RestError(f"{what}: unexpected response body: {exc} ({body[:120]!r})") from None
 
-    async def _get(self, name: str, params: dict[str, Any]) -> bytes:
+    async def _get(self, name: str, params: dict[str, Any], *, key: bool = False) -> bytes:
         url = f"{self.endpoint.rest_url}{self.endpoint.rest_prefix}/{name}"
         weight = WEIGHTS.get(name, 1)
         headers = {"X-MBX-TIME-UNIT": "MICROSECOND"} if self.endpoint.micros else {}
+        if key and self._api_key is not None:
+            headers["X-MBX-APIKEY"] = self._api_key
         attempt = 0
         while True:
             if self.used_weight is not None and self.used_weight + weight > self.weight_limit:

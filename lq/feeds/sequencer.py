@@ -179,6 +179,27 @@ class Sequencer:
         self.duplicates += 1
         return _DROP
 
+    def on_marker(self, symbol: str, kind: StreamKind, i: int, *, now: int) -> Step:
+        """Account for id ``i`` of a stream that is not a trade (a USD-M ``@trade`` entry with
+        ``X`` other than ``MARKET``, an aggregate id Binance voided): it fills its slot of the
+        id sequence, or opens the hole before it, and is never delivered."""
+        key = (symbol, kind)
+        st = self._state.get(key)
+        if st is None:
+            self._state[key] = _State(last=i)
+            return _DROP
+        last = st.last
+        if i == last + 1:
+            st.last = i
+            return _DROP
+        if i > last + 1:
+            st.last = i
+            step = self._open_hole(st, key, last + 1, i - 1, now)
+            return Step(False, step.gaps, step.requests)
+        if st.holes:
+            self._take(st, i)
+        return _DROP
+
     # -- backfill bookkeeping -----------------------------------------------------------------
 
     def settle(self, request: BackfillRequest, *, now: int, reason: str = "") -> tuple[Gap, ...]:

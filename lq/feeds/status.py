@@ -44,6 +44,9 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
         Trades dropped because their id was already delivered.
     rejected
         Frames the parser refused (sent to the sink as ``Rejected``).
+    markers_skipped
+        USD-M ``@trade`` entries that are not trades (``X`` other than ``MARKET``: ``NA``,
+        ``INSURANCE_FUND``, ...): counted, their ids accounted for, never delivered.
     sink_errors
         Exceptions raised by the sink (logged, never fatal).
     last_message_age_s
@@ -68,6 +71,7 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
     backfilled: int = 0
     duplicates_dropped: int = 0
     rejected: int = 0
+    markers_skipped: int = 0
     sink_errors: int = 0
     last_message_age_s: float | None = None
     error: str | None = None

@@ -1,8 +1,10 @@
 """The single writer: batched, idempotent inserts, one transaction per batch.
 
-Every row is checked at the door. A refused row (NaN/inf/zero/negative price or quantity,
-a timestamp outside 2009..2100, an empty symbol) goes to ``dead_letters`` with the reason
-and never aborts the rest of its batch. Inserts are ``INSERT OR IGNORE`` on the natural key,
+Every row is checked at the door against :mod:`lq.feeds.invariants`, the same rules the
+parser applies, so rows from any source (live, REST backfill, import, replay) obey them: ids
+within int64, prices and quantities finite and within sane bounds, times in 2009..2100,
+exchange symbols, aggTrade ``0 <= f <= l``, uncrossed books, complete and consistent klines.
+A refused row goes to ``dead_letters`` with the reason and never aborts the rest of its batch. Inserts are ``INSERT OR IGNORE`` on the natural key,
 so writing the same batch twice stores nothing new and says so in the counts.
 
 1-second bars are derived from ``ticks`` inside the same transaction, for exactly the
@@ -27,6 +29,14 @@ import msgspec
 import numpy as np
 
 from lq.feeds.events import AggTrade, BookTicker, Gap, Kline, Rejected, Trade
+from lq.feeds.invariants import (
+    MAX_TS,  # noqa: F401 - re-exported: the store's time bounds are the invariants'
+    MIN_TS,  # noqa: F401
+    agg_trade_problem,
+    book_ticker_problem,
+    kline_problem,
+    trade_problem,
+)
 from lq.store.lock import WriterLock
 from lq.store.sqlite import connect_writer, insert_many
 
@@ -34,9 +44,8 @@ __all__ = ["Batch", "BatchResult", "WriteResult", "Writer", "validate_trade"]
 
 log = logging.getLogger(__name__)
 
-MIN_TS = 1_230_768_000_000_000  # 2009-01-01 UTC, µs
-MAX_TS = 4_102_444_800_000_000  # 2100-01-01 UTC, µs
-_INF = float("inf")
+validate_trade = trade_problem
+"""The reason a trade row is refused, or None (:func:`lq.feeds.invariants.trade_problem`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,21 +110,6 @@ class BatchResult:
     bars: int
     dead_letters: int
     seconds: float
-
-
-def validate_trade(symbol: str, trade_id: int, ts: int, price: float, qty: float) -> str | None:
-    """The reason a trade row is refused, or None when it is fine."""
-    if not symbol:
-        return "symbol: empty"
-    if not 0.0 < price < _INF:
-        return f"price={price!r}: must be finite and > 0"
-    if not 0.0 < qty < _INF:
-        return f"qty={qty!r}: must be finite and > 0"
-    if not MIN_TS <= ts < MAX_TS:
-        return f"ts={ts!r}: outside 2009-01-01..2100-01-01 in µs (ms given as µs?)"
-    if trade_id < 0:
-        return f"trade_id={trade_id!r}: must be >= 0"
-    return None
 
 
 # 1 s bars of one (exchange, symbol) for the seconds [?3, ?4), from the ticks whose ids lie in
@@ -224,7 +218,7 @@ class Writer:
             tr, rows = self._insert_trades(batch.trades, dead, now)
             ag = self._insert_agg_trades(batch.agg_trades, dead, now)
             bt = self._insert_book_tickers(batch.book_tickers, dead, now)
-            kl = self._insert_klines(batch.klines)
+            kl = self._insert_klines(batch.klines, dead, now)
             self._upsert_gaps(batch.gaps, now)
             if not tr.new:
                 bars = 0
@@ -293,16 +287,10 @@ class Writer:
         append = rows.append
         for t in trades:
             p, q, ts = t.price, t.qty, t.ts
-            if (
-                0.0 < p < _INF
-                and 0.0 < q < _INF
-                and MIN_TS <= ts < MAX_TS
-                and t.symbol
-                and t.trade_id >= 0
-            ):
+            reason = trade_problem(t.symbol, t.trade_id, ts, p, q)
+            if reason is None:
                 append((t.exchange, t.symbol, t.trade_id, ts, p, q, t.is_buyer_maker, t.recv_ts))
             else:
-                reason = validate_trade(t.symbol, t.trade_id, ts, p, q) or "invalid"
                 dead.append((t.recv_ts or now, t.exchange, self.source, "trade " + reason, _raw(t)))
         before = self.conn.total_changes
         insert_many(self.conn, "INSERT OR IGNORE INTO ticks", rows, 8)
@@ -314,9 +302,7 @@ class Writer:
             return WriteResult()
         rows = []
         for a in aggs:
-            reason = validate_trade(a.symbol, a.agg_id, a.ts, a.price, a.qty)
-            if reason is None and a.first_id < 0:
-                reason = f"first_id={a.first_id}: invalid aggTrade (f = -1)"
+            reason = agg_trade_problem(a)
             if reason is None:
                 rows.append(
                     (
@@ -348,15 +334,7 @@ class Writer:
             return WriteResult()
         rows = []
         for b in tickers:
-            reason = None
-            if not b.symbol:
-                reason = "symbol: empty"
-            elif not (0.0 < b.bid < _INF and 0.0 < b.ask < _INF):
-                reason = f"bid={b.bid!r}, ask={b.ask!r}: must be finite and > 0"
-            elif not (0.0 <= b.bid_qty < _INF and 0.0 <= b.ask_qty < _INF):
-                reason = f"bid_qty={b.bid_qty!r}, ask_qty={b.ask_qty!r}: must be finite and >= 0"
-            elif not MIN_TS <= b.ts < MAX_TS:
-                reason = f"ts={b.ts!r}: outside 2009-01-01..2100-01-01 in µs"
+            reason = book_ticker_problem(b)
             if reason is None:
                 rows.append(
                     (
@@ -380,34 +358,39 @@ class Writer:
         new = self.conn.total_changes - before
         return WriteResult(new, len(rows) - new, len(tickers) - len(rows))
 
-    def _insert_klines(self, klines: Sequence[Kline]) -> WriteResult:
+    def _insert_klines(self, klines: Sequence[Kline], dead: list, now: int) -> WriteResult:
         if not klines:
             return WriteResult()
-        rows = [
-            (
-                k.exchange,
-                k.symbol,
-                k.interval,
-                k.open_time,
-                k.close_time,
-                k.open,
-                k.high,
-                k.low,
-                k.close,
-                k.volume,
-                k.quote_volume,
-                k.trades,
-                k.taker_buy_volume,
-                k.taker_buy_quote_volume,
-                k.closed,
-            )
-            for k in klines
-        ]
+        rows = []
+        for k in klines:
+            reason = kline_problem(k)
+            if reason is None:
+                rows.append(
+                    (
+                        k.exchange,
+                        k.symbol,
+                        k.interval,
+                        k.open_time,
+                        k.close_time,
+                        k.open,
+                        k.high,
+                        k.low,
+                        k.close,
+                        k.volume,
+                        k.quote_volume,
+                        k.trades,
+                        k.taker_buy_volume,
+                        k.taker_buy_quote_volume,
+                        k.closed,
+                    )
+                )
+            else:
+                dead.append((k.recv_ts or now, k.exchange, self.source, "kline " + reason, _raw(k)))
         before = self.conn.total_changes
         # a kline is updated until it closes: the newest update wins
         insert_many(self.conn, "INSERT OR REPLACE INTO klines", rows, 15)
         new = self.conn.total_changes - before
-        return WriteResult(new, len(rows) - new, 0)
+        return WriteResult(new, len(rows) - new, len(klines) - len(rows))
 
     def _upsert_gaps(self, gaps: Sequence[Gap], now: int) -> None:
         for g in gaps:

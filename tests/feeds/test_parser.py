@@ -118,7 +118,8 @@ def test_microsecond_times_are_detected_by_magnitude_and_fixed_by_config():
     assert (t.ts, t.event_ts) == (1723161255342123, 1723161255343456)
     assert one(SPOT_2024, time_unit="ms").ts == 1723161255342000
     assert one(us, time_unit="us").ts == 1723161255342123
-    assert one(SPOT_2024, time_unit="us").ts == 1723161255342  # told: taken as-is
+    with pytest.raises(FrameError, match=r"outside 2009-01-01\.\.2100-01-01"):
+        one(SPOT_2024, time_unit="us")  # told µs, the ms value would be 1970: refused
     assert to_us(1723161255342) == 1723161255342000 and to_us(1723161255342123) == 1723161255342123
 
 
@@ -198,10 +199,13 @@ def test_futures_book_ticker_uses_transaction_time():
         )
 
 
+# The reference's example (section 1.6) with a consistent low and quote volumes: the docs'
+# own numbers have low 0.0015 > open 0.0010 and q = 1.0 < low * v = 1.5, which no real kline
+# can have (test_invariants.py checks that the docs' example is refused for exactly that).
 KLINE = (
     '{"e":"kline","E":1672515782136,"s":"BNBBTC","k":{"t":1672515780000,"T":1672515839999,'
     '"s":"BNBBTC","i":"1m","f":100,"L":200,"o":"0.0010","c":"0.0020","h":"0.0025",'
-    '"l":"0.0015","v":"1000","n":100,"x":false,"q":"1.0000","V":"500","Q":"0.500",'
+    '"l":"0.0010","v":"1000","n":100,"x":false,"q":"1.5000","V":"500","Q":"0.750",'
     '"B":"123456"}}'
 )
 
@@ -212,14 +216,14 @@ def test_kline_raw_and_combined(stream):
         k = one(frame)
         assert isinstance(k, Kline)
         assert (k.interval, k.open_time, k.close_time) == ("1m", 1672515780000000, 1672515839999000)
-        assert (k.open, k.high, k.low, k.close) == (0.001, 0.0025, 0.0015, 0.002)
+        assert (k.open, k.high, k.low, k.close) == (0.001, 0.0025, 0.001, 0.002)
         assert (
             k.volume,
             k.quote_volume,
             k.trades,
             k.taker_buy_volume,
             k.taker_buy_quote_volume,
-        ) == (1000.0, 1.0, 100, 500.0, 0.5)
+        ) == (1000.0, 1.5, 100, 500.0, 0.75)
         assert (k.first_id, k.last_id, k.closed, k.event_ts) == (100, 200, False, 1672515782136000)
 
 
@@ -298,14 +302,15 @@ def test_unmodelled_streams_are_ignored_or_rejected_on_request(raw):
             "bad trade payload: Expected `float`, got `str` - at `$.p`",
         ),
         (SPOT_2024.replace('"61837.63000000"', '"NaN"'), "at `$.p`"),
-        (SPOT_2024.replace('"0.02000000"', '"-0.02"'), "Expected `float` >= 0.0 - at `$.q`"),
+        (SPOT_2024.replace('"0.02000000"', '"-0.02"'), "Expected `float` >= 1e-10 - at `$.q`"),
         (SPOT_2024.replace('"t":3735683259', '"t":1.5'), "Expected `int`, got `float` - at `$.t`"),
         (
             '{"stream":"nknusdt@aggTrade","data":' + SPOT_AGG.replace(',"f":19862790', "") + "}",
             "bad aggTrade payload: Object missing required field `f`",
         ),
         (
-            '{"stream":"bnbbtc@kline_1m","data":{"e":"kline","E":1,"s":"BNBBTC","k":{}}}',
+            '{"stream":"bnbbtc@kline_1m","data":{"e":"kline","E":1672515782136,"s":"BNBBTC",'
+            '"k":{}}}',
             "bad kline payload: Object missing required field",
         ),
         ('{"result":null}', "no 'id'"),
