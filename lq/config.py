@@ -9,8 +9,9 @@ Where settings come from, last one wins:
 4. command-line flags such as ``--db``.
 
 Unknown sections or keys are refused with a message naming them, so a typo never silently
-falls back to a default. Secrets (keys named ``token``, ``password``, ``secret``) are only
-read from the file or the environment, and are shown masked by ``lq config``.
+falls back to a default. Secrets (keys named ``token``, ``password``, ``secret``,
+``api_key``) are only read from the file or the environment, and are shown masked by
+``lq config``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import platformdirs
 from lq.errors import ConfigError
 
 __all__ = [
+    "BinanceSettings",
     "CollectorSettings",
     "DashboardSettings",
     "EmailSettings",
@@ -40,7 +42,7 @@ __all__ = [
     "parse_duration",
 ]
 
-SECRET_KEYS = frozenset({"token", "password", "secret"})
+SECRET_KEYS = frozenset({"token", "password", "secret", "api_key"})
 
 
 def default_db() -> Path:
@@ -108,6 +110,13 @@ class CollectorSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BinanceSettings:
+    # Sent as X-MBX-APIKEY with historicalTrades, which needs it on the usdm and us presets.
+    # A read-only key is enough; set it in LQ_BINANCE_API_KEY or the config file.
+    api_key: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class TelegramSettings:
     token: str = ""
     chat_id: str = ""
@@ -141,6 +150,7 @@ class DashboardSettings:
 class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     collector: CollectorSettings = field(default_factory=CollectorSettings)
+    binance: BinanceSettings = field(default_factory=BinanceSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)

@@ -24,6 +24,7 @@ def test_config_prints_effective_settings_with_secrets_masked(monkeypatch, tmp_p
     env = {
         **os.environ,
         "LQ_EMAIL_PASSWORD": "s3cret-password",
+        "LQ_BINANCE_API_KEY": "s3cret-binance-key",
         "LQ_DB": str(tmp_path / "x.sqlite"),
     }
     r = lq("config", env=env)
@@ -31,6 +32,7 @@ def test_config_prints_effective_settings_with_secrets_masked(monkeypatch, tmp_p
     assert str(tmp_path / "x.sqlite") in r.stdout
     assert "s3cret" not in r.stdout + r.stderr
     assert 'password = "****"' in r.stdout
+    assert '[binance]\napi_key = "****"' in r.stdout
 
 
 def test_status_of_a_missing_database_is_a_clear_error(tmp_path):

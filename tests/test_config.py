@@ -53,6 +53,20 @@ def test_secrets_are_masked_when_shown(tmp_path):
     assert s.email.password == "hunter2-very-secret"  # still usable by the code
 
 
+def test_binance_api_key_from_env_or_file_is_masked_when_shown(tmp_path):
+    s = load_settings(None, env={"LQ_BINANCE_API_KEY": "vmPUZE6mv9SD5VNHk4HlWFsOr"})
+    assert s.binance.api_key == "vmPUZE6mv9SD5VNHk4HlWFsOr"  # usable by the code
+    shown = s.to_toml()
+    assert "vmPUZE6mv9SD5VNHk4HlWFsOr" not in shown
+    assert '[binance]\napi_key = "****"' in shown
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[binance]\napi_key = "from-the-file-123"\n')
+    s = load_settings(cfg, env={})
+    assert s.binance.api_key == "from-the-file-123"
+    assert "from-the-file-123" not in s.to_toml()
+    assert load_settings(None, env={}).to_toml().count('api_key = ""') == 1  # unset: shown empty
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("100ms", 0.1), ("15m", 900), ("24h", 86_400), ("7d", 604_800), ("2.5s", 2.5), (3, 3.0)],

@@ -132,6 +132,8 @@ def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:
         record=getattr(args, "record", None),
         simulator=simulator,
         replay={"speed": _speed(args.speed), "loop": args.loop, "retime": args.retime},
+        # historicalTrades needs the key on usdm/us; it comes only from the env or the file
+        client_options={"api_key": settings.binance.api_key} if settings.binance.api_key else None,
     )
 
 

@@ -6,7 +6,8 @@ each inbound text message and the arrival times of inbound frames, and sends wha
 Sources for every rule are in ``shared/reference/binance-protocol.md`` (sections 1.1-1.5, 6):
 
 - paths ``/ws``, ``/ws/<s1>/<s2>``, ``/stream``, ``/stream?streams=<s1>/<s2>``, optional
-  ``timeUnit=MICROSECOND|MILLISECOND`` (any case); anything else is HTTP 400
+  ``timeUnit=MICROSECOND|MILLISECOND`` (any case), also under USD-M futures' ``/public`` and
+  ``/market`` routes (§4.1; lq serves every stream on both); anything else is HTTP 400
   ``Invalid request path`` (text/plain);
 - control methods ``SUBSCRIBE``, ``UNSUBSCRIBE``, ``LIST_SUBSCRIPTIONS``, ``SET_PROPERTY``,
   ``GET_PROPERTY``; replies ``{"result":null,"id":N}`` and ``{"error":{"code":C,"msg":M},"id":N}``
@@ -96,6 +97,10 @@ def parse_path(path: str, *, max_streams: int = 1024) -> ConnectionSpec | None:
     """
     parts = urlsplit(path)
     route = unquote(parts.path)
+    for prefix in ("/public/", "/market/"):  # USD-M futures' routes (the 2026 URL split)
+        if route.startswith(prefix):
+            route = route[len(prefix) - 1 :]
+            break
     query = parse_qs(parts.query, keep_blank_values=True)
     unit_values = query.pop("timeUnit", ["MILLISECOND"])
     unit = unit_values[-1].upper()

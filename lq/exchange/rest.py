@@ -31,6 +31,11 @@ collector pointed at it with ``--ws-url`` labels its rows by that, never as live
 ``limit`` above 1000 is clamped to 1000 (lq's choice). ``startTime``/``endTime`` accept ms or
 µs (16 digits or more means µs); returned times are ms unless the request carries
 ``X-MBX-TIME-UNIT: MICROSECOND``.
+
+The same endpoints answer under USD-M futures' ``/fapi/v1/`` prefix. With ``api_key`` set,
+``historicalTrades`` imitates USD-M and Binance.US, where it needs an API key: without an
+``X-MBX-APIKEY`` header the answer is HTTP 401 ``{"code":-2014,"msg":"API-key format
+invalid."}``, with another key 401 ``{"code":-2015,...}``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -148,6 +154,9 @@ class RestApi:
     identity
         The label of the data served (``"local"`` simulator, ``"replay"``), sent in
         :data:`IDENTITY_HEADER` and ``exchangeInfo.lqExchange``.
+    api_key
+        When set, ``historicalTrades`` answers only requests carrying this key in
+        ``X-MBX-APIKEY`` (as on USD-M futures and Binance.US).
     """
 
     def __init__(
@@ -158,13 +167,17 @@ class RestApi:
         ban_after: int = 5,
         ban_seconds: int = 120,
         identity: str = "local",
+        api_key: str | None = None,
     ) -> None:
         self.market = market
         self.identity = identity
+        self.api_key = api_key or None
         self._lim = _Limiter(
             weight_limit=weight_limit, ban_after=ban_after, ban_seconds=ban_seconds
         )
         self.calls: dict[str, int] = {}
+        self.targets: deque[str] = deque(maxlen=1000)
+        """The last request targets (path and query) received, newest last (for tests)."""
 
     @property
     def used_weight(self) -> int:
@@ -181,6 +194,8 @@ class RestApi:
         """Answer one request (``now``: wall clock, seconds since the epoch)."""
         parts = urlsplit(target)
         path = parts.path
+        if path.startswith("/fapi/v1/"):  # USD-M futures' prefix: the same endpoints
+            path = "/api/v3/" + path[len("/fapi/v1/") :]
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         lim = self._lim
         minute = int(now // 60)
@@ -194,12 +209,19 @@ class RestApi:
                 body=b"Not Found",
             )
         self.calls[path] = self.calls.get(path, 0) + 1
+        self.targets.append(target)
         if method != "GET":
             return self._error(405, -1000, f"Method {method} not allowed.")
         denied = self._rate_check(weight, now)
         if denied is not None:
             return denied
         lim.used += weight
+        if self.api_key is not None and path == "/api/v3/historicalTrades":
+            given = headers.get("x-mbx-apikey", headers.get("X-MBX-APIKEY"))
+            if not given:
+                return self._error(401, -2014, "API-key format invalid.")
+            if given != self.api_key:
+                return self._error(401, -2015, "Invalid API-key, IP, or permissions for action.")
         micro = headers.get("x-mbx-time-unit", headers.get("X-MBX-TIME-UNIT", "")).upper()
         div = 1 if micro == "MICROSECOND" else 1000
         try:

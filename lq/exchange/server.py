@@ -188,6 +188,9 @@ class LocalExchange:
         Streams allowed per connection (Binance: 1024).
     rest_weight_limit
         REST request weight allowed per minute (Binance: 6000).
+    rest_api_key
+        When set, REST ``historicalTrades`` needs this key in ``X-MBX-APIKEY`` (HTTP 401,
+        code -2014, without it), as on USD-M futures and Binance.US.
     faults
         Steady fault rates (see :class:`~lq.exchange.Faults`).
     compression
@@ -208,6 +211,7 @@ class LocalExchange:
         inbound_limit: float = 5.0,
         max_streams: int = 1024,
         rest_weight_limit: int = 6000,
+        rest_api_key: str | None = None,
         faults: Faults | None = None,
         compression: str | None = None,
     ) -> None:
@@ -227,7 +231,9 @@ class LocalExchange:
         self.faults = faults or Faults()
         self.compression = compression
         self.market = Market(source.specs())
-        self.rest = RestApi(self.market, weight_limit=rest_weight_limit, identity=self.label)
+        self.rest = RestApi(
+            self.market, weight_limit=rest_weight_limit, identity=self.label, api_key=rest_api_key
+        )
         self.frames_sent = 0
         self.connections_opened = 0
         self.source_done = asyncio.Event()
@@ -362,7 +368,7 @@ class LocalExchange:
     # -- HTTP side ------------------------------------------------------------------------
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path
-        if path.startswith("/api/"):
+        if path.startswith(("/api/", "/fapi/")):
             res = self.rest.handle("GET", path, request.headers, time.time())
             headers = Headers(res.headers)
             headers["Content-Length"] = str(len(res.body))
