@@ -71,7 +71,12 @@ class SymbolSpec:
 
 
 class TradeIn(NamedTuple):
-    """A trade from a source. Times in µs; ``order`` groups fills into one aggTrade."""
+    """A trade from a source. Times in µs; ``order`` groups fills into one aggTrade.
+
+    ``trade_type`` is USD-M futures' ``X`` when the source had it: ``MARKET`` trades are sent
+    in the futures shape (``X``, no ``M``); any other type (``NA``, ``INSURANCE_FUND``...) is
+    a marker, sent on the socket as it came and kept out of the history (REST, aggTrades,
+    klines). ``None``: a spot trade."""
 
     symbol: str
     trade_id: int
@@ -81,10 +86,16 @@ class TradeIn(NamedTuple):
     event_ts: int
     is_buyer_maker: bool
     order: Hashable
+    trade_type: str | None = None
 
 
 class QuoteIn(NamedTuple):
-    """A best bid/ask update from a source (``ts`` is the source's time, µs)."""
+    """A best bid/ask update from a source (``ts`` is the source's time, µs).
+
+    ``event_ts`` is non-zero for a futures-shaped quote (USD-M/COIN-M ``@bookTicker`` carries
+    ``e``, ``E`` and the transaction time ``T``): it is sent in that shape with ``T = ts`` and
+    ``E = event_ts``, so the client stores the exchange's time. A spot quote (``event_ts = 0``)
+    is sent as spot sends it, without times."""
 
     symbol: str
     update_id: int
@@ -93,6 +104,7 @@ class QuoteIn(NamedTuple):
     ask: str
     ask_qty: str
     ts: int
+    event_ts: int = 0
 
 
 class TradeRec(NamedTuple):
@@ -159,6 +171,12 @@ def _encode(kind: str, f: tuple, div: int) -> bytes:
             f'{{"e":"trade","E":{e // div},"s":"{s}","t":{t},"p":"{p}","q":"{q}",'
             f'"T":{ts // div},"m":{_b(m)},"M":true}}'
         ).encode()
+    if kind == "futuresTrade":  # USD-M: X, no M (reference §4.1)
+        s, t, p, q, ts, e, m, x = f
+        return (
+            f'{{"e":"trade","E":{e // div},"T":{ts // div},"s":"{s}","t":{t},"p":"{p}",'
+            f'"q":"{q}","X":"{x}","m":{_b(m)}}}'
+        ).encode()
     if kind == "aggTrade":
         s, a, p, q, first, last, ts, e, m = f
         return (
@@ -168,6 +186,12 @@ def _encode(kind: str, f: tuple, div: int) -> bytes:
     if kind == "bookTicker":
         s, u, b, bq, a, aq = f
         return f'{{"u":{u},"s":"{s}","b":"{b}","B":"{bq}","a":"{a}","A":"{aq}"}}'.encode()
+    if kind == "futuresBookTicker":  # USD-M/COIN-M: e, T (transaction time), E
+        s, u, b, bq, a, aq, ts, e = f
+        return (
+            f'{{"e":"bookTicker","u":{u},"s":"{s}","b":"{b}","B":"{bq}","a":"{a}","A":"{aq}",'
+            f'"T":{ts // div},"E":{e // div}}}'
+        ).encode()
     if kind == "kline":
         bar, e, closed = f
         return (
@@ -322,6 +346,15 @@ class Market:
     def add_trade(self, t: TradeIn, out: list[OutFrame]) -> None:
         """Record trade ``t``; append its ``@trade`` frame (and any closed aggTrade) to ``out``."""
         book = self._book(t.symbol)
+        x = t.trade_type
+        if x is not None and x != "MARKET":  # a futures marker: on the socket only
+            out.append(
+                OutFrame(
+                    t.symbol.lower() + "@trade", t.symbol, "futuresTrade",
+                    (t.symbol, t.trade_id, t.price, t.qty, t.ts, t.event_ts, t.is_buyer_maker, x),
+                )
+            )  # fmt: skip
+            return
         rec = TradeRec(t.trade_id, t.price, t.qty, t.ts, t.event_ts, t.is_buyer_maker)
         if book.pending and (
             self._pending_orders.get(t.symbol) != t.order
@@ -336,11 +369,11 @@ class Market:
         book.ids.append(t.trade_id)
         book.times.append(t.ts)
         lower = t.symbol.lower()
+        fields: tuple = (t.symbol, t.trade_id, t.price, t.qty, t.ts, t.event_ts, t.is_buyer_maker)
         out.append(
             OutFrame(
-                lower + "@trade", t.symbol, "trade",
-                (t.symbol, t.trade_id, t.price, t.qty, t.ts, t.event_ts, t.is_buyer_maker),
-                (t.trade_id,),
+                lower + "@trade", t.symbol, "trade" if x is None else "futuresTrade",
+                fields if x is None else (*fields, x), (t.trade_id,),
             )
         )  # fmt: skip
         for key, (bar, nxt) in list(self._bars.items()) if self._bars else ():
@@ -356,10 +389,12 @@ class Market:
         if book.pending:
             self._close_agg(q.symbol, book, out)
         book.quote = q
+        fields = (q.symbol, q.update_id, q.bid, q.bid_qty, q.ask, q.ask_qty)
         out.append(
             OutFrame(
-                q.symbol.lower() + "@bookTicker", q.symbol, "bookTicker",
-                (q.symbol, q.update_id, q.bid, q.bid_qty, q.ask, q.ask_qty),
+                q.symbol.lower() + "@bookTicker", q.symbol,
+                "futuresBookTicker" if q.event_ts else "bookTicker",
+                (*fields, q.ts, q.event_ts) if q.event_ts else fields,
             )
         )  # fmt: skip
 

@@ -5,6 +5,14 @@ Reads the real recordings in ``shared/data/binance/`` and lq's own ``--record`` 
 frames become trades (ids and prices exactly as recorded), ``@bookTicker`` frames become
 quotes, everything else (depth, REST snapshots, control replies) is skipped.
 
+Every payload variant keeps its exchange time: a spot trade its ``T``/``E``; a USD-M futures
+trade its ``T``/``E`` and ``X`` (sent again in the futures shape; a non-``MARKET`` marker is
+sent as a marker and kept out of the exchange's history); a USD-M/COIN-M ``@bookTicker`` its
+``T`` (transaction time) and ``E``, sent again in the futures shape, so the collector stores
+``T``, not the replay's clock. Spot ``@bookTicker`` has no time on the wire: the collector
+stamps it on receipt, live or replayed. aggTrades and klines are rebuilt from the replayed
+trades, with the trades' exchange times.
+
 - ``speed``: 1.0 keeps the recorded inter-arrival times, N is N times faster, ``None`` as
   fast as the clients take the frames.
 - ``retime=True``: exchange times are shifted so that the first trade happens now.
@@ -50,16 +58,20 @@ def _parse(raw: bytes) -> TradeIn | QuoteIn | None:
     e = data.get("e")
     try:
         if e == "trade":
-            ts = _us(data["T"])
+            ev = _us(data["E"])
+            ts = _us(data["T"]) if "T" in data else ev
             price = data["p"]
             m = bool(data["m"])
+            x = data.get("X")
             return TradeIn(
-                data["s"], int(data["t"]), price, data["q"], ts, _us(data["E"]), m, (ts, price, m)
-            )
+                data["s"], int(data["t"]), price, data["q"], ts, ev, m, (ts, price, m),
+                None if x is None else str(x),
+            )  # fmt: skip
         if e in (None, "bookTicker") and "u" in data and "b" in data and "A" in data:
-            ts = _us(data["E"]) if "E" in data else 0
+            ev = _us(data["E"]) if "E" in data else 0
+            ts = _us(data["T"]) if "T" in data else ev
             return QuoteIn(
-                data["s"], int(data["u"]), data["b"], data["B"], data["a"], data["A"], ts
+                data["s"], int(data["u"]), data["b"], data["B"], data["a"], data["A"], ts, ev
             )
     except (KeyError, TypeError, ValueError):
         return None
@@ -164,9 +176,11 @@ class ReplaySource:
                         lo_u[s] = min(lo_u.get(s, item.update_id), item.update_id)
                         hi_u[s] = max(hi_u.get(s, item.update_id), item.update_id)
                     if k or offset:
+                        shift = t_shift + (offset or 0)
                         item = item._replace(
                             update_id=item.update_id + u_shift.get(s, 0),
-                            ts=item.ts + t_shift + (offset or 0) if item.ts else 0,
+                            ts=item.ts + shift if item.ts else 0,
+                            event_ts=item.event_ts + shift if item.event_ts else 0,
                         )
                 yield at + t_shift, item
             if not self.loop or first_at is None:

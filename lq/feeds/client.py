@@ -214,7 +214,10 @@ class BinanceClient:
         self.compression = compression
         self.parser = Parser(exchange=exchange_label, time_unit=time_unit, symbols=self.symbols)
         self.sequencer = Sequencer(
-            resume_ids=resume_ids, max_backfill=max_backfill, exchange=exchange_label
+            resume_ids=resume_ids,
+            max_backfill=max_backfill,
+            exchange=exchange_label,
+            agg_trade_ids_contiguous=self.endpoint.agg_trade_ids_contiguous,
         )
         self._rest = rest
         self._own_rest = rest is None

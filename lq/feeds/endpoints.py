@@ -55,6 +55,10 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     historical_trades_needs_key
         Whether ``historicalTrades`` answers only requests with an API key (``X-MBX-APIKEY``):
         USD-M futures and Binance.US (MARKET_DATA security type).
+    agg_trade_ids_contiguous
+        Whether consecutive aggTrades cover contiguous trade ids (``f == previous l + 1``).
+        Not on USD-M futures: aggregates leave insurance-fund and ADL trades out (§4.1), so
+        a jump in ``f`` is not a hole there and is not reported as one.
     micros
         Whether to ask for microsecond times (``timeUnit=MICROSECOND``; spot only).
     public_channels
@@ -72,6 +76,7 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     max_url_len: int = 8000
     has_historical_trades: bool = True
     historical_trades_needs_key: bool = False
+    agg_trade_ids_contiguous: bool = True
     micros: bool = True
     routed: bool = False
     public_channels: frozenset[str] = frozenset({"bookTicker"})
@@ -126,6 +131,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         rest_url="https://fapi.binance.com",
         rest_prefix="/fapi/v1",
         historical_trades_needs_key=True,
+        agg_trade_ids_contiguous=False,
         max_streams=200,
         inbound_limit=10.0,
         micros=False,

@@ -85,6 +85,9 @@ class Sequencer:
         Holes tracked per stream; beyond it the oldest is forgotten (logged).
     exchange
         Label put in :class:`~lq.feeds.events.Gap` events.
+    agg_trade_ids_contiguous
+        Whether consecutive aggTrades must cover contiguous trade ids; ``False`` on USD-M
+        futures, whose aggregates leave non-market trades out (a jump in ``f`` is no hole).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class Sequencer:
         max_backfill: int = 100_000,
         max_holes: int = 10_000,
         exchange: str = "binance",
+        agg_trade_ids_contiguous: bool = True,
     ) -> None:
         if max_backfill < 0:
             raise ValidationError("max_backfill", max_backfill, "must be >= 0")
@@ -102,6 +106,7 @@ class Sequencer:
         self.max_backfill = max_backfill
         self.max_holes = max_holes
         self.exchange = exchange
+        self.agg_trade_ids_contiguous = agg_trade_ids_contiguous
         self.duplicates = 0
         self._state: dict[tuple[str, str], _State] = {}
         for (symbol, kind), last in (resume_ids or {}).items():
@@ -248,6 +253,8 @@ class Sequencer:
         st.last_l = ev.last_id
         if prev_l is None or ev.first_id == prev_l + 1 or ev.first_id < 0:
             return _DELIVER
+        if not self.agg_trade_ids_contiguous:
+            return _DELIVER  # USD-M: non-market trades are not aggregated
         if ev.first_id > prev_l + 1:
             gap = self._gap(
                 ev.symbol,
