@@ -11,7 +11,15 @@ import json
 import pytest
 
 from lq.errors import FrameError
-from lq.feeds.events import AggTrade, BookTicker, ControlReply, Kline, ServerShutdown, Trade
+from lq.feeds.events import (
+    AggTrade,
+    BookTicker,
+    ControlReply,
+    Kline,
+    ServerShutdown,
+    Trade,
+    TradeMarker,
+)
 from lq.feeds.parser import Parser, to_us
 from lq.feeds.recording import read_frames
 
@@ -330,3 +338,76 @@ def test_bad_options_are_refused_by_name():
         Parser(time_unit="s")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown='drop'"):
         Parser(unknown="drop")  # type: ignore[arg-type]
+
+
+# -- USD-M futures markers and symbols (issue 10) -------------------------------------------
+
+FUT_NA = (
+    '{"e":"trade","E":1723161256322,"T":1723161256322,"s":"BTCUSDT","t":5266583936,'
+    '"p":"0","q":"0","X":"NA","m":true}'
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "x"),
+    [
+        (FUT_NA, "NA"),
+        (FUTURES_TRADE.replace('"MARKET"', '"INSURANCE_FUND"'), "INSURANCE_FUND"),
+        (FUTURES_TRADE.replace('"MARKET"', '"ADL"'), "ADL"),
+    ],
+    ids=["NA-price-0", "insurance-fund-real-price", "adl"],
+)
+def test_futures_non_market_trades_are_markers_not_trades(raw, x):
+    for frame in (raw, f'{{"stream":"btcusdt@trade","data":{raw}}}'):
+        p = Parser()
+        [m] = p.parse(frame, RECV)
+        assert isinstance(m, TradeMarker) and not isinstance(m, Trade)
+        assert (m.symbol, m.trade_type, m.ts) == ("BTCUSDT", x, 1723161256322000)
+        assert m.trade_id == json.loads(raw)["t"]
+        assert p.markers == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (FUT_NA.replace('"X":"NA"', '"X":"MARKET"'), "at `$.p`"),  # a MARKET trade at 0
+        (FUT_NA.replace('"X":"NA",', ""), "at `$.p`"),  # spot trade at 0: no X, no marker
+        (FUT_NA.replace('"s":"BTCUSDT"', '"s":"ETHUSDT"'), "carries symbol 'ETHUSDT'"),
+        (FUT_NA.replace('"t":5266583936', '"t":9223372036854775808'), "at `$.t`"),
+        (FUT_NA.replace('"X":"NA"', '"X":"<b>"'), "is not a Binance one"),
+    ],
+)
+def test_a_marker_is_checked_like_a_trade(raw, reason):
+    with pytest.raises(FrameError) as info:
+        Parser().parse(f'{{"stream":"btcusdt@trade","data":{raw}}}', RECV)
+    assert reason in info.value.reason
+
+
+def test_raw_frames_must_carry_a_subscribed_symbol():
+    p = Parser(symbols=["BTCUSDT"])
+    assert p.parse(SPOT_2024, RECV)[0].symbol == "BTCUSDT"
+    with pytest.raises(FrameError, match="'ETHUSDT' is not one of the subscribed symbols"):
+        p.parse(SPOT_2024.replace('"BTCUSDT"', '"ETHUSDT"'), RECV)
+    with pytest.raises(FrameError, match="not one of the subscribed symbols"):
+        p.parse(f'{{"stream":"ethusdt@trade","data":{SPOT_2024}}}', RECV)
+    with pytest.raises(ValueError, match="symbols"):
+        Parser(symbols=["btcusdt"])
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "[" * 1000 + "]" * 1000,
+        '{"stream":"btcusdt@trade","data":' + "[" * 5000 + "]" * 5000 + "}",
+        '{"e":' * 1000 + "1" + "}" * 1000,
+        "\ud800",  # a lone surrogate in a str frame
+        b"\xff\xfe\x00",
+        bytearray(SPOT_2024.encode()),
+    ],
+    ids=["array-1000", "data-5000", "object-1000", "surrogate", "invalid-utf8", "bytearray"],
+)
+def test_nothing_but_frame_error_leaves_the_parser(frame):
+    try:
+        Parser().parse(frame, RECV)
+    except FrameError as exc:
+        assert exc.reason

@@ -8,7 +8,7 @@ import pytest
 
 from lq.errors import ValidationError
 from lq.feeds.events import AggTrade, Trade
-from lq.feeds.sequencer import BackfillRequest, Sequencer
+from lq.feeds.sequencer import BackfillRequest, Sequencer, Step
 
 NOW = 1_723_161_255_000_000
 
@@ -154,3 +154,35 @@ def test_bad_settings_name_the_field():
         Sequencer(max_backfill=-1)
     with pytest.raises(ValidationError, match="resume_ids"):
         Sequencer(resume_ids={("BTCUSDT", "kline"): 1})  # type: ignore[dict-item]
+
+
+# -- ids that are not trades (USD-M markers, voided aggregates) ------------------------------
+
+
+def test_a_marker_fills_its_id_slot_and_is_never_delivered():
+    s = Sequencer()
+    assert s.on_trade(tr(100), now=NOW).deliver
+    assert s.on_marker("BTCUSDT", "trade", 101, now=NOW) == Step(False)
+    st = s.on_trade(tr(102), now=NOW)
+    assert st.deliver and not st.gaps  # 101 was the marker: no hole
+    assert s.holes("BTCUSDT", "trade") == []
+
+
+def test_a_marker_after_a_hole_opens_it_and_a_marker_inside_a_hole_closes_its_id():
+    s = Sequencer()
+    s.on_trade(tr(100), now=NOW)
+    st = s.on_marker("BTCUSDT", "trade", 105, now=NOW)
+    assert not st.deliver and [(g.first_missing, g.last_missing) for g in st.gaps] == [(101, 104)]
+    assert [(r.first_id, r.last_id) for r in st.requests] == [(101, 104)]
+    s.on_marker("BTCUSDT", "aggTrade", 7, now=NOW)  # other streams are untouched
+    s.on_marker("BTCUSDT", "trade", 103, now=NOW)  # voided id inside the hole
+    assert s.holes("BTCUSDT", "trade") == [(101, 102), (104, 104)]
+    assert s.duplicates == 0
+
+
+def test_usdm_aggregates_that_skip_trade_ids_are_not_holes():
+    spot, usdm = Sequencer(), Sequencer(agg_trade_ids_contiguous=False)
+    for seq in (spot, usdm):
+        seq.on_trade(agg(1, 10, 12), now=NOW)
+    assert spot.on_trade(agg(2, 14, 15), now=NOW).gaps  # spot: trade id 13 is missing
+    assert usdm.on_trade(agg(2, 14, 15), now=NOW) == Step(True)  # USD-M: an ADL trade
