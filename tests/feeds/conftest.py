@@ -74,6 +74,7 @@ class FakeBinance:
         self._server: Any = None
         self.agg_invalid_row = False
         self.max_window_ms: int | None = None  # wider startTime..endTime -> -1127
+        self.rest_override: dict[int, dict[str, Any]] = {}  # REST row id -> fields to replace
 
     # -- server -------------------------------------------------------------------------------
 
@@ -143,6 +144,8 @@ class FakeBinance:
                 }
                 for t in rows
             ]
+            for row in body:
+                row.update(self.rest_override.get(row["id"], {}))
             return _json(200, body, {"X-MBX-USED-WEIGHT-1M": "25"})
         if name == "aggTrades":  # one aggregate per trade: a = f = l = t
             body = [

@@ -20,7 +20,7 @@ from lq.feeds import Backoff, BinanceClient, RestClient
 from lq.feeds.events import Gap, Rejected, Trade
 from lq.feeds.recording import FrameRecorder, read_frames
 
-from .conftest import FakeBinance, run, wait_until
+from .conftest import FakeBinance, pace, run, wait_until
 
 FAST = Backoff(
     initial=0.02,
@@ -413,3 +413,33 @@ def test_start_needs_a_running_loop_and_bad_arguments_name_the_field():
         BinanceClient(symbols="BTCUSDT", sink=lambda e: None)
     with pytest.raises(ValueError, match="stale_after=0"):
         BinanceClient(symbols=["BTCUSDT"], sink=lambda e: None, stale_after=0)
+
+
+def test_backfilled_rows_that_break_the_invariants_are_rejected_and_their_ids_stay_holes():
+    async def main():
+        async with FakeBinance() as fake:
+            events: list[Any] = []
+            client = make_client(fake, events)
+            client.start()
+            await wait_until(lambda: fake.conns, what="first connection")
+            await pace(fake, 5)
+            await wait_until(lambda: len(trade_ids(events)) == 5, what="the first trades")
+            lo = fake.next_id["BTCUSDT"]
+            fake.rest_override = {lo + 2: {"qty": "1e-320"}, lo + 4: {"price": "0", "qty": "0"}}
+            fake.skip_next = 6
+            await pace(fake, 10)
+            await wait_until(
+                lambda: any(isinstance(e, Gap) and e.status != "found" for e in events),
+                what="the gap to settle",
+            )
+            await client.stop()
+        [unfilled] = [e for e in events if isinstance(e, Gap) and e.status == "unfilled"]
+        assert (unfilled.first_missing, unfilled.last_missing) == (lo + 2, lo + 2)
+        assert "refused" in unfilled.reason and "qty=1e-320" in unfilled.reason
+        got = set(trade_ids(events))
+        assert {lo, lo + 1, lo + 3, lo + 5} <= got and not {lo + 2, lo + 4} & got
+        [rej] = [e for e in events if isinstance(e, Rejected)]
+        assert "qty=1e-320" in rej.reason and client.status.rejected == 1
+        assert client.status.backfilled == 4  # lo+4 is voided (p = q = 0): not a hole
+
+    run(main())

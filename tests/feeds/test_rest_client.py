@@ -121,3 +121,23 @@ def test_data_only_endpoint_refuses_historical_trades_without_a_request():
         return fake.rest_calls
 
     assert run(with_fake(1, body)) == []
+
+
+def test_rows_that_break_the_invariants_are_left_out_and_kept_with_the_reason():
+    async def body(fake: FakeBinance):
+        fake.rest_override = {
+            1002: {"price": "1e308"},
+            1003: {"id": 2**63},
+            1005: {"price": "0", "qty": "0"},  # not a trade: a voided id
+        }
+        async with RestClient(rest_url=fake.rest_url) as rest:
+            got = await rest.historical_trades("BTCUSDT", from_id=1000, limit=8)
+            return [t.trade_id for t in got], rest.rejected_rows, rest.void_ids
+
+    ids, rejected, void = run(with_fake(10, body))
+    assert ids == [1000, 1001, 1004, 1006, 1007]
+    assert void == [1005]
+    reasons = [r for r, _ in rejected]
+    assert len(reasons) == 2
+    assert "price=1e+308" in reasons[0] and "trade_id=9223372036854775808" in reasons[1]
+    assert '"id":1002' in rejected[0][1]
