@@ -58,6 +58,7 @@ from lq.feeds.events import (
 )
 from lq.feeds.invariants import (
     MAX_TS,
+    MIN_QTY,
     MIN_TS,
     BookQty,
     Count,
@@ -107,7 +108,9 @@ class _TradeP(msgspec.Struct, gc=False):
     q: Qty
     T: Time
     m: bool
-    X: str | None = None  # USD-M futures: MARKET, or a non-trade marker (NA, INSURANCE_FUND...)
+    # USD-M futures: MARKET; any other X (NA, INSURANCE_FUND...) fails here and is
+    # turned into a TradeMarker on the slower path
+    X: Literal["MARKET"] | None = None
 
 
 class _MarkerP(msgspec.Struct, gc=False):
@@ -193,6 +196,7 @@ class _Envelope(msgspec.Struct):
 
 # Combined frames for the hot path: one decode gives stream and typed payload.
 class _TradeF(msgspec.Struct, gc=False):
+    stream: str
     data: _TradeP
 
 
@@ -201,6 +205,7 @@ class _AggF(msgspec.Struct, gc=False):
 
 
 class _BookF(msgspec.Struct, gc=False):
+    stream: str
     data: _BookP
 
 
@@ -312,8 +317,11 @@ class Parser:
         }
         self._fast: dict[bytes, tuple[msgspec.json.Decoder[Any], str]] = {
             b"aggTrade": (msgspec.json.Decoder(_AggF, strict=False), "aggTrade"),
-            b"bookTicker": (msgspec.json.Decoder(_BookF, strict=False), "bookTicker"),
         }
+        self._fast_book = msgspec.json.Decoder(_BookF, strict=False)
+        self._streams: dict[str, tuple[str, str]] = {}
+        """symbol -> its ``@trade`` and ``@bookTicker`` stream names; ``("", "")`` for a
+        symbol that is refused (no stream has that name)."""
         self._fast_kline = msgspec.json.Decoder(_KlineF, strict=False)
         self._fast_trade = msgspec.json.Decoder(_TradeF, strict=False)
         self._auto = time_unit == "auto"
@@ -348,15 +356,17 @@ class Parser:
                 end = b.find(b'"', 11)
                 at = b.find(b"@", 11, end)
                 if at > 0:
-                    kind = b[at + 1 : end]
-                    if kind == b"trade":  # the hot path, inlined
+                    n = end - at  # cheap tests of the stream kind; the name is compared below
+                    if n == 6 and b[at + 1] == 116:  # "trade": the hot path, inlined
                         try:
-                            d = self._fast_trade.decode(b).data
+                            f = self._fast_trade.decode(b)
                         except (msgspec.DecodeError, msgspec.ValidationError):
                             return self._generic(b, raw, recv_ts)
-                        want = self._stream_sym.get(b[11:at])
-                        if want is None:
-                            want = self._learn(b[11:at])
+                        d = f.data
+                        # the symbol must be the stream's: btcusdt@trade carries BTCUSDT
+                        names = self._streams.get(d.s)
+                        if names is None:
+                            names = self._learn_symbol(d.s)
                         t, e = d.T, d.E
                         if self._auto:
                             if t < _MS_BELOW:
@@ -366,11 +376,8 @@ class Parser:
                         else:
                             t *= self._mul
                             e *= self._mul
-                        x = d.X
-                        if (
-                            d.s != want
-                            or (x is not None and x != "MARKET")
-                            or not (MIN_TS <= t < MAX_TS and MIN_TS <= e < MAX_TS)
+                        if f.stream != names[0] or not (
+                            MIN_TS <= t < MAX_TS and MIN_TS <= e < MAX_TS
                         ):
                             return self._generic(b, raw, recv_ts)
                         return [
@@ -386,6 +393,56 @@ class Parser:
                                 exchange=self.exchange,
                             )
                         ]
+                    if n == 11 and b[at + 1] == 98:  # "bookTicker", 60% of real traffic
+                        try:
+                            fb = self._fast_book.decode(b)
+                        except (msgspec.DecodeError, msgspec.ValidationError):
+                            return self._generic(b, raw, recv_ts)
+                        bk = fb.data
+                        names = self._streams.get(bk.s)
+                        if names is None:
+                            names = self._learn_symbol(bk.s)
+                        bt = bk.T
+                        be = bk.E
+                        if bt is None:
+                            bt = be
+                        if bt is None:
+                            bt = recv_ts  # spot sends no time: stamped on receipt
+                        elif self._auto:
+                            if bt < _MS_BELOW:
+                                bt *= 1000
+                        else:
+                            bt *= self._mul
+                        if be is not None:
+                            be = be * 1000 if self._auto and be < _MS_BELOW else be * self._mul
+                        else:
+                            be = bt
+                        bq, aq = bk.B, bk.A
+                        # lq.feeds.invariants.book_ticker_problem, inlined (the bounds of
+                        # bid, ask and the quantities were checked while decoding)
+                        if (
+                            fb.stream == names[1]
+                            and bk.b <= bk.a
+                            and (bq == 0.0 or bq >= MIN_QTY)
+                            and (aq == 0.0 or aq >= MIN_QTY)
+                            and MIN_TS <= bt < MAX_TS
+                            and MIN_TS <= be < MAX_TS
+                        ):
+                            return [
+                                BookTicker(
+                                    symbol=bk.s,
+                                    update_id=bk.u,
+                                    bid=bk.b,
+                                    bid_qty=bq,
+                                    ask=bk.a,
+                                    ask_qty=aq,
+                                    ts=bt,
+                                    recv_ts=recv_ts,
+                                    exchange=self.exchange,
+                                )
+                            ]
+                        return self._generic(b, raw, recv_ts)
+                    kind = b[at + 1 : end]
                     fast = self._fast.get(kind)
                     if fast is not None or kind[:6] == b"kline_":
                         try:
@@ -393,16 +450,13 @@ class Parser:
                                 dec, name = fast
                             else:
                                 dec, name = self._fast_kline, "kline"
-                            d = dec.decode(b).data
+                            dd = dec.decode(b).data
                         except (msgspec.DecodeError, msgspec.ValidationError):
                             pass  # the generic path below finds the precise reason
                         else:
-                            want = self._stream_sym.get(b[11:at])
-                            if want is None:
-                                want = self._learn(b[11:at])
-                            if d.s == want and want:
-                                stream = b[11:end]
-                                return [self._build(name, d, recv_ts, raw, stream)]
+                            stream = b[11:end]
+                            if self._learn(b[11:at]) == dd.s:
+                                return [self._build(name, dd, recv_ts, raw, stream)]
             return self._generic(b, raw, recv_ts)
         except FrameError:
             raise
@@ -414,6 +468,21 @@ class Parser:
             ) from None
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _learn_symbol(self, symbol: str) -> tuple[str, str]:
+        """The ``@trade`` and ``@bookTicker`` stream names ``symbol`` must arrive on, cached;
+        ``("", "")`` if the symbol is refused (not an exchange symbol, or not subscribed)."""
+        ok = (
+            symbol_problem(symbol) is None
+            and symbol.lower().upper() == symbol
+            and (self.symbols is None or symbol in self.symbols)
+        )
+        low = symbol.lower()
+        names = (low + "@trade", low + "@bookTicker") if ok else ("", "")
+        if len(self._streams) >= _MAX_CACHED:
+            self._streams.clear()
+        self._streams[symbol] = names
+        return names
 
     def _learn(self, prefix: bytes) -> str:
         """The symbol a combined stream's name prefix (``btcusdt``) stands for, or ``""``."""
@@ -478,9 +547,7 @@ class Parser:
         """The event for a decoded payload whose symbol has been checked; raises FrameError
         when a rule of :mod:`lq.feeds.invariants` is broken."""
         time = self._time
-        if kind == "trade":
-            if d.X is not None and d.X != "MARKET":
-                return self._marker_event(d.s, d.t, d.X, d.T, d.E, recv_ts, kind, stream, raw)
+        if kind == "trade":  # X is MARKET or absent: markers fail _TradeP (see _payload_event)
             return Trade(
                 symbol=d.s,
                 trade_id=d.t,
