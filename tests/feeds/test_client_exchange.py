@@ -60,6 +60,9 @@ async def session(
         client = BinanceClient(**kw)
         task = client.start()
         if inject is not None:
+            # a fault acts on open connections: inject it `at` s after the feed is live (on a
+            # loaded machine the first connection can take longer than `at` to open)
+            await wait_until(lambda: client.status.state == "live", 20, "the feed to go live")
             await asyncio.sleep(at)
             ex.inject(inject[0], **inject[1])
         await asyncio.wait_for(ex.source_done.wait(), 20)
