@@ -20,8 +20,9 @@ A thin I/O layer over the pure parts (:class:`~lq.feeds.parser.Parser`,
   waits for it), in pages of 1000 (``historicalTrades`` costs weight 25 whatever the limit);
   backfilled trades go to the sink, then ``Gap(status="filled")`` or ``"unfilled"`` with the
   reason. Where the endpoint cannot backfill a channel (``@trade`` on ``spot-data``; on
-  ``usdm`` and ``us`` without an API key) the gap is reported unfilled at once, with the
-  reason and the way out (:meth:`~lq.feeds.endpoints.Endpoint.backfill`);
+  ``usdm`` and ``us`` without an API key) no REST call is made: once ``backfill_delay`` has
+  given stragglers their chance, what is still missing is reported unfilled, with the reason
+  and the way out (:meth:`~lq.feeds.endpoints.Endpoint.backfill`);
 * a frame the parser refuses becomes a :class:`~lq.feeds.events.Rejected` event, counted,
   never fatal; so does a REST row that breaks :mod:`lq.feeds.invariants`;
 * USD-M ``@trade`` entries that are not trades (``X`` = ``NA``, ``INSURANCE_FUND``, ...) are
@@ -627,15 +628,17 @@ class BinanceClient:
         seq = self.sequencer
         rest = self._rest
         assert rest is not None
+        if self.backfill_delay:  # stragglers (overlap, reordering) may close it by themselves
+            await asyncio.sleep(self.backfill_delay)
         cannot = self.endpoint.backfill(req.kind, api_key=getattr(rest, "has_api_key", False))
-        if cannot is not None:  # no REST call can fill it: say so at once
-            log.warning(
-                "backfill %s %s %d..%d: %s", req.symbol, req.kind, req.first_id, req.last_id, cannot
-            )
+        if cannot is not None:  # no REST call can fill it: say so now, with the way out
+            if seq.missing(req.symbol, req.kind, req.first_id, req.last_id):
+                log.warning(
+                    "backfill %s %s %d..%d: %s",
+                    req.symbol, req.kind, req.first_id, req.last_id, cannot,
+                )  # fmt: skip
             self._gaps(seq.settle(req, now=_now_us(), reason=cannot))
             return
-        if self.backfill_delay:
-            await asyncio.sleep(self.backfill_delay)
         reason = ""
         refused = ""
         missing = seq.missing(req.symbol, req.kind, req.first_id, req.last_id)
