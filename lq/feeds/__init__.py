@@ -10,7 +10,9 @@
     client.status                # FeedStatus snapshot
 
 Pure parts (no I/O): :class:`Parser`, :class:`Sequencer`, :class:`Backoff`,
-:class:`AttemptBudget`, :func:`plan_urls`. I/O: :class:`RestClient`, :class:`BinanceClient`.
+:class:`AttemptBudget`, :func:`plan_urls`, and :mod:`lq.feeds.invariants` (what every stored
+market row must satisfy, shared by the parser, the REST decoders and the writer). I/O:
+:class:`RestClient`, :class:`BinanceClient`.
 """
 
 from lq.feeds.backoff import AttemptBudget, Backoff

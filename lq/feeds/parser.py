@@ -454,9 +454,12 @@ class Parser:
                         except (msgspec.DecodeError, msgspec.ValidationError):
                             pass  # the generic path below finds the precise reason
                         else:
-                            stream = b[11:end]
-                            if self._learn(b[11:at]) == dd.s:
-                                return [self._build(name, dd, recv_ts, raw, stream)]
+                            pfx = b[11:at]
+                            want = self._stream_sym.get(pfx)
+                            if want is None:
+                                want = self._learn(pfx)
+                            if want and want == dd.s:
+                                return [self._build(name, dd, recv_ts, raw, b[11:end])]
             return self._generic(b, raw, recv_ts)
         except FrameError:
             raise
