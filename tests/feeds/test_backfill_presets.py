@@ -196,3 +196,16 @@ def test_a_hole_closed_by_a_straggler_is_filled_even_where_rest_cannot_fill():
     assert filled.first_missing == filled.last_missing
     got = [e.trade_id for e in events if isinstance(e, Trade)]
     assert sorted(got) == list(range(got[0], got[0] + 8))
+
+
+def test_lq_collect_takes_the_key_from_the_environment_only(tmp_path):
+    from lq.cli import build_parser
+    from lq.collector.cli import collector_from_args
+    from lq.config import load_settings
+
+    parser, _ = build_parser("collect")
+    args = parser.parse_args(["collect", "--endpoint", "usdm", "--db", str(tmp_path / "x")])
+    with_key = load_settings(None, env={"LQ_BINANCE_API_KEY": KEY})
+    assert collector_from_args(args, with_key).client_options == {"api_key": KEY}
+    assert collector_from_args(args, load_settings(None, env={})).client_options == {}
+    assert not any(KEY in a for a in vars(args).values() if isinstance(a, str))  # not argv
