@@ -120,12 +120,12 @@ def symbol_problem(symbol: object) -> str | None:
     since 2025-12). Lower case, spaces, control and format characters (such as the RTL
     override U+202E) and markup (``<``, ``&``, quotes) are refused.
     """
-    if symbol in _good_symbols:
-        return None
     if not isinstance(symbol, str) or not symbol:
         return f"symbol: empty or not a string ({symbol!r})"
     if len(symbol) > MAX_SYMBOL_LEN:
         return f"symbol={symbol[:40]!r}...: longer than {MAX_SYMBOL_LEN} characters"
+    if symbol in _good_symbols:
+        return None
     for c in symbol:
         if c in _ASCII_OK:
             continue
@@ -140,20 +140,37 @@ def symbol_problem(symbol: object) -> str | None:
     return None
 
 
+def _not_int(name: str, value: object) -> str | None:
+    if type(value) is int:
+        return None
+    return f"{name}={value!r}: not an int ({type(value).__name__})"
+
+
+def _not_number(name: str, value: object) -> str | None:
+    if type(value) is int or isinstance(value, float):
+        return None
+    return f"{name}={value!r}: not a number ({type(value).__name__})"
+
+
 def ts_problem(name: str, ts: int) -> str | None:
     """Why a µs time is out of range, or ``None``."""
-    if MIN_TS <= ts < MAX_TS:
+    if type(ts) is int and MIN_TS <= ts < MAX_TS:
         return None
-    return f"{name}={ts!r}: outside 2009-01-01..2100-01-01 in µs (ms given as µs?)"
+    return _not_int(name, ts) or (
+        f"{name}={ts!r}: outside 2009-01-01..2100-01-01 in µs (ms given as µs?)"
+    )
 
 
 def _id_problem(name: str, value: int, low: int = 0) -> str | None:
-    if low <= value <= MAX_ID:
+    if type(value) is int and low <= value <= MAX_ID:
         return None
-    return f"{name}={value!r}: outside {low}..2**63-1"
+    return _not_int(name, value) or f"{name}={value!r}: outside {low}..2**63-1"
 
 
 def _range_problem(name: str, value: float, low: float, high: float) -> str | None:
+    why = _not_number(name, value)
+    if why is not None:
+        return why
     if low <= value <= high:  # False for NaN
         return None
     return f"{name}={value!r}: outside {low:g}..{high:g}"
@@ -161,14 +178,19 @@ def _range_problem(name: str, value: float, low: float, high: float) -> str | No
 
 def trade_problem(symbol: str, trade_id: int, ts: int, price: float, qty: float) -> str | None:
     """Why a trade row is refused, or ``None`` when it is fine (also used for aggTrades)."""
-    if (
-        MIN_PRICE <= price <= MAX_PRICE
-        and MIN_QTY <= qty <= MAX_QTY
-        and MIN_TS <= ts < MAX_TS
-        and 0 <= trade_id <= MAX_ID
-        and symbol in _good_symbols
-    ):
-        return None
+    try:
+        if (
+            MIN_PRICE <= price <= MAX_PRICE
+            and MIN_QTY <= qty <= MAX_QTY
+            and MIN_TS <= ts < MAX_TS
+            and 0 <= trade_id <= MAX_ID
+            and symbol in _good_symbols
+            and type(trade_id) is int
+            and type(ts) is int
+        ):
+            return None
+    except TypeError:  # a hand-built event with a field of the wrong type
+        pass
     return (
         symbol_problem(symbol)
         or _range_problem("price", price, MIN_PRICE, MAX_PRICE)
@@ -180,25 +202,36 @@ def trade_problem(symbol: str, trade_id: int, ts: int, price: float, qty: float)
 
 def agg_trade_problem(a: AggTrade) -> str | None:
     """Why an aggTrade is refused: the trade rules, plus ``0 <= first_id <= last_id``."""
-    if 0 <= a.first_id <= a.last_id <= MAX_ID and (
-        MIN_PRICE <= a.price <= MAX_PRICE
-        and MIN_QTY <= a.qty <= MAX_QTY
-        and MIN_TS <= a.ts < MAX_TS
-        and 0 <= a.agg_id <= MAX_ID
-        and a.symbol in _good_symbols
-    ):
-        return None
+    try:
+        if 0 <= a.first_id <= a.last_id <= MAX_ID and (
+            MIN_PRICE <= a.price <= MAX_PRICE
+            and MIN_QTY <= a.qty <= MAX_QTY
+            and MIN_TS <= a.ts < MAX_TS
+            and 0 <= a.agg_id <= MAX_ID
+            and a.symbol in _good_symbols
+            and type(a.first_id) is int
+            and type(a.last_id) is int
+            and type(a.agg_id) is int
+            and type(a.ts) is int
+        ):
+            return None
+    except TypeError:
+        pass
     reason = trade_problem(a.symbol, a.agg_id, a.ts, a.price, a.qty)
     if reason is not None:
         return reason.replace("trade_id=", "agg_id=", 1)
+    reason = _id_problem("first_id", a.first_id, -1) or _id_problem("last_id", a.last_id, -1)
+    if reason is not None:
+        return reason
     if a.first_id < 0:
         return f"first_id={a.first_id!r}: invalid aggTrade (f = -1 marks an audited duplicate)"
-    if not a.first_id <= a.last_id <= MAX_ID:
-        return f"first_id={a.first_id!r} > last_id={a.last_id!r} (or beyond 2**63-1)"
-    return None
+    return f"first_id={a.first_id!r} > last_id={a.last_id!r}"
 
 
 def _book_qty_problem(name: str, q: float) -> str | None:
+    why = _not_number(name, q)
+    if why is not None:
+        return why
     if q == 0.0 or MIN_QTY <= q <= MAX_QTY:
         return None
     return f"{name}={q!r}: neither 0 nor within {MIN_QTY:g}..{MAX_QTY:g}"
@@ -207,15 +240,20 @@ def _book_qty_problem(name: str, q: float) -> str | None:
 def book_ticker_problem(b: BookTicker) -> str | None:
     """Why a best bid/ask is refused: bounds, and a crossed book (``bid > ask``)."""
     bid, ask, bq, aq = b.bid, b.ask, b.bid_qty, b.ask_qty
-    if (
-        MIN_PRICE <= bid <= ask <= MAX_PRICE
-        and (bq == 0.0 or MIN_QTY <= bq <= MAX_QTY)
-        and (aq == 0.0 or MIN_QTY <= aq <= MAX_QTY)
-        and MIN_TS <= b.ts < MAX_TS
-        and 0 <= b.update_id <= MAX_ID
-        and b.symbol in _good_symbols
-    ):
-        return None
+    try:
+        if (
+            MIN_PRICE <= bid <= ask <= MAX_PRICE
+            and (bq == 0.0 or MIN_QTY <= bq <= MAX_QTY)
+            and (aq == 0.0 or MIN_QTY <= aq <= MAX_QTY)
+            and MIN_TS <= b.ts < MAX_TS
+            and 0 <= b.update_id <= MAX_ID
+            and b.symbol in _good_symbols
+            and type(b.update_id) is int
+            and type(b.ts) is int
+        ):
+            return None
+    except TypeError:
+        pass
     reason = (
         symbol_problem(b.symbol)
         or _id_problem("update_id", b.update_id)

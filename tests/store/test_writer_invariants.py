@@ -209,3 +209,25 @@ def test_rows_from_any_source_obey_the_invariants_in_sql(db):
     assert conn.execute("SELECT source, count(*) FROM dead_letters GROUP BY 1").fetchall() == [
         ("import", 4)
     ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("trade_id", "7", "trade_id='7': not an int (str)"),
+        ("trade_id", True, "not an int (bool)"),
+        ("price", "61837.63", "not a number (str)"),
+        ("symbol", ["BTCUSDT"], "empty or not a string"),
+        ("ts", 1.7e15, "ts=1700000000000000.0: not an int (float)"),
+    ],
+)
+def test_a_hand_built_trade_of_the_wrong_type_is_a_dead_letter_not_an_exception(
+    db, field, value, reason
+):
+    trades = make_trades(3)
+    trades[1] = msgspec.structs.replace(trades[1], **{field: value})  # Structs don't check
+    with Writer(db) as w:
+        res = w.write_batch(Batch(trades=trades))
+        dead = w.conn.execute("SELECT reason FROM dead_letters").fetchall()
+    assert (res.trades.new, res.trades.rejected) == (2, 1)
+    assert reason in dead[0][0], dead
