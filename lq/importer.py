@@ -476,6 +476,8 @@ def _interval_name(step_us: int) -> str:
     for name, s in _INTERVALS.items():
         if s == secs:
             return name
+    if 28 * 86_400 <= secs <= 31 * 86_400:  # monthly files ("1mo"): months differ in length
+        return "1M"
     return f"{secs}s"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import sqlite3
 import time
 import zipfile
@@ -92,6 +93,23 @@ def test_klines_go_to_the_klines_table_with_their_interval(tmp_path):
     with Store(tmp_path / "a.sqlite") as s:
         k = s.klines("BTCUSDT", "1m")
     assert len(k) == 10 and k.close.iloc[0] == 4.18 and k.trades.iloc[0] == 13
+
+
+def test_monthly_klines_of_every_month_length_are_kept_as_1M(tmp_path):
+    # data.binance.vision names monthly klines "1mo"; months are 28..31 days long, and the
+    # writer checks each kline's span against its interval (lq.feeds.invariants)
+    starts = [1_704_067_200_000, 1_706_745_600_000, 1_709_251_200_000, 1_711_929_600_000]
+    lines = [  # 2024-01 (31 d), 2024-02 (29 d), 2024-03 (31 d), ms as in the futures dumps
+        f"{a},100.0,110.0,90.0,105.0,2.0,{b - 1},205.0,3,1.0,101.0,0"
+        for a, b in itertools.pairwise(starts)
+    ]
+    f = tmp_path / "BTCUSDT-1mo-2024-01.zip"
+    f.write_bytes(_zip("BTCUSDT-1mo-2024-01.csv", lines))
+    with Writer(tmp_path / "a.sqlite") as w:
+        rep = import_file(w, f)
+        rows = w.conn.execute("SELECT interval, count(*) FROM klines GROUP BY 1").fetchall()
+    assert (rep.rows, rep.new, rep.rejected) == (3, 3, 0)
+    assert rows == [("1M", 3)]
 
 
 def test_recorded_frames_import_every_trade_of_the_real_recording(tmp_path, shared_data):
