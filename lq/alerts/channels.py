@@ -1,7 +1,8 @@
 """Delivery channels: Telegram Bot API, e-mail over SMTP, a JSON webhook, the dashboard.
 
-Each channel has ``name`` and ``async send(event)``, raising on failure (the delivery queue
-retries). Base URLs and servers come from :class:`lq.config.Settings` so tests point them at
+Each channel has ``name`` and ``async send(event)``, raising on failure: the delivery queue
+retries, except after :class:`PermanentDeliveryError` (a body that cannot be encoded, an
+HTTP 4xx other than 408/425/429, an SMTP 5xx), which the same request would meet again. Base URLs and servers come from :class:`lq.config.Settings` so tests point them at
 local servers. Secrets (the bot token, the SMTP password) are only read from the settings
 (environment or config file) and never logged: the token is part of Telegram's URL, so a
 logging filter on ``httpx``/``httpcore`` masks every registered secret, and errors are
@@ -11,7 +12,9 @@ reported through :func:`redact`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import smtplib
 import ssl
 from collections.abc import Iterable
@@ -27,9 +30,12 @@ __all__ = [
     "AlertChannel",
     "DashboardChannel",
     "EmailChannel",
+    "PermanentDeliveryError",
     "TelegramChannel",
     "WebhookChannel",
     "channels_from_settings",
+    "encode_json",
+    "finite_json",
     "format_text",
     "redact",
     "webhook_body",
@@ -71,6 +77,71 @@ def _register_secret(secret: str) -> None:
             lg = logging.getLogger(name)
             if _FILTER not in lg.filters:
                 lg.addFilter(_FILTER)
+
+
+class PermanentDeliveryError(RuntimeError):
+    """A send that cannot succeed by trying again (the delivery queue does not retry it)."""
+
+
+#: HTTP statuses worth a retry: request timeout, too early, too many requests, and 5xx.
+RETRYABLE_HTTP = frozenset({408, 425, 429})
+
+
+def http_error(service: str, status: int) -> RuntimeError:
+    """The exception for a non-2xx answer: permanent for 4xx (but 408/425/429)."""
+    if 400 <= status < 500 and status not in RETRYABLE_HTTP:
+        return PermanentDeliveryError(f"{service}: HTTP {status} (not retried: a client error)")
+    return RuntimeError(f"{service}: HTTP {status}")
+
+
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, inf, -inf) replaced by ``None``.
+
+    JSON has no NaN or infinity, so strict encoders (httpx, most webhook receivers) refuse
+    them. A dict that held one gains a ``"non_finite"`` entry naming each replaced field
+    with its value as text, so nothing is hidden: ``{"value": NaN}`` becomes
+    ``{"value": null, "non_finite": {"value": "NaN"}}``, and a band ``[-inf, 2.0]`` becomes
+    ``[null, 2.0]`` with ``"non_finite": {"band[0]": "-inf"}``.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        found: dict[str, str] = {}
+        for k, v in obj.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                found[str(k)] = _spell(v)
+            elif isinstance(v, list | tuple):
+                for i, x in enumerate(v):
+                    if isinstance(x, float) and not math.isfinite(x):
+                        found[f"{k}[{i}]"] = _spell(x)
+            out[k] = finite_json(v)
+        if found:
+            out["non_finite"] = {**dict(out.get("non_finite") or {}), **found}
+        return out
+    if isinstance(obj, list | tuple):
+        return [finite_json(x) for x in obj]
+    return obj
+
+
+def _spell(x: float) -> str:
+    return "NaN" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def encode_json(body: Any) -> bytes:
+    """The exact bytes lq POSTs: compact UTF-8 JSON of :func:`finite_json` of ``body``.
+
+    Raises :class:`PermanentDeliveryError` for a body JSON cannot represent (retrying
+    would encode it the same way)."""
+    try:
+        return json.dumps(
+            finite_json(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise PermanentDeliveryError(f"the alert cannot be encoded as JSON: {exc}") from None
+
+
+_JSON = {"Content-Type": "application/json"}
 
 
 class AlertChannel(Protocol):
@@ -141,9 +212,10 @@ class TelegramChannel(_Http):
 
     async def send(self, event: AlertEvent) -> None:
         url = f"{self.base_url}/bot{self._token}/sendMessage"
-        r = await self.client().post(url, json=self.body(event), timeout=self.timeout)
+        content = encode_json(self.body(event))
+        r = await self.client().post(url, content=content, headers=_JSON, timeout=self.timeout)
         if r.status_code != 200:
-            raise RuntimeError(f"telegram: HTTP {r.status_code}")
+            raise http_error("telegram", r.status_code)
         try:
             ok = r.json().get("ok", False)
         except ValueError:
@@ -153,7 +225,10 @@ class TelegramChannel(_Http):
 
 
 def webhook_body(event: AlertEvent, fmt: Literal["json", "slack", "discord"]) -> dict[str, Any]:
-    """The JSON body: the event (``json``), ``{"text"}`` (Slack) or ``{"content"}`` (Discord)."""
+    """The JSON body: the event (``json``), ``{"text"}`` (Slack) or ``{"content"}`` (Discord).
+
+    Non-finite numbers are sent as ``null`` with their text under ``"non_finite"``
+    (:func:`finite_json`); :func:`encode_json` makes the bytes."""
     if fmt == "slack":
         return {"text": format_text(event)}
     if fmt == "discord":
@@ -182,11 +257,10 @@ class WebhookChannel(_Http):
         return f"WebhookChannel(url={self.url!r}, format={self.format!r})"
 
     async def send(self, event: AlertEvent) -> None:
-        r = await self.client().post(
-            self.url, json=webhook_body(event, self.format), timeout=self.timeout
-        )
+        content = encode_json(webhook_body(event, self.format))
+        r = await self.client().post(self.url, content=content, headers=_JSON, timeout=self.timeout)
         if not 200 <= r.status_code < 300:
-            raise RuntimeError(f"webhook: HTTP {r.status_code}")
+            raise http_error("webhook", r.status_code)
 
 
 class EmailChannel:
@@ -252,7 +326,21 @@ class EmailChannel:
                 smtp.close()
 
     async def send(self, event: AlertEvent) -> None:
-        await asyncio.to_thread(self._send_sync, self.message(event))
+        try:
+            await asyncio.to_thread(self._send_sync, self.message(event))
+        except smtplib.SMTPResponseException as exc:
+            if 500 <= exc.smtp_code < 600:  # SMTP 5xx: permanent by RFC 5321
+                raise PermanentDeliveryError(
+                    f"email: SMTP {exc.smtp_code} {exc.smtp_error!r} (not retried)"
+                ) from None
+            raise
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _msg in exc.recipients.values()]
+            if codes and all(500 <= c < 600 for c in codes):
+                raise PermanentDeliveryError(
+                    f"email: every recipient refused ({sorted(set(codes))}; not retried)"
+                ) from None
+            raise
 
 
 def channels_from_settings(

@@ -2,8 +2,10 @@
 
 Nothing here ever blocks the caller: :meth:`Delivery.submit` only puts the event on bounded
 queues (a full queue records ``dropped``). One worker task per channel sends in order,
-waits for the channel's rate limit, retries a failed send with exponential back-off and
-records the outcome (``sent`` or ``failed``, attempts, the last error with secrets masked)
+waits for the channel's rate limit, retries a failed send with exponential back-off (but
+not a :class:`~lq.alerts.channels.PermanentDeliveryError`: a body that cannot be encoded,
+an HTTP 4xx other than 408/425/429, an SMTP 5xx, which the same request would meet again)
+and records the outcome (``sent`` or ``failed``, attempts, the last error with secrets masked)
 through ``record(event_id, channel, status)``, which the engine maps to
 :func:`lq.alerts.store.set_delivery`. HTTP channels are async with timeouts; SMTP runs on a
 worker thread; every attempt is bounded by ``attempt_timeout``.
@@ -18,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from lq.alerts.channels import AlertChannel, redact
+from lq.alerts.channels import AlertChannel, PermanentDeliveryError, redact
 from lq.alerts.store import AlertEvent
 from lq.errors import ValidationError
 
@@ -170,11 +172,16 @@ class Delivery:
             try:
                 await bucket.take()
                 error = ""
+                attempts, ok = 0, False
                 for attempt in range(1, pol.attempts + 1):
+                    attempts = attempt
                     try:
                         await asyncio.wait_for(ch.send(ev), pol.attempt_timeout)
                     except asyncio.CancelledError:
                         raise
+                    except PermanentDeliveryError as exc:
+                        error = redact(f"{type(exc).__name__}: {exc}")
+                        break  # trying again would fail the same way
                     except Exception as exc:
                         error = redact(f"{type(exc).__name__}: {exc}".strip())
                         if isinstance(exc, TimeoutError) and not str(exc):
@@ -184,18 +191,20 @@ class Delivery:
                         if attempt < pol.attempts:
                             await asyncio.sleep(delays[attempt - 1])
                         continue
+                    ok = True
+                    break
+                if ok:
                     self.sent[name] += 1
                     await self._safe_record_now(ev, name, {
-                        "status": "sent", "attempts": attempt, "ts": time.time_ns() // 1000,
+                        "status": "sent", "attempts": attempts, "ts": time.time_ns() // 1000,
                         **({"error": error} if error else {}),
                     })  # fmt: skip
-                    break
                 else:
                     self.failed[name] += 1
                     log.warning("alert %s on %s failed after %d attempts: %s",
-                                ev.fired_key, name, pol.attempts, error)  # fmt: skip
+                                ev.fired_key, name, attempts, error)  # fmt: skip
                     await self._safe_record_now(ev, name, {
-                        "status": "failed", "attempts": pol.attempts,
+                        "status": "failed", "attempts": attempts,
                         "ts": time.time_ns() // 1000, "error": error,
                     })  # fmt: skip
             finally:

@@ -25,7 +25,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
-    at: float = field(default_factory=time.monotonic)  # when the request reached the server
+    t: float = 0.0  # time.monotonic() when the request reached the server (its body read)
 
     def json(self) -> object:
         return json.loads(self.body)
@@ -33,7 +33,8 @@ class Recorded:
 
 @dataclass
 class HttpRecorder:
-    """Records every request; ``mode`` decides the answer: ok, 500 or hang (no answer)."""
+    """Records every request; ``mode`` decides the answer: ok, hang (no answer), or an HTTP
+    status given as digits ("500", "404", "429")."""
 
     url: str = ""
     requests: list[Recorded] = field(default_factory=list)
@@ -50,10 +51,11 @@ def http_server() -> Iterator[HttpRecorder]:
         def do_POST(self) -> None:
             n = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(n)
-            rec.requests.append(Recorded("POST", self.path, dict(self.headers), body))
+            t = time.monotonic()
+            rec.requests.append(Recorded("POST", self.path, dict(self.headers), body, t))
             if rec.mode == "hang":
                 time.sleep(rec.hang_s)
-            code = 500 if rec.mode == "500" else 200
+            code = int(rec.mode) if rec.mode.isdigit() else 200
             out = rec.reply if code == 200 else b'{"ok": false}'
             try:
                 self.send_response(code)
