@@ -487,6 +487,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     pairs = dict(args.parameters or [])
     db = Path(str(pairs["db"]) if pairs.get("db") else settings.db).resolve()
     values["db"] = str(db)
+    if "store_result" not in pairs:
+        # the notebook only reads its database by default; `lq backtest` records each run
+        values["store_result"] = True
     axes = parse_grid(args.grid)
     if args.workers < 1:
         raise ValidationError("--workers", args.workers, "must be >= 1")

@@ -31,7 +31,8 @@ def test_notebook_runs_under_papermill_and_stores_its_result(store_db, tmp_path)
     papermill.execute_notebook(
         str(NOTEBOOK),
         str(out),
-        parameters={"db": str(store_db), "run_id": "nb-run", **SMALL},
+        # the notebook only reads its database unless asked to store (lq backtest asks)
+        parameters={"db": str(store_db), "run_id": "nb-run", "store_result": True, **SMALL},
         progress_bar=False,
     )
     nb = nbformat.read(out, as_version=4)
