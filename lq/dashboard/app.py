@@ -132,7 +132,7 @@ class Dashboard:
         self.feed = BarFeed(self.store, syms, history=history)
         self.status = StatusBar(self.store)
         self.heartbeat = Heartbeat()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lq-dashboard")
+        self._executor = self._new_executor()
         self._factories: list[tuple[str, Callable[[], Any]]] = [
             ("Market", lambda: MarketPanel(self.feed, symbols=syms)),
             ("Pairs", lambda: PairsPanel(self.feed, symbols=syms)),
@@ -154,6 +154,9 @@ class Dashboard:
         self.tabs.observe(lambda _c: self._select(self.tabs.selected_index), names="selected_index")
         # a resized browser window: the visible tab's figures measure their width again
         self.heartbeat.observe(lambda _c: self._refit_visible(), names="resized")
+        # a page that beats after the loop gave up on it (it took longer than the orphan
+        # timeout to render, e.g. on a loaded machine) gets its loop back
+        self.heartbeat.observe(lambda _c: self._resume(), names="beat")
         self.widget = W.VBox([self.status.widget, self.tabs, self.heartbeat])
         self.widget.add_class("lq-dashboard")
         self.refreshes = 0
@@ -305,8 +308,25 @@ class Dashboard:
         finally:
             for fut, _t in self._slow.values():
                 fut.cancel()
+            self._slow.clear()
             self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._new_executor()  # for a restart (see _resume)
             self.store.close()
+
+    @staticmethod
+    def _new_executor() -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lq-dashboard")
+
+    def _resume(self) -> None:
+        ended = self._task is not None and self._task.done()
+        if not (self.live and ended and (self.stopped_reason or "").startswith("no browser")):
+            return
+        log.info("a browser heartbeat after %s: the loop starts again", self.stopped_reason)
+        self.stopped_reason = None
+        try:
+            self.start()
+        except RuntimeError:  # no running loop
+            log.info("no running event loop: not restarted")
 
     def start(self) -> asyncio.Task[None]:
         """Start the loop as a task on the running loop (never blocks the cell)."""

@@ -228,30 +228,73 @@ def test_upload_while_a_collector_runs_is_queued_then_reported_imported(tmp_path
 
 
 # -- the dashboard and its loop ------------------------------------------------------------
+def _fake_clock(d: Dashboard) -> list[float]:
+    """Put the heartbeat on a clock the test moves: silence is then exact, whatever the
+    machine's load (a loaded machine used to spend the whole timeout building the page)."""
+    now = [0.0]
+    d.heartbeat._clock = lambda: now[0]
+    d.heartbeat.last_beat = 0.0
+    return now
+
+
+async def _next_refresh(d: Dashboard, task: asyncio.Task) -> None:
+    n = d.refreshes
+    while d.refreshes == n and not task.done():
+        await asyncio.sleep(0.02)
+
+
 def test_loop_ends_when_the_browser_heartbeat_stops(real_db: Path) -> None:
-    # silence counts from the heartbeat's creation (the page may still be loading), so the
-    # clock starts before the Dashboard is built
-    t0 = time.monotonic()
-    d = Dashboard(db=real_db, symbols=["BTCUSDT", "ETHUSDT"], interval=0.2, orphan_timeout=0.6)
-
-    async def main() -> float:
-        await asyncio.wait_for(d.start(), timeout=10)
-        return time.monotonic() - t0
-
-    took = asyncio.run(main())
-    assert d.stopped_reason and d.stopped_reason.startswith("no browser heartbeat")
-    assert 0.6 <= took < 5 and d.refreshes >= 2
-
-
-def test_loop_keeps_running_while_the_browser_beats(real_db: Path) -> None:
-    d = Dashboard(db=real_db, symbols=["BTCUSDT", "ETHUSDT"], interval=0.2, orphan_timeout=0.6)
+    d = Dashboard(db=real_db, symbols=["BTCUSDT", "ETHUSDT"], interval=0.2, orphan_timeout=60)
+    now = _fake_clock(d)
 
     async def main() -> None:
         task = d.start()
-        for i in range(8):  # 1.6 s of beats every 0.2 s: well past the 0.6 s timeout
-            d.heartbeat.beat = float(i + 1)
-            await asyncio.sleep(0.2)
-        assert not task.done()
+        for _ in range(3):  # 59 s of silence: still refreshing
+            now[0] += 59 / 3
+            await _next_refresh(d, task)
+        assert not task.done() and d.refreshes >= 3
+        now[0] = 61.0  # past the 60 s timeout: the loop ends at its next check
+        await asyncio.wait_for(task, timeout=60)
+
+    asyncio.run(main())
+    assert d.stopped_reason == "no browser heartbeat for 61 s"
+
+
+def test_a_page_that_beats_after_the_timeout_gets_its_loop_back(real_db: Path) -> None:
+    """A page that took longer than the orphan timeout to render (a loaded machine) used to
+    keep a dead loop: its first beat now starts the loop again."""
+    d = Dashboard(db=real_db, symbols=["BTCUSDT", "ETHUSDT"], interval=0.2, orphan_timeout=60)
+    now = _fake_clock(d)
+
+    async def main() -> None:
+        task = d.start()
+        now[0] = 61.0
+        await asyncio.wait_for(task, timeout=60)
+        assert d.stopped_reason == "no browser heartbeat for 61 s"
+        ended_at = d.refreshes
+        now[0] = 90.0
+        d.heartbeat.beat = 1.0  # the page has rendered and beats
+        assert d._task is not None and d._task is not task and d.stopped_reason is None
+        for _ in range(2):
+            await _next_refresh(d, d._task)
+        assert d.refreshes >= ended_at + 2 and not d._task.done()
+        await d.stop()
+
+    asyncio.run(main())
+    assert d.stopped_reason == "stopped"
+
+
+def test_loop_keeps_running_while_the_browser_beats(real_db: Path) -> None:
+    d = Dashboard(db=real_db, symbols=["BTCUSDT", "ETHUSDT"], interval=0.2, orphan_timeout=60)
+    now = _fake_clock(d)
+
+    async def main() -> None:
+        task = d.start()
+        for i in range(8):  # 8 beats 30 s apart: 240 s, four times the timeout
+            now[0] += 30.0
+            d.heartbeat.beat = float(i + 1)  # the browser's beat
+            await _next_refresh(d, task)  # the loop checked the silence after this beat
+            assert not task.done()
         await d.stop()
 
     asyncio.run(main())
