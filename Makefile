@@ -19,8 +19,10 @@ setup: $(STAMP)  ## create .venv and install lq with everything the tests need
 
 DEMO_SYMBOLS ?= BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT
 
+DEMO_ARGS ?=
+
 demo: $(STAMP)  ## the dashboard on the local exchange (no internet needed); prints the URL to open
-	$(BIN)/lq dashboard --source local --db $(DEMO_DB) --symbols $(DEMO_SYMBOLS)
+	$(BIN)/lq dashboard --source local --db $(DEMO_DB) --symbols $(DEMO_SYMBOLS) $(DEMO_ARGS)
 
 lint: $(STAMP)  ## the fast job that runs before the tests
 	$(BIN)/ruff check .

@@ -144,6 +144,7 @@ class WebhookSettings:
 class DashboardSettings:
     host: str = "127.0.0.1"
     port: int = 8866
+    token: str = ""  # the dashboard server's token (LQ_DASHBOARD_TOKEN); never on a command line
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,8 +1,14 @@
 """``lq dashboard``: a collector (unless one runs) plus Voila serving notebooks/dashboard.ipynb.
 
 The collector is a child process (``python -m lq.cli collect``) so that it keeps its own
-event loop and the single-writer lock; Voila is a second child on 127.0.0.1. The database
-path reaches the notebook's kernel through ``LQ_DB`` (kernels inherit Voila's environment).
+event loop and the single-writer lock; the Voila server is a second child
+(``python -m lq.dashboard.server``, Voila with lq's fixes, see :mod:`lq.dashboard.server`)
+on 127.0.0.1. The database path reaches the notebook's kernel through ``LQ_DB`` (kernels
+inherit the server's environment); the token reaches the server through
+``LQ_DASHBOARD_TOKEN`` in its environment, never its command line, and the server removes
+it before any kernel starts. The server writes the port it really bound to a file this
+process waits for, so the URL printed is the one served. Both children write their logs to
+``<db>.dashboard.log`` (``--log-file``); the console shows a few lines ending with the URL.
 SIGINT/SIGTERM stop Voila first, then the collector. Settings that matter here, from the
 Voila notes: ``disable_check_xsrf`` so a closed tab's shutdown beacon is accepted (loopback
 only), an idle culler, and the heartbeat's orphan timeout so a kernel whose tab vanished
@@ -12,20 +18,21 @@ goes idle and is culled.
 from __future__ import annotations
 
 import argparse
-import ipaddress
+import json
 import logging
 import os
+import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lq.collector.cli import add_source_arguments
 from lq.config import Settings
+from lq.dashboard.server import MAX_UPLOAD_BYTES, is_loopback, tornado_settings
 from lq.errors import ValidationError
 
 __all__ = [
@@ -33,15 +40,17 @@ __all__ = [
     "add_parser",
     "dashboard_notebook",
     "is_loopback",
+    "resolve_token",
     "run",
+    "tornado_settings",
     "voila_command",
 ]
 
 log = logging.getLogger("lq.dashboard")
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
-#: The largest upload the Data tab takes (one websocket message; larger: ``lq import FILE``).
-MAX_UPLOAD_BYTES = 256 * 2**20
+#: ``--token`` without a value: a fresh random token (printed in the URL only).
+GENERATE = "\0generate"
 _FORWARDED = (
     "source",
     "symbols",
@@ -69,13 +78,49 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--db", metavar="PATH", help="the SQLite database (default: store.db from `lq config`)"
     )
     add_source_arguments(p)
-    p.add_argument("--port", type=int, default=None, help="HTTP port (default dashboard.port)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="HTTP port (default dashboard.port, 8866); if it is busy the next free one is "
+        "used and printed; 0: any free port",
+    )
     p.add_argument(
         "--host",
         default=None,
-        help="address to bind (default 127.0.0.1); anything else also needs --token",
+        help="address to bind (default 127.0.0.1); anything else also needs a token",
     )
-    p.add_argument("--token", default=None, help="access token, required off loopback")
+    p.add_argument(
+        "--token-file",
+        metavar="PATH",
+        default=None,
+        help="read the access token from this file (else $LQ_DASHBOARD_TOKEN or "
+        "[dashboard] token in the config file); required off loopback",
+    )
+    p.add_argument(
+        "--token",
+        nargs="?",
+        const=GENERATE,
+        default=None,
+        metavar="(none)",
+        help="protect the dashboard with a fresh random token, shown in the printed URL "
+        "(a token given here would be visible to everyone in `ps`: use --token-file or "
+        "$LQ_DASHBOARD_TOKEN)",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also accept browser websockets from this origin, e.g. a reverse proxy's "
+        "https://dash.example.com (repeatable)",
+    )
+    p.add_argument(
+        "--log-file",
+        metavar="PATH",
+        default=None,
+        help="where Voila's and the collector's logs go (default <db>.dashboard.log)",
+    )
     p.add_argument(
         "--orphan-timeout",
         type=float,
@@ -106,25 +151,44 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_bind(host: str, token: str | None) -> None:
     """Refuse to serve beyond loopback without a token (the page runs code on this machine)."""
     if not is_loopback(host) and not token:
         raise ValidationError(
             "--host",
             host,
-            "serving beyond 127.0.0.1 runs a kernel for anyone who can reach it: "
-            "pass --token SECRET as well (or bind to 127.0.0.1)",
+            "serving beyond 127.0.0.1 runs a kernel for anyone who can reach it: set a "
+            "token (--token-file PATH, $LQ_DASHBOARD_TOKEN, or --token for a random one) "
+            "or bind to 127.0.0.1",
         )
+
+
+def resolve_token(args: argparse.Namespace, settings: Settings) -> str | None:
+    """The server's token: ``--token-file``, else ``dashboard.token`` (the config file or
+    ``$LQ_DASHBOARD_TOKEN``), else a random one for a bare ``--token``; None: no token."""
+    given = getattr(args, "token", None)
+    if given not in (None, GENERATE):
+        raise ValidationError(
+            "--token",
+            "***",
+            "a token on the command line is visible to every user of this machine in "
+            "`ps`: put it in $LQ_DASHBOARD_TOKEN, in [dashboard] token of the config file, "
+            "or in a file named by --token-file (a bare --token makes a random one)",
+        )
+    path = getattr(args, "token_file", None)
+    if path:
+        try:
+            token = Path(path).expanduser().read_text().strip()
+        except OSError as exc:
+            raise ValidationError("--token-file", path, f"cannot read it: {exc}") from None
+        if not token:
+            raise ValidationError("--token-file", path, "the file is empty")
+        return token
+    if settings.dashboard.token:
+        return settings.dashboard.token
+    if given == GENERATE:
+        return secrets.token_urlsafe(24)
+    return None
 
 
 def voila_command(
@@ -132,15 +196,17 @@ def voila_command(
     *,
     port: int,
     host: str = "127.0.0.1",
-    token: str | None = None,
     cull_idle_timeout: int = 300,
     warm_kernels: int = 1,
 ) -> list[str]:
-    """The Voila command line (settings from ``shared/reference/voila-notes.md``)."""
+    """The server's command line (settings from ``shared/reference/voila-notes.md``).
+
+    It carries no secret: the token goes through the environment (``LQ_DASHBOARD_TOKEN``).
+    """
     cmd = [
         sys.executable,
         "-m",
-        "voila",
+        "lq.dashboard.server",
         str(notebook),
         "--no-browser",
         f"--port={int(port)}",
@@ -158,15 +224,6 @@ def voila_command(
             "--VoilaConfiguration.preheat_kernel=True",
             f"--VoilaConfiguration.default_pool_size={int(warm_kernels)}",
         ]
-    # uploads travel as one websocket message: Tornado's 10 MiB default closes the socket on
-    # anything larger (the browser reconnects and the file is silently lost)
-    tornado: dict[str, object] = {"websocket_max_message_size": MAX_UPLOAD_BYTES}
-    if is_loopback(host):
-        # a closed tab's shutdown beacon carries no _xsrf (voila#1458): accept it on loopback
-        tornado["disable_check_xsrf"] = True
-    cmd.append(f"--Voila.tornado_settings={tornado!r}")
-    if token:
-        cmd.append(f"--Voila.token={token}")
     return cmd
 
 
@@ -182,7 +239,8 @@ def dashboard_notebook() -> Path:
     nb.cells = [
         params,
         nbformat.v4.new_code_cell(
-            "from lq.dashboard import Dashboard\n\n"
+            "from lq.dashboard import Dashboard, wait_for_viewer\n\n"
+            "wait_for_viewer()\n"
             "Dashboard(db=db or None, symbols=symbols or None, interval=interval, live=live)"
         ),
     ]
@@ -207,18 +265,23 @@ def _collector_command(args: argparse.Namespace, db: Path) -> list[str]:
     return cmd
 
 
-def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    """TCP connect only: a GET of the notebook URL would start a kernel (voila-notes P2)."""
+def _wait_ready(
+    ready: Path, proc: subprocess.Popen[bytes], timeout: float, stop: Any
+) -> int | None:
+    """The port the server reports once it listens (None: it exited, or no report in time).
+
+    Never a GET of the notebook URL: that would start a kernel (voila-notes P2)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop():
+        if ready.exists():
+            try:
+                return int(json.loads(ready.read_text())["port"])
+            except (ValueError, KeyError, OSError):
+                pass  # being written
         if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection((host if host != "0.0.0.0" else "127.0.0.1", port), 0.5):
-                return True
-        except OSError:
-            time.sleep(0.2)
-    return False
+            return None
+        time.sleep(0.1)
+    return None
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, name: str, sig: int, timeout: float = 15.0) -> None:
@@ -234,18 +297,60 @@ def _stop(proc: subprocess.Popen[bytes] | None, name: str, sig: int, timeout: fl
         proc.wait()
 
 
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class _LogToFile:
+    """For the command's duration: lq's own INFO lines go to the log file, the console
+    keeps warnings and errors (and the few lines this command prints)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handler = logging.FileHandler(path)
+        self.handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        self._levels: list[tuple[logging.Handler, int]] = []
+
+    def __enter__(self) -> _LogToFile:
+        root = logging.getLogger()
+        for h in root.handlers:
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                self._levels.append((h, h.level))
+                h.setLevel(max(h.level, logging.WARNING))
+        root.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        root = logging.getLogger()
+        root.removeHandler(self.handler)
+        self.handler.close()
+        for h, level in self._levels:
+            h.setLevel(level)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from lq.dashboard.server import ORIGINS_ENV, READY_ENV, TOKEN_ENV
     from lq.store import writer_pid
 
     host = args.host or settings.dashboard.host
     port = int(args.port if args.port is not None else settings.dashboard.port)
-    check_bind(host, args.token)
+    token = resolve_token(args, settings)
+    check_bind(host, token)
+    if not 0 <= port <= 65535:
+        raise ValidationError("--port", port, "must be 0 (any free port) to 65535")
     if args.orphan_timeout <= 0:
         raise ValidationError("--orphan-timeout", args.orphan_timeout, "must be positive seconds")
     if args.warm_kernels < 0:
         raise ValidationError("--warm-kernels", args.warm_kernels, "must be 0 or more")
     db = settings.db.resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
+    logfile = Path(args.log_file).expanduser() if args.log_file else Path(f"{db}.dashboard.log")
+    logfile.parent.mkdir(parents=True, exist_ok=True)
     collector: subprocess.Popen[bytes] | None = None
     voila: subprocess.Popen[bytes] | None = None
     stop_requested = False
@@ -254,67 +359,109 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         nonlocal stop_requested
         stop_requested = True
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # children's environment: the token only where it is needed (the server pops it)
+    base_env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
     try:
-        pid = writer_pid(db)
-        if pid is not None:
-            print(f"collector already running on {db} (pid {pid}); not starting another")
-        elif not args.no_collector:
-            cmd = _collector_command(args, db)
-            log.info("starting the collector: %s", " ".join(cmd))
-            collector = subprocess.Popen(cmd, start_new_session=True)
-            deadline = time.monotonic() + 60
-            while not db.exists():
-                if collector.poll() is not None:
+        out: IO[bytes] = logfile.open("ab")
+    except OSError as exc:
+        raise ValidationError(
+            "--log-file", str(logfile), f"cannot write it ({exc.strerror}): pass --log-file PATH"
+        ) from None
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    private = Path(tempfile.mkdtemp(prefix="lq-dashboard-"))
+    with _LogToFile(logfile):
+        try:
+            log.info("lq dashboard starting on %s", db)
+            pid = writer_pid(db)
+            if pid is not None:
+                print(f"lq dashboard: a collector already writes {db} (pid {pid}); using it")
+            elif not args.no_collector:
+                cmd = _collector_command(args, db)
+                log.info("starting the collector: %s", " ".join(cmd))
+                collector = subprocess.Popen(
+                    cmd, env=base_env, stdout=out, stderr=out, start_new_session=True
+                )
+                print(f"lq dashboard: collector started (pid {collector.pid}) on {db}")
+                deadline = time.monotonic() + 60
+                while not db.exists():
+                    if collector.poll() is not None:
+                        print(
+                            f"lq dashboard: the collector exited with {collector.returncode}:\n"
+                            f"{_tail(logfile)}\n(log: {logfile})",
+                            file=sys.stderr,
+                        )
+                        return 1
+                    if time.monotonic() > deadline or stop_requested:
+                        print(f"lq dashboard: {db} did not appear within 60 s", file=sys.stderr)
+                        return 1
+                    time.sleep(0.1)
+            ready = private / "ready.json"
+            env = {
+                **base_env,
+                "LQ_DB": str(db),
+                "LQ_DASH_ORPHAN_TIMEOUT": str(args.orphan_timeout),
+                READY_ENV: str(ready),
+            }
+            if token:
+                env[TOKEN_ENV] = token
+            if args.allow_origin:
+                env[ORIGINS_ENV] = " ".join(args.allow_origin)
+            if getattr(args, "config", None):
+                env["LQ_CONFIG"] = str(Path(args.config).resolve())
+            cmd = voila_command(
+                dashboard_notebook(),
+                port=port,
+                host=host,
+                cull_idle_timeout=args.cull_idle_timeout,
+                warm_kernels=args.warm_kernels,
+            )
+            log.info("starting the dashboard server: %s", " ".join(cmd))
+            voila = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
+            served = _wait_ready(ready, voila, timeout=180, stop=lambda: stop_requested)
+            if served is None:
+                if stop_requested:
+                    return 0
+                print(
+                    f"lq dashboard: the dashboard server did not start (exit {voila.poll()}):\n"
+                    f"{_tail(logfile)}\n(log: {logfile})",
+                    file=sys.stderr,
+                )
+                return 1
+            if port and served != port:
+                print(
+                    f"lq dashboard: port {port} is busy (another program, perhaps another "
+                    f"lq dashboard, answers there); serving on port {served} instead"
+                )
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            if ":" in shown:
+                shown = f"[{shown}]"
+            url = f"http://{shown}:{served}/" + (f"?token={token}" if token else "")
+            print(f"lq dashboard: logs in {logfile}; Ctrl-C stops")
+            print(f"lq dashboard: {url}", flush=True)
+            while not stop_requested:
+                if voila.poll() is not None:
                     print(
-                        f"lq dashboard: the collector exited with {collector.returncode}",
+                        f"lq dashboard: the dashboard server exited with {voila.returncode}:\n"
+                        f"{_tail(logfile)}\n(log: {logfile})",
                         file=sys.stderr,
                     )
                     return 1
-                if time.monotonic() > deadline or stop_requested:
-                    print(f"lq dashboard: {db} did not appear within 60 s", file=sys.stderr)
-                    return 1
-                time.sleep(0.1)
-        env = {**os.environ, "LQ_DB": str(db), "LQ_DASH_ORPHAN_TIMEOUT": str(args.orphan_timeout)}
-        if getattr(args, "config", None):
-            env["LQ_CONFIG"] = str(Path(args.config).resolve())
-        cmd = voila_command(
-            dashboard_notebook(),
-            port=port,
-            host=host,
-            token=args.token,
-            cull_idle_timeout=args.cull_idle_timeout,
-            warm_kernels=args.warm_kernels,
-        )
-        log.info(
-            "starting voila: %s",
-            " ".join(c if "token" not in c else "--Voila.token=***" for c in cmd),
-        )
-        voila = subprocess.Popen(cmd, env=env, start_new_session=True)
-        if not _wait_port(host, port, voila, timeout=60):
-            print(
-                f"lq dashboard: voila did not open port {port} (exit {voila.poll()})",
-                file=sys.stderr,
-            )
-            return 1
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        url = f"http://{shown}:{port}/" + (f"?token={args.token}" if args.token else "")
-        print(f"lq dashboard: {url}  (database {db}; Ctrl-C stops)", flush=True)
-        while not stop_requested:
-            if voila.poll() is not None:
-                print(f"lq dashboard: voila exited with {voila.returncode}", file=sys.stderr)
-                return 1
-            if collector is not None and collector.poll() is not None:
-                print(
-                    f"lq dashboard: the collector exited with {collector.returncode}; "
-                    "the dashboard keeps showing stored data",
-                    file=sys.stderr,
-                )
-                collector = None
-            time.sleep(0.2)
-        return 0
-    finally:
-        _stop(voila, "voila", signal.SIGTERM)
-        _stop(collector, "collector", signal.SIGINT)
-        for s, h in old.items():
-            signal.signal(s, h)
+                if collector is not None and collector.poll() is not None:
+                    print(
+                        f"lq dashboard: the collector exited with {collector.returncode}; "
+                        f"the dashboard keeps showing stored data (log: {logfile})",
+                        file=sys.stderr,
+                    )
+                    collector = None
+                time.sleep(0.2)
+            print("lq dashboard: stopping", flush=True)
+            return 0
+        finally:
+            _stop(voila, "the dashboard server", signal.SIGTERM)
+            _stop(collector, "the collector", signal.SIGINT)
+            out.close()
+            for f in private.glob("*"):
+                f.unlink(missing_ok=True)
+            private.rmdir()
+            for s, h in old.items():
+                signal.signal(s, h)

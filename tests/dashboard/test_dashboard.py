@@ -349,39 +349,3 @@ def test_interval_below_five_updates_per_second_is_refused(real_db: Path) -> Non
 
     with pytest.raises(ValidationError, match=r"interval=0\.1"):
         Dashboard(db=real_db, symbols=["BTCUSDT"], interval=0.1)
-
-
-# -- the command ---------------------------------------------------------------------------
-def test_dashboard_refuses_a_public_host_without_a_token(capsys) -> None:
-    from lq.cli import main
-
-    assert main(["dashboard", "--host", "0.0.0.0", "--no-collector"]) == 2
-    err = capsys.readouterr().err
-    assert "--host='0.0.0.0'" in err and "--token" in err
-
-
-def test_voila_command_has_the_culling_and_xsrf_settings() -> None:
-    import ast
-
-    from lq.dashboard.cli import MAX_UPLOAD_BYTES, voila_command
-
-    def tornado(cmd: list[str]) -> dict:
-        (arg,) = [c for c in cmd if c.startswith("--Voila.tornado_settings=")]
-        return ast.literal_eval(arg.split("=", 1)[1])
-
-    cmd = voila_command("nb.ipynb", port=9999)
-    assert "--Voila.ip=127.0.0.1" in cmd and "--port=9999" in cmd
-    # uploads above Tornado's 10 MiB default would close the socket
-    assert tornado(cmd) == {
-        "websocket_max_message_size": MAX_UPLOAD_BYTES,
-        "disable_check_xsrf": True,
-    }
-    assert any(c.startswith("--MappingKernelManager.cull_idle_timeout=") for c in cmd)
-    # one warm kernel by default; none on request
-    assert "--VoilaConfiguration.preheat_kernel=True" in cmd
-    assert "--VoilaConfiguration.default_pool_size=1" in cmd
-    cold = voila_command("nb.ipynb", port=9999, warm_kernels=0)
-    assert not any("preheat" in c or "pool_size" in c for c in cold)
-    public = voila_command("nb.ipynb", port=1, host="0.0.0.0", token="s3cret")
-    assert "--Voila.token=s3cret" in public
-    assert tornado(public) == {"websocket_max_message_size": MAX_UPLOAD_BYTES}

@@ -88,7 +88,8 @@ def _warm_kernel(dashboard: dict, proc: subprocess.Popen) -> int:
     """Wait until Voila has its warm kernel; return its pid."""
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if "is filled with 1 kernel" in dashboard["log"].read_text():
+        log = dashboard["log"]
+        if log.exists() and "is filled with 1 kernel" in log.read_text():
             kernels = _kernels(proc.pid)
             if len(kernels) == 1:
                 return kernels[0]
@@ -179,7 +180,14 @@ def dashboard(tmp_path: Path):
         log.seek(0)
         pytest.fail(f"lq dashboard printed no URL:\n{log.read()[-3000:]}")
     try:
-        yield {"url": url, "proc": proc, "db": db, "started": t0, "log": tmp_path / "dashboard.log"}
+        # Voila's log goes to <db>.dashboard.log (the console shows only lq's lines)
+        yield {
+            "url": url,
+            "proc": proc,
+            "db": db,
+            "started": t0,
+            "log": Path(f"{db}.dashboard.log"),
+        }
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
