@@ -101,7 +101,58 @@ def coinbase_case() -> tuple[Frames, Callable[[], object], Callable[[Frames], li
     return frames, make, baseline
 
 
-CASES: dict[str, Callable[[], object]] = {"coinbase": coinbase_case}
+# -- Kraken -----------------------------------------------------------------------------------
+
+
+def kraken_case() -> tuple[Frames, Callable[[], object], Callable[[Frames], list[Trade]]] | None:
+    from lq.venues.coinbase.parser import iso_to_us
+    from lq.venues.kraken import imitation
+    from lq.venues.kraken.parser import Parser
+    from lq.venues.kraken.rest import decode_history
+
+    d = DATA / "kraken"
+    rest, docs = d / "rest_trades_xbtusdt_20251110.txt", d / "ws_v2_DOCS_EXAMPLES.txt"
+    if not (rest.exists() and docs.exists()):
+        return None
+    frames = [(ns, raw) for ns, raw in read_frames(docs) if raw.startswith(b'{"channel":"trade"')]
+    [(_, body)] = list(read_frames(rest))
+    state = {"subs": {"BTC/USDT"}}
+    for t in decode_history(body, "BTC/USDT").trades:  # one real trade per v2 update frame
+        [f] = imitation.trade_frames([t], state)
+        frames.append((t.ts * 1000, f.encode()))
+
+    def make() -> Parser:
+        return Parser(["BTC/USDT", "MATIC/USD"])
+
+    def baseline(fr: Frames) -> list[Trade]:
+        out: list[Trade] = []
+        for recv_ns, raw in fr:
+            m = json.loads(raw)
+            recv = recv_ns // 1000
+            batch = []
+            for t in m["data"]:
+                ts = iso_to_us(t["timestamp"])
+                batch.append(
+                    Trade(
+                        symbol=t["symbol"],
+                        trade_id=t["trade_id"],
+                        price=t["price"],
+                        qty=t["qty"],
+                        ts=ts,
+                        event_ts=ts,
+                        is_buyer_maker=t["side"] == "sell",
+                        recv_ts=recv,
+                        exchange="kraken",
+                    )
+                )
+            batch.sort(key=lambda t: t.trade_id)
+            out.extend(batch)
+        return out
+
+    return frames, make, baseline
+
+
+CASES: dict[str, Callable[[], object]] = {"coinbase": coinbase_case, "kraken": kraken_case}
 
 
 def run(name: str, case: Callable[[], object]) -> bool:
