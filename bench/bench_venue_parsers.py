@@ -152,7 +152,53 @@ def kraken_case() -> tuple[Frames, Callable[[], object], Callable[[Frames], list
     return frames, make, baseline
 
 
-CASES: dict[str, Callable[[], object]] = {"coinbase": coinbase_case, "kraken": kraken_case}
+# -- OKX --------------------------------------------------------------------------------------
+
+
+def okx_case() -> tuple[Frames, Callable[[], object], Callable[[Frames], list[Trade]]] | None:
+    from lq.venues.okx.parser import Parser
+
+    src = DATA / "okx" / "ws_trades_20220513.txt"
+    if not src.exists():
+        return None
+    frames = [(ns, raw) for ns, raw in read_frames(src) if b'"data"' in raw]
+
+    def make() -> Parser:
+        return Parser(["BTC-USDT", "BTC-USD-220527", "UNI-USD-SWAP"])
+
+    def baseline(fr: Frames) -> list[Trade]:
+        out: list[Trade] = []
+        for recv_ns, raw in fr:
+            m = json.loads(raw)
+            recv = recv_ns // 1000
+            batch = []
+            for t in m["data"]:
+                ts = int(t["ts"]) * 1000
+                batch.append(
+                    Trade(
+                        symbol=t["instId"],
+                        trade_id=int(t["tradeId"]),
+                        price=float(t["px"]),
+                        qty=float(t["sz"]),
+                        ts=ts,
+                        event_ts=ts,
+                        is_buyer_maker=t["side"] == "sell",
+                        recv_ts=recv,
+                        exchange="okx",
+                    )
+                )
+            batch.sort(key=lambda t: t.trade_id)
+            out.extend(batch)
+        return out
+
+    return frames, make, baseline
+
+
+CASES: dict[str, Callable[[], object]] = {
+    "coinbase": coinbase_case,
+    "kraken": kraken_case,
+    "okx": okx_case,
+}
 
 
 def run(name: str, case: Callable[[], object]) -> bool:
