@@ -65,6 +65,10 @@ def iso_to_us(s: str) -> int:
     base = _seconds.get(s[:19])  # hot path: the second was seen before (validated then)
     if base is not None and s[-1:] == "Z":
         n = len(s)
+        if n == 27:  # µs digits, the most common form
+            frac = s[20:26]
+            if s[19] == "." and frac.isdigit() and frac.isascii():
+                return base + int(frac)
         if n == 20:
             return base
         if 22 <= n <= 30 and s[19] == ".":
@@ -247,6 +251,8 @@ class Parser:
                 return self._market_trades(f, raw, recv_ts)
             if b[:15] == b'{"type":"match"':
                 return self._exchange_match("match", b, raw, recv_ts)
+            if b[:20] == b'{"type":"last_match"':
+                return self._exchange_match("last_match", b, raw, recv_ts)
             return self._generic(b, raw, recv_ts)
         except FrameError:
             raise
