@@ -43,6 +43,7 @@ __all__ = [
     "HistoryPage",
     "classify_error",
     "decode_history",
+    "first_cursor",
     "history_request",
 ]
 
@@ -60,6 +61,12 @@ class HistoryPage(msgspec.Struct, kw_only=True):
     trades: list[Trade]
     next_cursor: object | None = None
     rejected: list[tuple[str, str]] = []
+
+
+def first_cursor(after_id: int | None, after_ts_us: int | None) -> int | None:
+    """The cursor of a refill's first page: Coinbase pages by id, so none is needed
+    (``after_id`` is used)."""
+    return None
 
 
 def history_request(

@@ -27,7 +27,7 @@ from typing import Literal
 
 import msgspec
 
-from lq.errors import FrameError, RateLimitError, RestError
+from lq.errors import FrameError
 from lq.feeds.events import Trade
 from lq.feeds.invariants import symbol_problem, trade_problem
 
@@ -42,6 +42,7 @@ __all__ = [
     "classify_error",
     "cursor_at",
     "decode_history",
+    "first_cursor",
     "history_request",
     "rest_pair",
 ]
@@ -70,6 +71,13 @@ def rest_pair(symbol: str) -> str:
     if not sep:
         return symbol
     return REST_ASSETS.get(base, base) + REST_ASSETS.get(quote, quote)
+
+
+def first_cursor(after_id: int | None, after_ts_us: int | None) -> int | None:
+    """The cursor of a refill's first page: Kraken pages by time only, so it is
+    :func:`cursor_at` the time of the trade ``after_id`` (``None`` if unknown: the newest
+    page)."""
+    return cursor_at(after_ts_us) if after_ts_us is not None else None
 
 
 def cursor_at(ts_us: int) -> int:
@@ -124,14 +132,12 @@ def seconds_to_us(d: decimal.Decimal) -> int:
     return int(_CTX.multiply(d, _US).to_integral_value(rounding=decimal.ROUND_FLOOR))
 
 
-def _raise_for_errors(errors: list[str], symbol: str) -> None:
+def _raise_for_errors(errors: list[str], symbol: str, body: bytes) -> None:
     if not errors:
         return
-    kind, wait = _classify_messages(errors)
-    msg = f"kraken Trades for {symbol}: {'; '.join(errors)[:200]}"
-    if kind == "rate_limited":
-        raise RateLimitError(msg, status=200, retry_after=wait or RATE_LIMITED_WAIT_S)
-    raise RestError(msg, status=200)
+    kind, _ = _classify_messages(errors)
+    what = {"rate_limited": "rate limited", "retry": "venue busy"}.get(kind, "refused")
+    raise FrameError(f"kraken Trades for {symbol}: {what}: {'; '.join(errors)[:200]}", body[:200])
 
 
 def decode_history(
@@ -144,9 +150,9 @@ def decode_history(
 ) -> HistoryPage:
     """Decode one ``/0/public/Trades`` page for the v2 pair ``symbol``.
 
-    Raises :class:`~lq.errors.RateLimitError` / :class:`~lq.errors.RestError` when the body
-    carries Kraken errors (they come with HTTP 200), :class:`~lq.errors.FrameError` when it is
-    no trade page. ``request`` (the params sent) lets a short page end the paging; without it
+    Raises :class:`~lq.errors.FrameError` when the body is no trade page, including Kraken's
+    errors, which come with HTTP 200 (``{"error":["EGeneral:Too many requests"]}``): the
+    caller then asks :func:`classify_error` what to do. ``request`` (the params sent) lets a short page end the paging; without it
     only an empty page does.
     """
     if symbol_problem(symbol.replace("/", "-", 1)) is not None or symbol.count("/") != 1:
@@ -157,7 +163,7 @@ def decode_history(
         env = _body.decode(b)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise FrameError(f"kraken Trades page for {symbol}: {_reason(exc)}", b[:200]) from None
-    _raise_for_errors(env.error, symbol)
+    _raise_for_errors(env.error, symbol, b)
     keys = [k for k in env.result if k != "last"]
     if len(keys) != 1 or "last" not in env.result:
         raise FrameError(

@@ -16,9 +16,11 @@ from lq.venues.instrument import Instrument, canonical_asset
 
 from .protocol import NAME
 
-__all__ = ["INSTRUMENTS_PATH", "decode_instruments"]
+__all__ = ["INSTRUMENTS_PARAMS", "INSTRUMENTS_PATH", "decode_instruments"]
 
-INSTRUMENTS_PATH = "/api/v5/public/instruments?instType=SPOT"
+INSTRUMENTS_PATH = "/api/v5/public/instruments"
+INSTRUMENTS_PARAMS = {"instType": "SPOT"}
+"""OKX requires ``instType`` (without it: code 51000); lq lists SPOT."""
 
 
 class _Inst(msgspec.Struct):

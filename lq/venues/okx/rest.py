@@ -27,7 +27,7 @@ from typing import Literal
 
 import msgspec
 
-from lq.errors import FrameError, RateLimitError, RestError
+from lq.errors import FrameError
 from lq.feeds.events import Trade
 from lq.feeds.invariants import problem
 
@@ -40,6 +40,7 @@ __all__ = [
     "HistoryPage",
     "classify_error",
     "decode_history",
+    "first_cursor",
     "history_request",
 ]
 
@@ -58,6 +59,12 @@ class HistoryPage(msgspec.Struct, kw_only=True):
     trades: list[Trade]
     next_cursor: object | None = None
     rejected: list[tuple[str, str]] = []
+
+
+def first_cursor(after_id: int | None, after_ts_us: int | None) -> int | None:
+    """The cursor of a refill's first page: OKX pages by id, so none is needed (``after_id``
+    is used)."""
+    return None
 
 
 def history_request(
@@ -113,8 +120,9 @@ def decode_history(
 ) -> HistoryPage:
     """Decode one history-trades (or market/trades) page of ``symbol``.
 
-    Raises :class:`~lq.errors.RateLimitError` for code 50011, :class:`~lq.errors.RestError`
-    for other non-zero codes, :class:`~lq.errors.FrameError` when the body is no trade page.
+    Raises :class:`~lq.errors.FrameError` when the body is no trade page, including a non-zero
+    ``code`` (50011 comes with HTTP 200 on some gateways): the caller then asks
+    :func:`classify_error` what to do.
     """
     b = bytes(body)
     try:
@@ -123,10 +131,8 @@ def decode_history(
         raise FrameError(f"okx trades page for {symbol}: {_reason(exc)}", b[:200]) from None
     code = str(env.code)
     if code != "0":
-        msg = f"okx trades for {symbol}: code {code}: {env.msg[:200]}"
-        if code in _LIMIT_CODES:
-            raise RateLimitError(msg, status=200, retry_after=RATE_LIMITED_WAIT_S, code=int(code))
-        raise RestError(msg, status=200, code=int(code) if code.isdigit() else None)
+        what = "rate limited" if code in _LIMIT_CODES else "refused"
+        raise FrameError(f"okx trades for {symbol}: {what}: code {code}: {env.msg[:200]}", b[:200])
     trades: list[Trade] = []
     rejected: list[tuple[str, str]] = []
     top = -1

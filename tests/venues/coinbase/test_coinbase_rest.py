@@ -20,6 +20,7 @@ from lq.venues.coinbase.rest import (
     RATE_LIMIT_PER_S,
     classify_error,
     decode_history,
+    first_cursor,
     history_request,
 )
 from lq.venues.instrument import Instrument
@@ -134,6 +135,7 @@ def test_history_request_shapes():
         "limit": "1000", "after": "1011"}  # fmt: skip
     assert history_request("BTC-USD", after_id=10, cursor=500, limit=100)[1] == {
         "limit": "100", "after": "601"}  # fmt: skip
+    assert first_cursor(10, 123) is None
     with pytest.raises(ValueError, match="cursor"):
         history_request("BTC-USD", after_id=None, cursor="x", limit=10)
 

@@ -9,18 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lq.errors import FrameError, RateLimitError, RestError
+from lq.errors import FrameError
 from lq.feeds.events import Trade
 from lq.feeds.recording import read_frames
 from lq.venues.instrument import Instrument
 from lq.venues.okx import imitation
-from lq.venues.okx.instruments import INSTRUMENTS_PATH, decode_instruments
+from lq.venues.okx.instruments import INSTRUMENTS_PARAMS, INSTRUMENTS_PATH, decode_instruments
 from lq.venues.okx.rest import (
     HISTORY_PATH,
     MAX_LIMIT,
     RATE_LIMIT_PER_S,
     classify_error,
     decode_history,
+    first_cursor,
     history_request,
 )
 
@@ -58,15 +59,14 @@ def test_error_codes():
     assert classify_error(*imitation.rest_rate_limited()) == ("rate_limited", 2.0)
     assert imitation.rest_rate_limited()[0] == 429
     assert classify_error(429, {"Retry-After": "1"}, b"") == ("rate_limited", 1.0)
-    with pytest.raises(RateLimitError) as ei:
-        decode_history(limited, "BTC-USDT")
-    assert ei.value.code == 50011 and ei.value.retry_after == 2.0
+    with pytest.raises(FrameError, match="rate limited: code 50011"):
+        decode_history(limited, "BTC-USDT")  # a 200 that is no page: the caller classifies it
     busy = b'{"code":"50013","msg":"Systems are busy. Please try again later.","data":[]}'
     assert classify_error(200, {}, busy) == ("retry", 1.0)
     assert classify_error(503, {}, b"") == ("retry", 1.0)
     nope = b'{"code":"51001","msg":"Instrument ID does not exist","data":[]}'
     assert classify_error(200, {}, nope) == ("fatal", None)
-    with pytest.raises(RestError, match="51001"):
+    with pytest.raises(FrameError, match="refused: code 51001"):
         decode_history(nope, "BTC-USDT")
     assert classify_error(200, {}, b'{"code":"0","msg":"","data":[]}') == ("ok", None)
     assert classify_error(404, {}, b"Not Found") == ("fatal", None)
@@ -98,6 +98,7 @@ def test_history_request_shapes():
     assert history_request("BTC-USDT", after_id=None, cursor=None, limit=500) == (
         HISTORY_PATH, {"instId": "BTC-USDT", "type": "1", "limit": "100"})  # fmt: skip
     assert history_request("BTC-USDT", after_id=7, cursor=50, limit=10)[1]["after"] == "61"
+    assert first_cursor(7, 123) is None
     with pytest.raises(ValueError, match="trade id"):
         history_request("BTC-USDT", after_id=None, cursor=1.5, limit=10)
 
@@ -106,7 +107,9 @@ def test_instruments_from_the_real_list(okx_data):
     [raw] = _lines(okx_data("rest_instruments_spot_20220513.txt.gz"))
     want = json.loads(raw)["data"]
     got = decode_instruments(raw)
-    assert INSTRUMENTS_PATH == "/api/v5/public/instruments?instType=SPOT"
+    assert INSTRUMENTS_PATH == "/api/v5/public/instruments" and INSTRUMENTS_PARAMS == {
+        "instType": "SPOT"
+    }
     assert len(got) == len(want) == 513
     for i, w in zip(got, want, strict=True):
         assert (i.symbol, i.base, i.quote) == (w["instId"], w["baseCcy"], w["quoteCcy"])
