@@ -37,6 +37,7 @@ from .protocol import NAME
 
 __all__ = [
     "BURST",
+    "HISTORY_LIMIT",
     "HISTORY_PATH",
     "MAX_LIMIT",
     "RATE_LIMIT_PER_S",
@@ -49,6 +50,8 @@ __all__ = [
 
 HISTORY_PATH = "/products/{symbol}/trades"
 MAX_LIMIT = 1000
+HISTORY_LIMIT = MAX_LIMIT
+"""Page size the framework asks for: the most a page holds: fewer calls at 10/s."""
 RATE_LIMIT_PER_S = 10.0  # public Exchange REST, per IP (rate-limits.md)
 BURST = 15
 

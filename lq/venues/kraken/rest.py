@@ -34,6 +34,7 @@ from lq.feeds.invariants import symbol_problem, trade_problem
 from .protocol import NAME
 
 __all__ = [
+    "HISTORY_LIMIT",
     "HISTORY_PATH",
     "MAX_LIMIT",
     "RATE_LIMITED_WAIT_S",
@@ -49,6 +50,8 @@ __all__ = [
 
 HISTORY_PATH = "/0/public/Trades"
 MAX_LIMIT = 1000
+HISTORY_LIMIT = MAX_LIMIT
+"""Page size the framework asks for: the most a page holds: at ~1 call/s per pair every call counts, and a refill without a time cursor reads the newest page."""
 RATE_LIMIT_PER_S = 1.0  # per IP and pair for Trades (support.kraken.com 206548367)
 RATE_LIMITED_WAIT_S = 5.0  # "restricted for a few seconds" after the limit is hit
 

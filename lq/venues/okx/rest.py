@@ -34,6 +34,7 @@ from lq.feeds.invariants import problem
 from .protocol import NAME
 
 __all__ = [
+    "HISTORY_LIMIT",
     "HISTORY_PATH",
     "MAX_LIMIT",
     "RATE_LIMIT_PER_S",
@@ -46,6 +47,8 @@ __all__ = [
 
 HISTORY_PATH = "/api/v5/market/history-trades"
 MAX_LIMIT = 100
+HISTORY_LIMIT = MAX_LIMIT
+"""Page size the framework asks for: the most a page holds (100)."""
 RATE_LIMIT_PER_S = 10.0  # 20 requests / 2 s per IP (Get_Trades_History.md)
 RATE_LIMITED_WAIT_S = 2.0  # one full 2 s window
 _RETRY_CODES = frozenset({"50001", "50004", "50013", "50026"})

@@ -112,3 +112,22 @@ def test_trade_frames_round_trip_exactly(trades):
         key=lambda t: (t.trade_id, t.symbol),
     )
     assert got == want
+
+
+def test_the_contract_names_are_all_there():
+    import importlib
+
+    want = {
+        "protocol": ["NAME", "WS_URL", "REST_URL", "ID_RULE", "subscribe_messages", "ping_message",
+                     "PING_INTERVAL_S", "MAX_STREAMS_PER_CONNECTION"],
+        "parser": ["Parser"],
+        "rest": ["HISTORY_PATH", "HISTORY_LIMIT", "history_request", "decode_history", "HistoryPage",
+                 "classify_error", "RATE_LIMIT_PER_S", "first_cursor"],
+        "instruments": ["INSTRUMENTS_PATH", "decode_instruments"],
+        "imitation": ["ws_path_ok", "on_client_text", "trade_frames", "heartbeat_frames",
+                      "rest_history", "rest_rate_limited", "rest_instruments", "drop_same_timestamp"],
+    }  # fmt: skip
+    for mod, names in want.items():
+        m = importlib.import_module(f"lq.venues.okx.{mod}")
+        assert [n for n in names if not hasattr(m, n)] == [], mod
+    assert importlib.import_module("lq.venues.okx.protocol").NAME == "okx"
