@@ -328,10 +328,23 @@ class Parser:
             raise FrameError(f"bad {t} frame: {_reason(exc)}", raw) from None
         if m.product_id not in self.symbols:
             raise FrameError(self._symbol_reason(m.product_id), raw)
-        try:
-            ts = iso_to_us(m.time)
-        except ValueError as exc:
-            raise FrameError(f"{t} {m.trade_id}: {exc}", raw) from None
+        tm = m.time
+        base = _seconds.get(tm[:19])  # iso_to_us's hot path, inlined (Exchange: 6 digits)
+        frac = tm[20:26]
+        if (
+            base is not None
+            and len(tm) == 27
+            and tm[26] == "Z"
+            and tm[19] == "."
+            and frac.isdigit()
+            and frac.isascii()
+        ):
+            ts = base + int(frac)
+        else:
+            try:
+                ts = iso_to_us(tm)
+            except ValueError as exc:
+                raise FrameError(f"{t} {m.trade_id}: {exc}", raw) from None
         if not MIN_TS <= ts < MAX_TS:
             raise FrameError(f"{t} {m.trade_id}: time={m.time!r} outside 2009..2100", raw)
         return [

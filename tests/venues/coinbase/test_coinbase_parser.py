@@ -298,6 +298,14 @@ def test_each_broken_field_is_a_frame_error(old, new, reason):
             "not an ISO-8601",
         ),
         (
+            '{"type":"match","trade_id":1,"side":"buy","size":"1","price":"1","product_id":"BTC-USD","time":"2021-04-17T16:44:05.61739\u0661Z"}',
+            "ISO-8601",
+        ),
+        (
+            '{"type":"match","trade_id":1,"side":"buy","size":"1","price":"1","product_id":"BTC-USD","time":"2021-04-17T16:44:05.617399+"}',
+            "not UTC",
+        ),
+        (
             '{"channel":"subscriptions","sequence_num":1,"events":[{"subscriptions":[]}]}',
             "bad subscriptions frame",
         ),
