@@ -9,7 +9,9 @@ The tree::
     ├── FrameError             a feed frame that cannot be parsed (carries ``raw`` and ``reason``)
     ├── StoreError             the SQLite/DuckDB store
     │   ├── WriterLockedError  a second writer on the same database (names the running process)
-    │   └── SchemaError        a database from a newer lq, or a failed migration
+    │   ├── SchemaError        a database from a newer lq, or a failed migration
+    │   └── StorageFailedError the database itself cannot take writes (disk full, I/O error,
+    │                          read-only, file replaced or deleted, corrupt): a state, retried
     ├── FeedError              the live-data transport
     │   ├── ExhaustedRetriesError   the connection-attempt budget is spent
     │   └── RestError          a REST call failed (carries ``status`` and ``code``)
@@ -36,6 +38,7 @@ __all__ = [
     "RestError",
     "RuleError",
     "SchemaError",
+    "StorageFailedError",
     "StoreError",
     "ValidationError",
     "WriterLockedError",
@@ -92,6 +95,18 @@ class WriterLockedError(StoreError):
 
 class SchemaError(StoreError):
     """The database schema is newer than this lq, or a migration failed."""
+
+
+class StorageFailedError(StoreError):
+    """The database itself cannot take writes now: ``reason`` is SQLite's own words
+    ("database or disk is full", "disk I/O error", ...) or what the file check found
+    ("database file deleted"). Nothing of the batch was stored; the collector keeps the events
+    (memory, then the spill directory) and retries."""
+
+    def __init__(self, reason: str, *, path: str = "") -> None:
+        self.reason = reason
+        self.path = path
+        super().__init__(f"{path}: {reason}" if path else reason)
 
 
 class FeedError(LqError):

@@ -56,7 +56,7 @@ from lq.feeds.events import AggTrade, Event, Gap, Rejected, ServerShutdown, Trad
 from lq.feeds.parser import Parser, TimeUnit
 from lq.feeds.recording import FrameRecorder
 from lq.feeds.rest import RestClient
-from lq.feeds.sequencer import BackfillRequest, Sequencer, StreamKind
+from lq.feeds.sequencer import BackfillRequest, Hole, Sequencer, StreamKind
 from lq.feeds.status import FeedState, FeedStatus
 
 __all__ = ["BinanceClient"]
@@ -121,6 +121,10 @@ class BinanceClient:
     resume_ids
         ``{(symbol, "trade"|"aggTrade"): last_stored_id}``: after a restart the first live
         trade is checked against these and the gap backfilled.
+    holes
+        Holes known before the start (``found`` rows of the gap ledger, reloaded after a
+        restart): tracked by the sequencer, so their trades are delivered once whichever way
+        they come, and fetched by the backfill worker alongside the live feed.
     exchange_label
         The ``exchange`` field of every event.
     backoff
@@ -164,6 +168,7 @@ class BinanceClient:
         rest_url: str | None = None,
         sink: Sink,
         resume_ids: Mapping[tuple[str, StreamKind], int] | None = None,
+        holes: Sequence[Hole] = (),
         exchange_label: str = "binance",
         backoff: Backoff | None = None,
         max_attempts: int | None = 50,
@@ -226,6 +231,8 @@ class BinanceClient:
         self._rng = random.Random(self.backoff.seed)
         self._task: asyncio.Task[None] | None = None
         self._backfill_q: asyncio.Queue[BackfillRequest] = asyncio.Queue()
+        for h in holes:
+            self.backfill(h)
         self._conns: set[_Conn] = set()
         self._link_up: dict[str, bool] = {url: False for url, _ in self.links}
         self._state: FeedState = "idle"
@@ -268,6 +275,26 @@ class BinanceClient:
             await task
         if self._state != "failed":
             self._state = "stopped"
+
+    def backfill(self, hole: Hole) -> BackfillRequest:
+        """Fetch a hole that is not part of the live stream any more: a ``found`` gap reloaded
+        after a restart, or trades a failing database lost. Its ids are tracked as missing
+        again (a straggler or the backfill delivers each once), the request is queued for the
+        backfill worker, and the ``Gap`` settling it is emitted when it ends. No ``found`` gap
+        is emitted here: the caller stores (or has stored) that row itself."""
+        req = self.sequencer.reopen(
+            hole.symbol, hole.kind, hole.first_id, hole.last_id, hole.missing
+        )
+        self._backfill_q.put_nowait(req)
+        log.info(
+            "%s %s: backfilling known hole %d..%d (%d ids)",
+            req.symbol,
+            req.kind,
+            req.first_id,
+            req.last_id,
+            req.size,
+        )
+        return req
 
     @property
     def status(self) -> FeedStatus:

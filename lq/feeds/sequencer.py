@@ -17,12 +17,18 @@ below it that are still missing. Rules (``shared/reference/binance-protocol.md``
 The sequencer does no I/O and never waits: the transport performs the requests and reports
 back with :meth:`Sequencer.settle`. Holes that backfill could not fill stay tracked, so a
 straggler arriving later is still delivered once.
+
+Holes are data (``docs/architecture.md``): :meth:`Sequencer.reopen` tracks ids again that were
+delivered but never stored (a hole reloaded from the ``gaps`` table after a restart, events a
+failing database could not keep) and returns the request that fetches them. :meth:`settle`
+answers with a partition of the request's ids into ``filled`` and ``unfilled`` ranges, the
+first starting at the request's first id, so the stored ``found`` row is always replaced.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,7 +37,7 @@ import msgspec
 from lq.errors import ValidationError
 from lq.feeds.events import AggTrade, Gap, Trade
 
-__all__ = ["BackfillRequest", "Sequencer", "Step", "StreamKind"]
+__all__ = ["BackfillRequest", "Hole", "Sequencer", "Step", "StreamKind"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,17 @@ class BackfillRequest(msgspec.Struct, frozen=True, kw_only=True):
         return self.last_id - self.first_id + 1
 
 
+class Hole(msgspec.Struct, frozen=True, kw_only=True):
+    """Ids ``first_id..last_id`` of a stream that were seen missing (a ``found`` gap row) and
+    must be fetched; ``missing`` narrows them to the sub-ranges still not stored."""
+
+    symbol: str
+    kind: StreamKind
+    first_id: int
+    last_id: int
+    missing: tuple[tuple[int, int], ...] | None = None
+
+
 class Step(msgspec.Struct, frozen=True):
     """The verdict on one trade: deliver it or not, plus gaps found and requests to make."""
 
@@ -68,6 +85,7 @@ class _State:
     last: int
     last_l: int | None = None  # aggTrade: last trade id of the last aggregate
     holes: list[list[int]] = field(default_factory=list)  # sorted, disjoint [lo, hi]
+    forgotten: list[tuple[int, int]] = field(default_factory=list)  # evicted by max_holes
 
 
 class Sequencer:
@@ -210,26 +228,70 @@ class Sequencer:
     def settle(self, request: BackfillRequest, *, now: int, reason: str = "") -> tuple[Gap, ...]:
         """Report how a backfill request ended.
 
-        Returns ``Gap(status="filled")`` over the whole request if no id of it is missing any
-        more, else one ``Gap(status="unfilled")`` per range still missing, with ``reason``.
+        Returns a partition of ``request.first_id..last_id`` into ``Gap(status="filled")``
+        ranges (no id of them is missing any more) and ``Gap(status="unfilled")`` ranges
+        (still missing, or forgotten beyond ``max_holes``) with ``reason``, in id order. The
+        first range starts at ``request.first_id``: stored, it replaces the ``found`` row.
         Unfilled ranges stay tracked: a late trade in them is still delivered once.
         """
-        rest = self.missing(request.symbol, request.kind, request.first_id, request.last_id)
-        if not rest:
-            return (
-                self._gap(
-                    request.symbol,
-                    request.kind,
-                    request.first_id,
-                    request.last_id,
-                    "filled",
-                    now,
-                    reason,
-                ),
-            )
+        lo, hi = request.first_id, request.last_id
         why = reason or "backfill returned no trades for these ids"
-        return tuple(
-            self._gap(request.symbol, request.kind, lo, hi, "unfilled", now, why) for lo, hi in rest
+        out: list[tuple[int, int, str, str]] = []
+        bad = [(a, b, why) for a, b in self.missing(request.symbol, request.kind, lo, hi)]
+        st = self._state.get((request.symbol, request.kind))
+        for a, b in st.forgotten if st is not None else ():
+            a, b = max(a, lo), min(b, hi)
+            if a <= b:
+                bad.append((a, b, f"forgotten: more than max_holes={self.max_holes} open holes"))
+        nxt = lo
+        for a, b, r in sorted(bad):
+            a = max(a, nxt)
+            if a > b:
+                continue
+            if a > nxt:
+                out.append((nxt, a - 1, "filled", ""))
+            out.append((a, b, "unfilled", r))
+            nxt = b + 1
+        if nxt <= hi:
+            out.append((nxt, hi, "filled", ""))
+        return tuple(self._gap(request.symbol, request.kind, a, b, s, now, r) for a, b, s, r in out)
+
+    def reopen(
+        self,
+        symbol: str,
+        kind: StreamKind,
+        first_id: int,
+        last_id: int,
+        missing: Sequence[tuple[int, int]] | None = None,
+    ) -> BackfillRequest:
+        """Track ids again that were delivered but are not stored, and return the request
+        that fetches them (settled over the whole ``first_id..last_id``).
+
+        ``missing`` narrows the ids tracked to these sub-ranges (the rest is stored already);
+        by default all of ``first_id..last_id``. Used for a ``found`` gap reloaded after a
+        restart, and for events a failing database lost. Ids above the stream's last id
+        raise it, as if they had been seen.
+        """
+        if kind not in ("trade", "aggTrade"):
+            raise ValidationError("kind", kind, "must be trade or aggTrade")
+        if first_id > last_id:
+            raise ValidationError("first_id", first_id, f"must be <= last_id={last_id}")
+        key = (symbol.upper(), kind)
+        st = self._state.get(key)
+        if st is None:
+            st = self._state[key] = _State(last=last_id)
+        elif last_id > st.last:
+            st.last = last_id
+            st.last_l = None
+        for a, b in [(first_id, last_id)] if missing is None else missing:
+            a, b = max(a, first_id), min(b, last_id)
+            if a <= b:
+                self._merge_hole(st, a, b)
+        return BackfillRequest(
+            symbol=key[0],
+            kind=kind,
+            first_id=first_id,
+            last_id=last_id,
         )
 
     # -- internals ----------------------------------------------------------------------------
@@ -286,9 +348,21 @@ class Sequencer:
 
     def _open_hole(self, st: _State, key: tuple[str, str], lo: int, hi: int, now: int) -> Step:
         symbol, kind = key
-        self._add_hole(st, lo, hi)
-        cap_hi = min(hi, lo + self.max_backfill - 1)
         gaps: list[Gap] = []
+        old = self._add_hole(st, lo, hi)
+        if old is not None:
+            gaps.append(
+                self._gap(
+                    symbol,
+                    kind,
+                    old[0],
+                    old[1],
+                    "unfilled",
+                    now,
+                    f"forgotten: more than max_holes={self.max_holes} open holes",
+                )
+            )
+        cap_hi = min(hi, lo + self.max_backfill - 1)
         reqs: list[BackfillRequest] = []
         if cap_hi >= lo:
             gaps.append(self._gap(symbol, kind, lo, cap_hi, "found", now))
@@ -304,13 +378,30 @@ class Sequencer:
         log.info("%s %s: gap %d..%d (%d ids)", symbol, kind, lo, hi, hi - lo + 1)
         return Step(True, tuple(gaps), tuple(reqs))
 
-    def _add_hole(self, st: _State, lo: int, hi: int) -> None:
+    def _add_hole(self, st: _State, lo: int, hi: int) -> tuple[int, int] | None:
+        """Track a new hole (above every existing one); returns the hole forgotten, if any."""
         st.holes.append([lo, hi])  # always above every existing hole: it starts at last + 1
-        if len(st.holes) > self.max_holes:
-            old = st.holes.pop(0)
-            log.warning(
-                "forgetting hole %d..%d: more than max_holes=%d", old[0], old[1], self.max_holes
-            )
+        if len(st.holes) <= self.max_holes:
+            return None
+        a, b = st.holes.pop(0)
+        log.warning("forgetting hole %d..%d: more than max_holes=%d", a, b, self.max_holes)
+        st.forgotten.append((a, b))
+        del st.forgotten[: -self.max_holes]
+        return a, b
+
+    @staticmethod
+    def _merge_hole(st: _State, lo: int, hi: int) -> None:
+        """Add ``lo..hi`` to the sorted, disjoint holes, merging what overlaps or touches."""
+        keep: list[list[int]] = []
+        for h in st.holes:  # sorted: a merge only ever widens towards later holes
+            if h[1] < lo - 1 or h[0] > hi + 1:
+                keep.append(h)
+            else:
+                lo, hi = min(lo, h[0]), max(hi, h[1])
+        keep.append([lo, hi])
+        keep.sort()
+        st.holes[:] = keep
+        st.forgotten[:] = [f for f in st.forgotten if f[1] < lo or f[0] > hi]
 
     @staticmethod
     def _take(st: _State, i: int) -> bool:

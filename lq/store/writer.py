@@ -10,6 +10,15 @@ so writing the same batch twice stores nothing new and says so in the counts.
 1-second bars are derived from ``ticks`` inside the same transaction, for exactly the
 seconds the batch touched, so they are right however the trades arrive (late backfill,
 duplicates, restarts): there is one way to make a bar, from the stored ticks.
+
+No batch can poison the next. If writing a batch raises for a reason that is not a failure
+of the database itself (a value SQLite cannot bind, a bar that breaks a constraint...), the
+batch is written again in one transaction that splits it in halves under savepoints until
+each offending event stands alone; those go to ``dead_letters`` with the error, the rest is
+stored. Only a failure of the database itself (:func:`storage_failure`: disk full, I/O
+error, read-only, locked, corrupt, the file or its WAL deleted or replaced) raises, as
+:class:`~lq.errors.StorageFailedError` with SQLite's own words, and then nothing of the
+batch is stored: the caller keeps it and retries.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +37,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from lq.errors import StorageFailedError
 from lq.feeds.events import AggTrade, BookTicker, Gap, Kline, Rejected, Trade
 from lq.feeds.invariants import (
     MAX_TS,  # noqa: F401 - re-exported: the store's time bounds are the invariants'
@@ -40,7 +50,14 @@ from lq.feeds.invariants import (
 from lq.store.lock import WriterLock
 from lq.store.sqlite import connect_writer, insert_many
 
-__all__ = ["Batch", "BatchResult", "WriteResult", "Writer", "validate_trade"]
+__all__ = [
+    "Batch",
+    "BatchResult",
+    "WriteResult",
+    "Writer",
+    "storage_failure",
+    "validate_trade",
+]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +129,117 @@ class BatchResult:
     seconds: float
 
 
+# SQLite primary result codes that mean the database itself cannot take writes now (as opposed
+# to a row it refuses: SQLITE_CONSTRAINT 19, SQLITE_MISMATCH 20, SQLITE_TOOBIG 18, SQLITE_RANGE 25)
+_DB_FAILURES = {
+    1: "SQLITE_ERROR",  # no such table, cannot start a transaction...: the schema or the file
+    3: "SQLITE_PERM",
+    5: "SQLITE_BUSY",
+    6: "SQLITE_LOCKED",
+    7: "SQLITE_NOMEM",
+    8: "SQLITE_READONLY",
+    10: "SQLITE_IOERR",
+    11: "SQLITE_CORRUPT",
+    13: "SQLITE_FULL",
+    14: "SQLITE_CANTOPEN",
+    15: "SQLITE_PROTOCOL",
+    23: "SQLITE_AUTH",
+    26: "SQLITE_NOTADB",
+}
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """Why ``exc`` is a failure of the database itself, or ``None`` when it is about the rows.
+
+    A failure of the database (disk full, I/O error, read-only, locked, corrupt, the file
+    replaced) stops writing until it clears; anything else (a value that cannot be bound, a
+    constraint a bar breaks) is about the rows, which the writer isolates into dead letters.
+    The reason is SQLite's own message (``"database or disk is full"``).
+    """
+    if isinstance(exc, StorageFailedError):
+        return exc.reason
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None:  # raised by the sqlite3 module: a closed connection, or a bad value
+            return str(exc) if "closed" in str(exc).lower() else None
+        return str(exc) if code & 0xFF in _DB_FAILURES else None
+    if isinstance(exc, (OSError, MemoryError)):
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+_ITEM_FIELDS = ("gaps", "trades", "agg_trades", "book_tickers", "klines", "rejected")
+_ITEM_LABEL = {
+    "gaps": "gap",
+    "trades": "trade",
+    "agg_trades": "aggTrade",
+    "book_tickers": "bookTicker",
+    "klines": "kline",
+    "rejected": "rejected frame",
+}
+
+
+def _items(batch: Batch) -> Iterator[tuple[str, object]]:
+    for name in _ITEM_FIELDS:
+        for ev in getattr(batch, name):
+            yield name, ev
+
+
+def _halves(batch: Batch) -> tuple[Batch, Batch]:
+    items = list(_items(batch))
+    mid = len(items) // 2
+    out = (Batch(), Batch())
+    for k, (name, ev) in enumerate(items):
+        getattr(out[k >= mid], name).append(ev)
+    return out
+
+
+def _clean(text: object) -> str:
+    """Text SQLite can always store (lone surrogates and the like escaped)."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@dataclass(slots=True)
+class _Acc:
+    trades: WriteResult = WriteResult()
+    agg_trades: WriteResult = WriteResult()
+    book_tickers: WriteResult = WriteResult()
+    klines: WriteResult = WriteResult()
+    bars: int = 0
+    dead: int = 0
+
+    def add(self, o: _Acc) -> None:
+        self.trades += o.trades
+        self.agg_trades += o.agg_trades
+        self.book_tickers += o.book_tickers
+        self.klines += o.klines
+        self.bars += o.bars
+        self.dead += o.dead
+
+    def result(self, seconds: float) -> BatchResult:
+        return BatchResult(
+            self.trades,
+            self.agg_trades,
+            self.book_tickers,
+            self.klines,
+            self.bars,
+            self.dead,
+            seconds,
+        )
+
+
+_REFUSED = WriteResult(0, 0, 1)
+_Ident = tuple[int, int]
+
+
+def _ident(path: Path) -> _Ident | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 # 1 s bars of one (exchange, symbol) for the seconds [?3, ?4), from the ticks whose ids lie in
 # [?5, ?6] (the caller widens that range to cover every tick already stored in those seconds,
 # using the bars' own first_id/last_id). Open/close: the prices of the lowest/highest trade id.
@@ -174,21 +302,34 @@ class Writer:
     ) -> None:
         self.path = Path(path)
         self.source = source
+        self.wal_path = Path(str(self.path) + "-wal")
+        self.shm_path = Path(str(self.path) + "-shm")
+        self._shm_ident: _Ident | None = None
         self._lock = WriterLock(self.path).acquire() if lock else None
+        self._db_ident: _Ident | None = None
+        self._wal_ident: _Ident | None = None
         try:
             self.conn = connect_writer(self.path)
         except BaseException:
             if self._lock is not None:
                 self._lock.release()
             raise
+        self._remember_files()
 
     # -- context management -------------------------------------------------------------
     def close(self) -> None:
         if getattr(self, "conn", None) is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self.conn.execute("PRAGMA optimize")
-            self.conn.close()
-            self.conn = None  # type: ignore[assignment]
+            problem = self.check_files()
+            if problem is not None:  # never let our close checkpoint into or delete a new file
+                try:
+                    log.error("%s: %s", self.path, self.recover(problem, reopen=False))
+                except (OSError, sqlite3.Error, StorageFailedError) as exc:
+                    log.error("%s: %s; could not save its contents: %s", self.path, problem, exc)
+            if self.conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("PRAGMA optimize")
+                self.conn.close()
+                self.conn = None  # type: ignore[assignment]
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -208,37 +349,140 @@ class Writer:
         return self.write_batch(Batch(book_tickers=list(tickers))).book_tickers
 
     def write_batch(self, batch: Batch) -> BatchResult:
-        """Write everything in ``batch`` in one transaction; refused rows go to dead letters."""
+        """Write everything in ``batch`` in one transaction; refused rows go to dead letters.
+
+        Rows SQLite cannot take (a failed bind, a broken constraint) are isolated into dead
+        letters with the error and the rest is stored (see the module docstring).
+
+        Raises
+        ------
+        StorageFailedError
+            The database itself failed (disk full, I/O error, read-only, locked, corrupt, the
+            file or its WAL deleted or replaced). Nothing of the batch is stored.
+        """
         t0 = time.perf_counter()
+        try:
+            self._verify_files()
+            return self._transaction(lambda now: self._write_rows(batch, now), t0)
+        except Exception as exc:
+            why = storage_failure(exc)
+            if why is not None:
+                raise StorageFailedError(why, path=str(self.path)) from exc
+            first = exc
+        log.warning(
+            "a batch of %d events failed to write (%s: %s): isolating the events that cause it",
+            len(batch),
+            type(first).__name__,
+            first,
+        )
+        try:
+            return self._transaction(lambda now: self._isolate(batch, first, now), t0)
+        except Exception as exc:  # a failure of the database while isolating, or a bug here
+            why = storage_failure(exc) or f"writer: {type(exc).__name__}: {exc}"
+            raise StorageFailedError(why, path=str(self.path)) from exc
+
+    def _transaction(self, body: Callable[[int], _Acc], t0: float) -> BatchResult:
         conn = self.conn
-        dead: list[tuple[int, str, str, str, str]] = []
+        if conn is None:
+            raise StorageFailedError("the database is not open", path=str(self.path))
+        if conn.in_transaction:  # left open by a failure outside a batch
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         now = time.time_ns() // 1000
         conn.execute("BEGIN IMMEDIATE")
         try:
-            tr, rows = self._insert_trades(batch.trades, dead, now)
-            ag = self._insert_agg_trades(batch.agg_trades, dead, now)
-            bt = self._insert_book_tickers(batch.book_tickers, dead, now)
-            kl = self._insert_klines(batch.klines, dead, now)
-            self._upsert_gaps(batch.gaps, now)
-            if not tr.new:
-                bars = 0
-            elif tr.new == len(rows):  # every row is new: bars merge in O(batch)
-                bars = self._merge_bars(rows)
-            else:  # some rows were already stored: recompute the touched seconds from ticks
-                bars = self._refresh_bars(rows)
-            for r in batch.rejected:
-                dead.append((r.recv_ts or now, r.exchange, self.source, r.reason, r.raw))
-            if dead:
-                conn.executemany(
-                    "INSERT INTO dead_letters (recv_ts, exchange, source, reason, raw)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    dead,
-                )
+            acc = body(now)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite rolls back by itself on SQLITE_FULL/IOERR: a second ROLLBACK would raise
+            # "cannot rollback - no transaction is active" and hide the real error
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
-        return BatchResult(tr, ag, bt, kl, bars, len(dead), time.perf_counter() - t0)
+        return acc.result(time.perf_counter() - t0)
+
+    def _write_rows(self, batch: Batch, now: int) -> _Acc:
+        conn = self.conn
+        dead: list[tuple[int, str, str, str, str]] = []
+        acc = _Acc()
+        acc.trades, rows = self._insert_trades(batch.trades, dead, now)
+        acc.agg_trades = self._insert_agg_trades(batch.agg_trades, dead, now)
+        acc.book_tickers = self._insert_book_tickers(batch.book_tickers, dead, now)
+        acc.klines = self._insert_klines(batch.klines, dead, now)
+        self._upsert_gaps(batch.gaps, now)
+        tr = acc.trades
+        if not tr.new:
+            acc.bars = 0
+        elif tr.new == len(rows):  # every row is new: bars merge in O(batch)
+            acc.bars = self._merge_bars(rows)
+        else:  # some rows were already stored: recompute the touched seconds from ticks
+            acc.bars = self._refresh_bars(rows)
+        for r in batch.rejected:
+            dead.append((r.recv_ts or now, r.exchange, self.source, r.reason, r.raw))
+        if dead:
+            conn.executemany(
+                "INSERT INTO dead_letters (recv_ts, exchange, source, reason, raw)"
+                " VALUES (?, ?, ?, ?, ?)",
+                dead,
+            )
+        acc.dead = len(dead)
+        return acc
+
+    def _isolate(self, batch: Batch, err: Exception, now: int) -> _Acc:
+        """Write ``batch`` (known to fail with ``err``) halving it under savepoints until every
+        offending event stands alone; those become dead letters. Runs inside one transaction."""
+        acc = _Acc()
+        conn = self.conn
+        todo: list[tuple[Batch, Exception]] = [(batch, err)]
+        while todo:
+            part, why = todo.pop()
+            if len(part) <= 1:
+                for name, ev in _items(part):
+                    self._dead_letter_event(name, ev, why, now)
+                    acc.dead += 1
+                    if name in ("trades", "agg_trades", "book_tickers", "klines"):
+                        setattr(acc, name, getattr(acc, name) + _REFUSED)
+                continue
+            failed: list[tuple[Batch, Exception]] = []
+            for half in _halves(part):
+                if not len(half):
+                    continue
+                conn.execute("SAVEPOINT lq_isolate")
+                try:
+                    got = self._write_rows(half, now)
+                except Exception as exc:
+                    if storage_failure(exc) is not None:
+                        raise
+                    conn.execute("ROLLBACK TO lq_isolate")
+                    conn.execute("RELEASE lq_isolate")
+                    failed.append((half, exc))
+                else:
+                    conn.execute("RELEASE lq_isolate")
+                    acc.add(got)
+            todo.extend(reversed(failed))  # the earlier half first
+        return acc
+
+    def _dead_letter_event(self, name: str, ev: object, err: Exception, now: int) -> None:
+        """One event SQLite would not take, as a dead letter (its text escaped if need be)."""
+        recv = getattr(ev, "recv_ts", 0)
+        recv = recv if type(recv) is int and 0 < recv < 2**63 else now
+        error = f"{type(err).__name__}: {err}"
+        if type(ev) is Rejected:
+            reason, raw = f"{ev.reason} (escaped: {error})", ev.raw
+        else:
+            reason, raw = f"{_ITEM_LABEL[name]} not storable: {error}", _raw(ev)
+        exchange = getattr(ev, "exchange", "") or "?"
+        row = [recv, _clean(exchange), _clean(self.source), _clean(reason), _clean(raw)]
+        sql = "INSERT INTO dead_letters (recv_ts, exchange, source, reason, raw) VALUES (?, ?, ?, ?, ?)"
+        try:
+            self.conn.execute(sql, row)
+        except Exception as exc:
+            if storage_failure(exc) is not None:
+                raise
+            row[1], row[4] = ascii(row[1]), ascii(repr(ev))
+            self.conn.execute(sql, row)
+        log.warning("dead letter: %s", reason)
 
     def dead_letter(
         self, raw: str, reason: str, *, exchange: str = "binance", recv_ts: int | None = None
@@ -253,6 +497,7 @@ class Writer:
         self, *, exchange: str, source: str, state: str, detail: dict[str, object]
     ) -> None:
         """Publish the collector's health for readers (the dashboard's status bar)."""
+        self._verify_files()
         self.conn.execute(
             "INSERT OR REPLACE INTO feed_status (exchange, source, updated_ts, state, pid, detail)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -276,6 +521,133 @@ class Writer:
     def execute(self, sql: str, params: Iterable[object] = ()) -> sqlite3.Cursor:
         """Run one statement on the writer connection (used by alerts, backtests, retention)."""
         return self.conn.execute(sql, tuple(params))
+
+    # -- the files under us -----------------------------------------------------------------
+    def _remember_files(self) -> None:
+        self._db_ident = _ident(self.path)
+        self._wal_ident = _ident(self.wal_path)
+        self._shm_ident = _ident(self.shm_path)
+
+    def _close_old(self, conn: sqlite3.Connection) -> None:
+        """Close a connection whose file is gone, then remove its own WAL and shared-memory
+        files if they are still at the path: opened with the new file, their frames would be
+        applied to it."""
+        conn.close()
+        self.conn = None  # type: ignore[assignment]
+        for path, ident in ((self.wal_path, self._wal_ident), (self.shm_path, self._shm_ident)):
+            if ident is not None and _ident(path) == ident:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    def check_files(self) -> str | None:
+        """What happened to the database file or its WAL since we opened them, or ``None``.
+
+        Compares ``st_dev``/``st_ino`` of the path and of ``<db>-wal`` with those we opened:
+        ``"database file deleted"``, ``"database file replaced"``, ``"WAL file deleted"``,
+        ``"WAL file replaced"``. A connection writing on would write into an unlinked file.
+        """
+        if self.conn is None:
+            return None
+        db = _ident(self.path)
+        if db is None:
+            return "database file deleted"
+        if db != self._db_ident:
+            return "database file replaced"
+        wal = _ident(self.wal_path)
+        if self._wal_ident is None:
+            self._wal_ident = wal
+            return None
+        if wal is None:
+            return "WAL file deleted"
+        if wal != self._wal_ident:
+            return "WAL file replaced"
+        return None
+
+    def _verify_files(self) -> None:
+        if self.conn is None:
+            self.reopen()
+        problem = self.check_files()
+        if problem is not None:
+            raise StorageFailedError(problem, path=str(self.path))
+
+    def reopen(self) -> None:
+        """Open the database at our path again (after a failure closed it)."""
+        if self.conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.close()
+            self.conn = None  # type: ignore[assignment]
+        try:
+            self.conn = connect_writer(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageFailedError(storage_failure(exc) or str(exc), path=str(self.path)) from exc
+        self._remember_files()
+
+    def recover(self, problem: str, *, reopen: bool = True) -> str:
+        """Deal with what :meth:`check_files` found, losing nothing; returns what was done.
+
+        * WAL deleted or replaced: our connection still holds the committed frames, so they
+          are checkpointed into the database file, and the database is reopened with a
+          fresh WAL.
+        * Database file deleted: its contents (read through our open connection) are
+          written back to the path, which is reopened.
+        * Database file replaced: the old contents are saved to
+          ``<db>.orphan-<UTC time>.sqlite``, and the new file at the path is opened (and
+          migrated). Nothing is ever written into the unlinked file.
+
+        With ``reopen=False`` (closing) the connection is closed and nothing is reopened.
+        """
+        conn = self.conn
+        if conn is None:
+            raise StorageFailedError("the database is not open", path=str(self.path))
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        if problem.startswith("WAL"):
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                raise StorageFailedError(
+                    f"{problem}; its checkpoint is blocked by readers, retrying",
+                    path=str(self.path),
+                )
+            done = (
+                f"{problem}: every committed transaction was checkpointed from our open "
+                "handle into the database file"
+            )
+            conn.close()
+            self.conn = None  # type: ignore[assignment]
+        elif problem == "database file deleted":
+            tmp = Path(str(self.path) + ".restoring")
+            self._backup_to(tmp)
+            self._close_old(conn)
+            if _ident(self.path) is None:
+                os.replace(tmp, self.path)
+                done = f"{problem}: its contents were written back to {self.path}"
+            else:  # something new appeared at the path meanwhile: keep ours beside it
+                orphan = self._orphan_path()
+                os.replace(tmp, orphan)
+                done = f"{problem}: its contents were saved to {orphan}"
+        else:
+            orphan = self._orphan_path()
+            self._backup_to(orphan)
+            self._close_old(conn)
+            done = f"{problem}: the data it held is saved in {orphan}"
+        if reopen:
+            self.reopen()
+            done += "; reopened " + str(self.path)
+        return done
+
+    def _backup_to(self, dest: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            dest.unlink()
+        target = sqlite3.connect(dest)
+        try:
+            self.conn.backup(target)
+        finally:
+            target.close()
+
+    def _orphan_path(self) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        return self.path.with_name(f"{self.path.name}.orphan-{stamp}.sqlite")
 
     # -- internals ------------------------------------------------------------------------
     def _insert_trades(

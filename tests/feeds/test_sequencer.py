@@ -64,18 +64,23 @@ def test_backfilled_ids_are_accepted_once_and_only_once():
     assert s.holes("BTCUSDT", "trade") == []
 
 
-def test_settle_reports_filled_or_the_ranges_still_missing():
+def test_settle_partitions_the_request_into_filled_and_still_missing_ranges():
     s = Sequencer()
     s.on_trade(tr(0), now=NOW)
     req = s.on_trade(tr(11), now=NOW).requests[0]  # hole 1..10
     for i in (1, 2, 5, 9, 10):
         s.on_trade(tr(i), now=NOW)
     gaps = s.settle(req, now=NOW, reason="REST said no")
+    # a partition of 1..10 whose first range starts at 1: stored, it replaces the found row
     assert [(g.first_missing, g.last_missing, g.status) for g in gaps] == [
+        (1, 2, "filled"),
         (3, 4, "unfilled"),
+        (5, 5, "filled"),
         (6, 8, "unfilled"),
+        (9, 10, "filled"),
     ]
-    assert all(g.reason == "REST said no" for g in gaps)
+    assert [g.reason for g in gaps if g.status == "unfilled"] == ["REST said no"] * 2
+    assert [g.reason for g in gaps if g.status == "filled"] == [""] * 3
     # an unfilled id that arrives late is still delivered, once
     assert s.on_trade(tr(7), now=NOW).deliver and not s.on_trade(tr(7), now=NOW).deliver
     for i in (3, 4, 6, 8):
@@ -186,3 +191,53 @@ def test_usdm_aggregates_that_skip_trade_ids_are_not_holes():
         seq.on_trade(agg(1, 10, 12), now=NOW)
     assert spot.on_trade(agg(2, 14, 15), now=NOW).gaps  # spot: trade id 13 is missing
     assert usdm.on_trade(agg(2, 14, 15), now=NOW) == Step(True)  # USD-M: an ADL trade
+
+
+def test_reopened_hole_is_delivered_once_and_settled_over_the_whole_request():
+    # a found gap 101..110 reloaded after a restart; 104..105 were stored before the crash
+    s = Sequencer(resume_ids={("BTCUSDT", "trade"): 500})
+    req = s.reopen("BTCUSDT", "trade", 101, 110, missing=((101, 103), (106, 110)))
+    assert (req.first_id, req.last_id) == (101, 110)
+    assert s.holes("BTCUSDT", "trade") == [(101, 103), (106, 110)]
+    assert not s.on_trade(tr(104), now=NOW).deliver  # stored already
+    assert s.on_trade(tr(102), now=NOW).deliver and not s.on_trade(tr(102), now=NOW).deliver
+    assert s.on_trade(tr(501), now=NOW).deliver  # the live feed goes on, no new gap
+    assert not s.on_trade(tr(502), now=NOW).gaps
+    for i in (101, 103, 106, 107, 108, 109):
+        s.on_trade(tr(i), now=NOW)
+    gaps = s.settle(req, now=NOW, reason="no trades")
+    assert [(g.first_missing, g.last_missing, g.status) for g in gaps] == [
+        (101, 109, "filled"),
+        (110, 110, "unfilled"),
+    ]
+
+
+def test_reopen_merges_with_open_holes_and_raises_last_for_ids_above_it():
+    s = Sequencer()
+    s.on_trade(tr(0), now=NOW)
+    s.on_trade(tr(10), now=NOW)  # hole 1..9
+    s.reopen("BTCUSDT", "trade", 8, 12)
+    assert s.holes("BTCUSDT", "trade") == [(1, 12)]
+    assert s.last_id("BTCUSDT", "trade") == 12
+    s2 = Sequencer()
+    s2.reopen("ETHUSDT", "trade", 5, 7)  # nothing known of the stream: as if 7 was seen
+    assert s2.last_id("ETHUSDT", "trade") == 7
+    assert s2.on_trade(tr(8, "ETHUSDT"), now=NOW).deliver
+    with pytest.raises(ValidationError, match="first_id=9"):
+        s2.reopen("ETHUSDT", "trade", 9, 3)
+
+
+def test_a_hole_forgotten_beyond_max_holes_is_unfilled_never_filled():
+    s = Sequencer(max_holes=2)
+    s.on_trade(tr(0), now=NOW)
+    reqs = []
+    gaps = []
+    for i in (2, 4, 6):  # holes 1, 3, 5: the third pushes hole 1 out
+        st = s.on_trade(tr(i), now=NOW)
+        reqs.extend(st.requests)
+        gaps.extend(st.gaps)
+    forgotten = [g for g in gaps if g.status == "unfilled"]
+    assert [(g.first_missing, g.last_missing) for g in forgotten] == [(1, 1)]
+    assert "max_holes=2" in forgotten[0].reason
+    [g] = s.settle(reqs[0], now=NOW)  # its backfill request ends later: still unfilled
+    assert (g.first_missing, g.status) == (1, "unfilled")

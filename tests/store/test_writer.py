@@ -179,12 +179,14 @@ def test_book_tickers_are_idempotent_on_update_id(db):
         assert w.write_book_tickers(bt).duplicates == 10
 
 
-def test_a_failed_batch_leaves_nothing_behind(db):
+def test_a_batch_the_database_refuses_leaves_nothing_behind(db):
+    # a failure of the database itself (here: read-only) stores nothing of the batch; rows
+    # SQLite refuses one by one are isolated instead (tests/store/test_writer_faults.py)
+    from lq.errors import StorageFailedError
+
     with Writer(db) as w:
         w.write_trades(make_trades(3))
-        w.conn.execute(
-            "CREATE TRIGGER boom BEFORE INSERT ON book_tickers BEGIN SELECT RAISE(ABORT, 'boom'); END"
-        )
+        w.conn.execute("PRAGMA query_only = 1")
         batch = Batch(
             trades=make_trades(3, start_id=100),
             book_tickers=[
@@ -193,8 +195,9 @@ def test_a_failed_batch_leaves_nothing_behind(db):
                 )
             ],
         )
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(StorageFailedError, match="attempt to write a readonly database"):
             w.write_batch(batch)
+        w.conn.execute("PRAGMA query_only = 0")
         n = w.conn.execute("SELECT count(*) FROM ticks").fetchone()[0]
     assert n == 3  # the trades of the failed batch were rolled back with it
 
