@@ -101,23 +101,112 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # -- lq status ---------------------------------------------------------------------------
+_COUNTED = (
+    "ticks",
+    "bars_1s",
+    "bars_1m",
+    "klines",
+    "book_tickers",
+    "agg_trades",
+    "gaps",
+    "dead_letters",
+)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def _feed_line(st: dict, now: float) -> tuple[str, bool]:
+    """One feed's line, and whether it counts as storing (live, storing, fresh)."""
+    from lq.collector.health import STORING_FRESH_S
+
+    age = now - int(st.get("updated_ts") or 0) / 1e6
+    state = str(st.get("state", "?"))
+    storage = st.get("storage") or ("storing" if state == "live" else "not storing")
+    fresh = age <= STORING_FRESH_S
+    ok = state == "live" and storage == "storing" and fresh
+    parts = [f"feed {st.get('exchange')} ({st.get('source')}): {state}"]
+    if storage == "storing":
+        parts.append("storing")
+    else:
+        since = st.get("storage_since_ts")
+        when = f" for {_age(now - int(since) / 1e6)}" if since else ""
+        receiving = "receiving but " if st.get("receiving") else ""
+        parts.append(f"{receiving}NOT STORING{when}: {st.get('storage_reason') or state}")
+    buffered, spilled = int(st.get("buffered_events") or 0), int(st.get("spilled_events") or 0)
+    lost = int(st.get("lost_events") or 0)
+    if buffered or spilled or lost:
+        parts.append(
+            f"{buffered:,} events in memory, {spilled:,} in {st.get('spill_dir', 'the spill')}"
+            f", {lost:,} lost"
+        )
+    last = st.get("last_commit_ts")
+    if last:
+        parts.append(f"last commit {_age(now - int(last) / 1e6)} ago")
+    parts.append(f"updated {_age(age)} ago" + ("" if fresh else " (STALE)"))
+    return " · ".join(parts), ok
+
+
 def _status(args: argparse.Namespace, settings: Settings) -> int:
+    """Counts, the writer, every feed's health and the open holes. Exit 0 only when a
+    collector is live and storing (its report is at most 10 s old), else 1."""
+    import sqlite3
+
+    from lq.collector.health import STORING_FRESH_S, feed_rows
     from lq.store import Store, writer_pid
 
+    now = time.time()
     with Store(settings.db) as store:
-        counts = {
-            t: store.count(t)
-            for t in ("ticks", "bars_1s", "book_tickers", "agg_trades", "gaps", "dead_letters")
-        }
+        store.conn  # noqa: B018 - a missing database is a clear error (exit 2), not a crash
         pid = writer_pid(settings.db)
         print(f"database: {settings.db} ({settings.db.stat().st_size:,} bytes)")
         print(f"writer:   {'pid ' + str(pid) if pid else 'none running'}")
-        for table, n in counts.items():
-            print(f"{table + ':':14}{n:>12,}")
-        for st in store.feed_status():
-            age = time.time() - st["updated_ts"] / 1e6
-            print(f"feed {st['exchange']} ({st['source']}): {st['state']}, updated {age:.1f} s ago")
-    return 0
+        holes: list[tuple] = []
+        try:
+            for table in _COUNTED:
+                (n,) = store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+                print(f"{table + ':':14}{n:>12,}")
+            holes = store.conn.execute(
+                "SELECT status, exchange, symbol, kind, first_missing, last_missing, detected_ts,"
+                " reason FROM gaps WHERE status IN ('found', 'unfilled')"
+                " ORDER BY status, detected_ts"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            print(f"database unreadable: {exc}")
+        rows = feed_rows(settings.db, store)
+    storing = False
+    for st in rows:
+        line, ok = _feed_line(st, now)
+        storing = storing or ok
+        print(line)
+    if holes:
+        found = sum(1 for h in holes if h[0] == "found")
+        print(f"holes:    {len(holes)} open ({found} found, {len(holes) - found} unfilled)")
+        for status, exch, sym, kind, lo, hi, detected, reason in holes[:20]:
+            why = f": {reason}" if reason else ""
+            print(
+                f"  {status:<9}{exch} {sym} {kind} {lo}..{hi} ({hi - lo + 1:,} ids), "
+                f"{_age(now - detected / 1e6)} old{why}"
+            )
+        if len(holes) > 20:
+            print(f"  ... and {len(holes) - 20} more (Store.gaps() lists them all)")
+    else:
+        print("holes:    none open")
+    if storing:
+        print("health:   storing (exit 0)")
+        return 0
+    print(
+        f"health:   NOT STORING (exit 1): no collector is live and storing with a report "
+        f"younger than {STORING_FRESH_S:.0f} s"
+    )
+    return 1
 
 
 # subsystems with commands of their own: each module has add_parser(subparsers) -> parser and
@@ -178,7 +267,11 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     _add_db(p)
     handlers["config"] = _config
 
-    p = sub.add_parser("status", help="summarise a database: row counts, writer, feed health")
+    p = sub.add_parser(
+        "status",
+        help="summarise a database: row counts, writer, feed health, open holes"
+        " (exit 0 only while a collector is storing)",
+    )
     _add_db(p)
     handlers["status"] = _status
 

@@ -107,6 +107,8 @@ class CollectorSettings:
     channels: tuple[str, ...] = ("trade",)
     flush_interval: str = "100ms"
     status_interval: str = "1s"
+    spill_dir: str = ""  # where events wait while the database fails ("": <db>.spill/)
+    max_buffer: int = 200_000  # events kept in memory while the database fails, then spilled
 
 
 @dataclass(frozen=True, kw_only=True)

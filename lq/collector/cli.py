@@ -4,6 +4,11 @@ Before anything starts, :mod:`lq.collector.preflight` checks the stream names an
 endpoint, the symbols against ``exchangeInfo``, and decides the ``exchange`` label of the
 stored rows: with ``--ws-url`` it is what the endpoint says it is (an lq exchange says
 ``local`` or ``replay``), or ``--exchange-label``; never ``binance`` for a non-Binance host.
+
+Exit codes: 0 stopped cleanly (everything received is stored); 2 a clear error (bad option,
+another writer, the feed gave up); 3 stopped while not storing, with every event it could not
+store in the spill directory (re-imported by the next start); 4 events were lost (neither the
+database nor the spill took them; the last log line says how many).
 """
 
 from __future__ import annotations
@@ -71,6 +76,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
     )
     p.add_argument("--no-alerts", action="store_true", help="do not evaluate alert rules")
+    p.add_argument(
+        "--spill-dir",
+        metavar="DIR",
+        help="where events wait while the database cannot be written (default <db>.spill/)",
+    )
     return p
 
 
@@ -134,6 +144,8 @@ def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:
         replay={"speed": _speed(args.speed), "loop": args.loop, "retime": args.retime},
         # historicalTrades needs the key on usdm/us; it comes only from the env or the file
         client_options={"api_key": settings.binance.api_key} if settings.binance.api_key else None,
+        spill_dir=getattr(args, "spill_dir", None) or cs.spill_dir or None,
+        max_buffer=cs.max_buffer,
     )
 
 
@@ -164,9 +176,14 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         f"stored {s.trades_new:,} new trades ({s.trades_duplicate:,} duplicates ignored, "
         f"{s.dead_letters:,} dead letters) in {settings.db}"
     )
+    if collector.exit_code:
+        print(
+            f"NOT STORED: {s.events_spilled:,} events spilled to {collector.spill_dir} "
+            f"(re-imported at the next start), {s.events_lost:,} lost"
+        )
     if task.done() and not task.cancelled() and task.exception() is not None:
         raise task.exception()  # type: ignore[misc]
-    return 0
+    return int(collector.exit_code)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -5,8 +5,23 @@
 buffer is swapped out and written in one transaction on a worker thread, so the event loop
 keeps receiving while SQLite commits. After each commit the hooks run on the loop (streaming
 analytics and alerts attach here). Every ``status_interval`` the feed's health is published
-in ``feed_status`` for the dashboard. Retention runs on a timer in the same worker, so there
-is still exactly one writer.
+in ``feed_status`` (and ``<db>.status``, see :mod:`lq.collector.health`) for the dashboard.
+Retention runs on a timer in the same worker, so there is still exactly one writer.
+
+Storage failure is a state, not an exception (``docs/architecture.md``). When the database
+itself fails (:class:`~lq.errors.StorageFailedError`: disk full, I/O error, read-only, the
+file or its WAL deleted or replaced), the collector goes on receiving: failed batches wait in
+memory (at most ``max_buffer`` events), the oldest of them move to the spill directory
+(:mod:`lq.collector.spill`), and every ``retry_interval`` the spill and then the memory are
+written again, oldest first, each batch in a transaction of its own. When even the spill
+fails, the events dropped are counted, and the trades among them become ``found`` gaps that
+are backfilled once the database takes writes again. A spill left by an earlier run is
+re-imported at start-up. Status says ``not storing`` with the reason all along, and so does
+the exit code (:attr:`Collector.exit_code`).
+
+Holes are data: at start-up every ``found`` gap of this exchange label and these symbols is
+reloaded from the ``gaps`` table and handed to the feed, which backfills it alongside the
+live stream; a gap that cannot be filled ends ``unfilled`` with its reason.
 
 Sources:
 
@@ -24,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -34,11 +50,14 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 import numpy as np
 
-from lq.errors import ValidationError
-from lq.feeds.events import Trade
+from lq.collector.health import StatusFile
+from lq.collector.spill import SpillFile, import_spill, pending_files, spill_dir_for
+from lq.errors import StorageFailedError, ValidationError
+from lq.feeds.events import Gap, Trade
 from lq.feeds.recording import FrameRecorder
+from lq.feeds.sequencer import Hole
 from lq.store.retention import purge
-from lq.store.writer import Batch, BatchResult, Writer
+from lq.store.writer import Batch, BatchResult, Writer, storage_failure
 
 __all__ = ["Collector", "CollectorHook", "CollectorStats", "source_label"]
 
@@ -80,12 +99,60 @@ class CollectorStats:
     write_errors: int = 0
     purges: int = 0
     last_commit_ts: int = 0
+    events_spilled: int = 0
+    """Events written to the spill directory (by this run)."""
+    bytes_spilled: int = 0
+    events_reimported: int = 0
+    """Events re-imported from the spill directory into the database."""
+    events_lost: int = 0
+    """Events dropped because neither the database nor the spill would take them."""
+    outages: int = 0
     commit_latency_us: deque[int] = field(default_factory=lambda: deque(maxlen=20_000))
 
     def latency_ms(self, q: float) -> float | None:
         if not self.commit_latency_us:
             return None
         return float(np.percentile(np.fromiter(self.commit_latency_us, dtype=np.int64), q)) / 1e3
+
+
+_FIELDS = ("gaps", "trades", "agg_trades", "book_tickers", "klines", "rejected")
+
+
+def _ranges_without(lo: int, hi: int, have: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """The sub-ranges of ``lo..hi`` not in the sorted ids ``have``."""
+    out = []
+    nxt = lo
+    for i in have:
+        if i > nxt:
+            out.append((nxt, i - 1))
+        nxt = max(nxt, i + 1)
+    if nxt <= hi:
+        out.append((nxt, hi))
+    return tuple(out)
+
+
+def _holes(batch: Batch, max_ids: int) -> list[Hole]:
+    """The trades and aggTrades of ``batch`` as runs of contiguous ids (at most ``max_ids``
+    each), per symbol and stream."""
+    ids: dict[tuple[str, str], list[int]] = {}
+    for t in batch.trades:
+        ids.setdefault((t.symbol, "trade"), []).append(t.trade_id)
+    for a in batch.agg_trades:
+        ids.setdefault((a.symbol, "aggTrade"), []).append(a.agg_id)
+    out: list[Hole] = []
+    for (sym, kind), xs in ids.items():
+        xs.sort()
+        start = prev = xs[0]
+        for i in [*xs[1:], None]:
+            if i is not None and i == prev + 1 and i - start < max_ids:
+                prev = i
+                continue
+            if i is not None and i == prev:
+                continue
+            out.append(Hole(symbol=sym, kind=kind, first_id=start, last_id=prev))  # type: ignore[arg-type]
+            if i is not None:
+                start = prev = i
+    return out
 
 
 class Collector:
@@ -114,6 +181,17 @@ class Collector:
         Keyword arguments for the local exchange's data source (seed, rate, speed, loop...).
     client_options
         Extra keyword arguments for :class:`~lq.feeds.BinanceClient` (backoff, stale_after...).
+    spill_dir
+        Where events go that a failing database cannot take (default ``<db>.spill/``).
+    max_buffer
+        Events kept in memory while the database fails before the oldest are spilled.
+    retry_interval
+        Seconds between attempts to write again while the database fails.
+    idle_after
+        A connected feed that receives messages but stores nothing new for this long is
+        reported as not storing (an error in the log and the status).
+    file_check_interval
+        Seconds between checks that the database file and its WAL are still the ones opened.
     """
 
     def __init__(
@@ -139,6 +217,11 @@ class Collector:
         client_options: dict[str, Any] | None = None,
         hooks: Sequence[CollectorHook] = (),
         event_hooks: Sequence[Callable[[object], None]] = (),
+        spill_dir: str | os.PathLike[str] | None = None,
+        max_buffer: int = 200_000,
+        retry_interval: float = 1.0,
+        idle_after: float = 10.0,
+        file_check_interval: float = 1.0,
     ) -> None:
         if source not in ("live", "local") and not source.startswith("replay:"):
             raise ValidationError("source", source, "expected 'live', 'local' or 'replay:FILE'")
@@ -150,6 +233,15 @@ class Collector:
                 raise ValidationError("source", source, f"no such recording: {p}")
         if not flush_interval > 0:
             raise ValidationError("flush_interval", flush_interval, "must be > 0 seconds")
+        for name, v in (
+            ("retry_interval", retry_interval),
+            ("idle_after", idle_after),
+            ("file_check_interval", file_check_interval),
+        ):
+            if not v > 0:
+                raise ValidationError(name, v, "must be > 0 seconds")
+        if max_buffer < 1:
+            raise ValidationError("max_buffer", max_buffer, "must be >= 1 event")
         if isinstance(symbols, str) or not symbols:
             raise ValidationError(
                 "symbols", symbols, "expected a non-empty list such as ['BTCUSDT']"
@@ -187,6 +279,31 @@ class Collector:
         self._io_lock = asyncio.Lock()
         self._last_purge = time.monotonic()
         self._inbox = Path(str(self.db) + ".inbox")
+        self.spill_dir = Path(spill_dir) if spill_dir is not None else spill_dir_for(self.db)
+        self.max_buffer = max_buffer
+        self.retry_interval = retry_interval
+        self.idle_after = idle_after
+        self.file_check_interval = file_check_interval
+        self.exit_code = 0
+        """0 after a clean stop; 3 when it stopped while not storing and every event it could
+        not store is in the spill directory; 4 when events were lost (see the last log line)."""
+        # storage state: the reason the database is not taking writes ("" when it is)
+        self._failure = ""
+        self._failure_since = 0
+        self._idle = ""  # "connected, receiving, nothing new stored" (the database works)
+        self._backlog: deque[Batch] = deque()  # failed batches, oldest first
+        self._backlog_events = 0
+        self._spill: SpillFile | None = None
+        self._spill_pending = False  # spill files wait for re-import
+        self._lost_gaps: list[Gap] = []  # found gaps for lost trades, stored with the next batch
+        self._lost_holes: list[Hole] = []  # backfilled once storing again
+        self._next_retry = 0.0
+        self._next_file_check = 0.0
+        self._last_new = time.monotonic()
+        self._msgs_at_new = 0
+        self._status_file: StatusFile | None = None
+        self._reloaded: list[Hole] = []
+        self._startup_spilled = 0  # events found in the spill directory at start-up
 
     # -- the sink: runs on the loop for every event -----------------------------------------
     def _sink(self, event: object) -> None:
@@ -206,6 +323,7 @@ class Collector:
         if self._task is not None and not self._task.done():
             raise RuntimeError("collector already running")
         self.writer = Writer(self.db, source="feed")  # raises WriterLockedError if one runs
+        self._status_file = StatusFile(self.db)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="lq.collector")
         return self._task
 
@@ -235,7 +353,7 @@ class Collector:
 
         src: Any
         if self.source == "local":
-            src = SimulatorSource(symbols=self.symbols, **self.simulator)
+            src = SimulatorSource(symbols=self.symbols, **{**self._continue(), **self.simulator})
         else:
             src = ReplaySource(self.replay_paths, **self.replay)
         self.exchange = LocalExchange(source=src, host="127.0.0.1", port=0, **self.exchange_options)
@@ -248,14 +366,11 @@ class Collector:
 
         assert self.writer is not None
         try:
+            await self._startup_reimport()
+            resume, holes = await self._resume_state()
             ws_url, rest_url = await self._start_source()
             if self.record_path is not None:
                 self._recorder = FrameRecorder(self.record_path)
-            resume: dict[tuple[str, Any], int] = {
-                (sym, "trade"): tid
-                for (exch, sym), tid in self.writer.last_trade_ids().items()
-                if exch == self.exchange_label and sym in self.symbols
-            }
             self.client = BinanceClient(
                 symbols=self.symbols,
                 channels=self.channels,
@@ -264,6 +379,7 @@ class Collector:
                 rest_url=rest_url,
                 sink=self._sink,
                 resume_ids=resume or None,
+                holes=holes,
                 exchange_label=self.exchange_label,
                 record=self._recorder,
                 **self._client_kwargs(),
@@ -276,6 +392,7 @@ class Collector:
                 source_label(self.source, self.exchange_label),
                 self.db,
             )
+            self._last_new = time.monotonic()
             next_status = 0.0
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -284,14 +401,21 @@ class Collector:
                 if feed.done() and not self._stopping:
                     feed.result()  # a failed feed (attempts exhausted) ends the collector
                 now = time.monotonic()
-                status = None
+                if now >= self._next_file_check:
+                    self._next_file_check = now + self.file_check_interval
+                    await self._check_files()
+                await self._flush()
+                self._check_idle(now)
                 if now >= next_status:
-                    status = self._status_detail()
                     next_status = now + self.status_interval
-                await self._flush(status)
-                if status is not None and self._inbox.is_dir():
-                    await self._import_inbox()
-                if self.retention_ticks and now - self._last_purge >= self.purge_every:
+                    await self._publish(self._status_detail())
+                    if self._inbox.is_dir() and self.storing:
+                        await self._import_inbox()
+                if (
+                    self.retention_ticks
+                    and self.storing
+                    and now - self._last_purge >= self.purge_every
+                ):
                     self._last_purge = now
                     await self._purge()
                 if self._stopping:
@@ -304,41 +428,95 @@ class Collector:
             with contextlib.suppress(Exception):
                 await self.client.stop()
         with contextlib.suppress(Exception):
-            await self._flush(self._status_detail(state="stopped"))
+            await self._flush()
+        if not self.storing and (self._backlog or self._spill_pending):
+            with contextlib.suppress(Exception):
+                await self._recover(final=True)  # the database may take it now
+        if self._backlog or self._buf or self._lost_gaps:
+            await self._spill_all()
+        with contextlib.suppress(Exception):
+            await self._publish(self._status_detail(state="stopped"))
         if self.exchange is not None:
             with contextlib.suppress(Exception):
                 await self.exchange.stop()
         if self._recorder is not None:
             self._recorder.close()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
         async with self._io_lock:  # never close the connection under a run_in_writer call
             if self.writer is not None:
-                self.writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.writer.close)
                 self.writer = None
-        log.info(
-            "collector stopped: %d trades stored, %d duplicates ignored",
-            self.stats.trades_new,
-            self.stats.trades_duplicate,
-        )
+        if self._status_file is not None:
+            self._status_file.close()
+        s = self.stats
+        pending = self._spilled_pending()
+        if s.events_lost:
+            self.exit_code = 4
+            log.error(
+                "collector stopped: %d trades stored, %d duplicates ignored; %s events LOST "
+                "(neither the database nor the spill took them: %s)%s",
+                s.trades_new,
+                s.trades_duplicate,
+                f"{s.events_lost:,}",
+                self._failure or "see above",
+                f"; {pending:,} events are in {self.spill_dir} (re-imported at the next start)"
+                if pending
+                else "",
+            )
+        elif pending or self._failure:
+            self.exit_code = 3
+            log.error(
+                "collector stopped while not storing (%s): %s events spilled to %s "
+                "(re-imported at the next start), 0 lost; %d trades stored",
+                self._failure or "spill not re-imported yet",
+                f"{pending:,}",
+                self.spill_dir,
+                s.trades_new,
+            )
+        else:
+            log.info(
+                "collector stopped: %d trades stored, %d duplicates ignored",
+                s.trades_new,
+                s.trades_duplicate,
+            )
 
     # -- writing ----------------------------------------------------------------------------
-    async def _flush(self, status: dict[str, Any] | None = None) -> None:
+    @property
+    def storing(self) -> bool:
+        """True while batches are being committed: no database failure, nothing waiting in
+        memory or in the spill directory."""
+        return not self._failure and not self._backlog and not self._spill_pending
+
+    async def _flush(self) -> None:
         batch, self._buf = self._buf, Batch()
-        if not len(batch) and status is None:
-            return
-        if self._recorder is not None:
+        if self._recorder is not None and len(batch):
             self._recorder.flush()
-        async with self._io_lock:
-            try:
-                result = await asyncio.to_thread(self._write, batch, status)
-            except Exception:
-                self.stats.write_errors += 1
-                log.exception(
-                    "batch of %d events failed to write; will retry with the next one", len(batch)
-                )
-                self._requeue(batch)
+        if self.storing and not self._lost_gaps:
+            if not len(batch):
                 return
-        if result is None:
+            try:
+                async with self._io_lock:
+                    result = await asyncio.to_thread(self._write, batch)
+            except StorageFailedError as exc:
+                self._fail(exc)
+                self._keep(batch)
+                return
+            self._committed(batch, result)
             return
+        if len(batch):
+            self._keep(batch)
+        if time.monotonic() >= self._next_retry:
+            await self._recover()
+        await self._bound_backlog()
+
+    def _write(self, batch: Batch) -> BatchResult:
+        assert self.writer is not None
+        return self.writer.write_batch(batch)
+
+    def _committed(self, batch: Batch, result: BatchResult) -> None:
         self._account(batch, result)
         for hook in self.hooks:
             try:
@@ -346,27 +524,249 @@ class Collector:
             except Exception:
                 log.exception("collector hook %r failed", hook)
 
-    def _write(self, batch: Batch, status: dict[str, Any] | None) -> BatchResult | None:
-        assert self.writer is not None
-        result = self.writer.write_batch(batch) if len(batch) else None
-        if status is not None:
-            self.writer.set_feed_status(
-                exchange=self.exchange_label,
-                source=self.source,
-                state=status.pop("state"),
-                detail=status,
-            )
-        return result
+    def _keep(self, batch: Batch) -> None:
+        self._backlog.append(batch)
+        self._backlog_events += len(batch)
 
-    def _requeue(self, batch: Batch) -> None:
-        """A failed write keeps its events: they go back in front of the new buffer."""
-        new = self._buf
-        for name in ("trades", "agg_trades", "book_tickers", "klines", "gaps", "rejected"):
-            getattr(batch, name).extend(getattr(new, name))
-        self._buf = batch
+    def _fail(self, exc: BaseException) -> None:
+        """The database failed: from now on events wait in memory and the spill."""
+        reason = storage_failure(exc) or f"{type(exc).__name__}: {exc}"
+        self.stats.write_errors += 1
+        if not self._failure:
+            self.stats.outages += 1
+            self._failure_since = time.time_ns() // 1000
+            log.error(
+                "not storing: %s (%s); receiving goes on into memory (up to %s events) and %s",
+                reason,
+                self.db,
+                f"{self.max_buffer:,}",
+                self.spill_dir,
+            )
+        elif reason != self._failure:
+            log.error("still not storing: %s", reason)
+        self._failure = reason
+        self._next_retry = time.monotonic() + self.retry_interval
+
+    async def _recover(self, *, final: bool = False) -> None:
+        """Write the spill, then the memory, oldest first, one bounded transaction at a time;
+        back to storing when both are empty."""
+        assert self.writer is not None
+        self._next_retry = time.monotonic() + self.retry_interval
+        deadline = time.monotonic() + (30.0 if final else 0.5)  # keep receiving meanwhile
+        try:
+            if self._failure and await self._check_files(quiet=True):
+                return
+            if self._spill_pending:
+                if self._spill is not None:  # a new outage will start a new file
+                    self._spill.close()
+                    self._spill = None
+                while time.monotonic() < deadline:
+                    async with self._io_lock:
+                        rep, finished = await asyncio.to_thread(
+                            import_spill, self.writer, self.spill_dir, keep_batches=True,
+                            max_records=5,
+                        )  # fmt: skip
+                    for b, r in rep.batches:
+                        self.stats.events_reimported += len(b)
+                        self._committed(b, r)
+                    if finished:
+                        self._spill_pending = False
+                        break
+                if self._spill_pending:
+                    self._next_retry = 0.0  # progress: go on at the next flush
+                    return
+            while self._backlog or self._lost_gaps:
+                if time.monotonic() >= deadline:
+                    self._next_retry = 0.0
+                    return
+                batch = self._take_backlog()
+                try:
+                    async with self._io_lock:
+                        result = await asyncio.to_thread(self._write, batch)
+                except BaseException:
+                    self._backlog.appendleft(batch)
+                    self._backlog_events += len(batch)
+                    raise
+                self._lost_gaps.clear()
+                self._committed(batch, result)
+        except StorageFailedError as exc:
+            self._fail(exc)
+            return
+        if self._failure:
+            log.warning(
+                "storing again after %.1f s without storing (%s); %s events re-imported from "
+                "the spill so far",
+                (time.time_ns() // 1000 - self._failure_since) / 1e6,
+                self._failure,
+                f"{self.stats.events_reimported:,}",
+            )
+        self._failure = ""
+        if self._lost_holes and self.client is not None:
+            for h in self._lost_holes:
+                self.client.backfill(h)
+            self._lost_holes.clear()
+
+    def _take_backlog(self, limit: int | None = None) -> Batch:
+        """The oldest waiting batches merged up to ``max_batch`` events (one transaction of
+        bounded size, never an ever-growing one), with any found gaps for lost trades."""
+        limit = limit or self.max_batch
+        out = Batch(gaps=list(self._lost_gaps))
+        while self._backlog and (not len(out) or len(out) + len(self._backlog[0]) <= limit):
+            b = self._backlog.popleft()
+            self._backlog_events -= len(b)
+            for name in _FIELDS:
+                getattr(out, name).extend(getattr(b, name))
+        return out
+
+    async def _bound_backlog(self) -> None:
+        """Move the oldest waiting batches to the spill while memory holds more than
+        ``max_buffer`` events."""
+        while self._backlog_events > self.max_buffer and self._backlog:
+            await self._spill_out(self._take_backlog())
+
+    async def _spill_all(self) -> None:
+        """On the way out: everything still in memory goes to the spill."""
+        if len(self._buf):
+            self._keep(self._buf)
+            self._buf = Batch()
+        while self._backlog or self._lost_gaps:
+            await self._spill_out(self._take_backlog())
+
+    async def _spill_out(self, batch: Batch) -> None:
+        if self._spill is None:
+            self._spill = SpillFile(self.spill_dir)
+        try:
+            n = await asyncio.to_thread(self._spill.append, batch)
+        except OSError as exc:
+            self._lose(batch, exc)
+            return
+        self._lost_gaps.clear()
+        self._spill_pending = True
+        self.stats.events_spilled += len(batch)
+        self.stats.bytes_spilled += n
+
+    def _lose(self, batch: Batch, exc: BaseException) -> None:
+        """Neither the database nor the spill takes these events: count them, and turn the
+        trades among them into found gaps (stored with the next batch that leaves memory)
+        that are backfilled once storing again."""
+        self._spill = None  # a fresh file next time (this one may have a torn tail)
+        gaps = [g for g in batch.gaps if g.status == "found"]  # gap rows that were never stored
+        lost = len(batch) - len(self._lost_gaps)
+        self.stats.events_lost += lost
+        why = (
+            f"dropped while the database failed ({self._failure or 'unknown'}) and the spill "
+            f"failed ({type(exc).__name__}: {exc})"
+        )
+        new = _holes(batch, self.client.sequencer.max_backfill if self.client else 100_000)
+        now = time.time_ns() // 1000
+        for h in new:
+            gaps.append(
+                Gap(
+                    symbol=h.symbol,
+                    kind=h.kind,
+                    first_missing=h.first_id,
+                    last_missing=h.last_id,
+                    status="found",
+                    detected_ts=now,
+                    reason=why,
+                    exchange=self.exchange_label,
+                )
+            )
+        self._lost_holes.extend(new)
+        self._lost_gaps = gaps
+        log.error(
+            "%s events LOST (%s); their %d trade ranges will be backfilled once storing again",
+            f"{lost:,}",
+            why,
+            len(new),
+        )
+
+    def _spilled_pending(self) -> int:
+        """Events in the spill directory not yet re-imported (this run's and older runs')."""
+        if not self._spill_pending:
+            return 0
+        return max(
+            self.stats.events_spilled + self._startup_spilled - self.stats.events_reimported, 0
+        )
+
+    async def _check_files(self, *, quiet: bool = False) -> bool:
+        """Compare the database file and its WAL with those opened; on a change, save what
+        they held and reopen (see :meth:`~lq.store.Writer.recover`). True if a problem
+        remains."""
+        w = self.writer
+        if w is None:
+            return False
+        problem = await asyncio.to_thread(w.check_files)
+        if problem is None:
+            return False
+        log.error("%s: %s; saving what it held and reopening", self.db, problem)
+        try:
+            async with self._io_lock:
+                done = await asyncio.to_thread(w.recover, problem)
+        except (StorageFailedError, OSError, sqlite3.Error) as exc:
+            self._fail(exc if isinstance(exc, StorageFailedError) else StorageFailedError(
+                f"{problem}; recovery failed: {exc}", path=str(self.db)))  # fmt: skip
+            return True
+        log.error("%s", done)
+        return False
+
+    def _check_idle(self, now: float) -> None:
+        """A connected feed that receives but stores nothing new is an error, said once."""
+        st = self.client.status if self.client is not None else None
+        if st is None or st.state != "live" or not self.storing:
+            return
+        received = st.messages - self._msgs_at_new
+        quiet = now - self._last_new
+        if quiet >= self.idle_after and received > 0 and not self._idle:
+            s = self.stats
+            self._idle = (
+                f"connected and receiving ({received:,} messages in {quiet:.0f} s) but nothing "
+                f"new stored: every event was already in the database "
+                f"({s.trades_duplicate:,} duplicate trades so far)"
+            )
+            log.error("not storing: %s", self._idle)
+
+    async def _publish(self, detail: dict[str, Any]) -> None:
+        """Health in ``feed_status`` (if the database takes it) and ``<db>.status`` (always)."""
+        state = detail.pop("state")
+        row = {
+            "exchange": self.exchange_label,
+            "source": self.source,
+            "updated_ts": time.time_ns() // 1000,
+            "state": state,
+            "pid": os.getpid(),
+            "detail": detail,
+        }
+        if self._status_file is not None:
+            self._status_file.write(row)
+        w = self.writer
+        if w is None or (self._failure and self._backlog):
+            return
+        try:
+            async with self._io_lock:
+                await asyncio.to_thread(
+                    w.set_feed_status,
+                    exchange=self.exchange_label,
+                    source=self.source,
+                    state=state,
+                    detail=detail,
+                )
+        except (StorageFailedError, sqlite3.Error) as exc:
+            log.debug("feed_status not written: %s", exc)
 
     def _account(self, batch: Batch, result: BatchResult) -> None:
         s = self.stats
+        if (
+            result.trades.new
+            or result.agg_trades.new
+            or result.book_tickers.new
+            or result.klines.new
+        ):
+            self._last_new = time.monotonic()
+            self._msgs_at_new = self.client.status.messages if self.client is not None else 0
+            if self._idle:
+                log.warning("storing new rows again (%s)", self._idle)
+                self._idle = ""
         s.batches += 1
         s.events += len(batch)
         s.trades_new += result.trades.new
@@ -404,21 +804,179 @@ class Collector:
         log.info("retention: removed %s", res.deleted)
 
     def _status_detail(self, state: str | None = None) -> dict[str, Any]:
+        """The published health. ``state`` is ``live`` only while the feed is connected *and*
+        rows are being committed; ``not storing`` says the database is failing (or nothing
+        new is stored although messages arrive), with ``storage_reason``."""
         st = self.client.status if self.client is not None else None
         feed = msgspec.structs.asdict(st) if st is not None else {}
+        feed_state = st.state if st is not None else "starting"
+        reason = self._failure or self._idle
+        if not reason and self._spill_pending:
+            reason = "re-importing the spill"
+        storage = "not storing" if reason else "storing"
+        s = self.stats
+        if state is None:
+            state = "not storing" if reason and feed_state != "stopped" else feed_state
+        age = st.last_message_age_s if st is not None else None
         return {
             **feed,
-            "state": state or (st.state if st is not None else "starting"),
+            "state": state,
+            "feed_state": feed_state,
+            "storage": storage,
+            "storage_reason": reason,
+            "storage_since_ts": self._failure_since if self._failure else None,
+            "receiving": feed_state == "live" and age is not None and age < 60,
+            "buffered_events": self._backlog_events + len(self._buf),
+            "spilled_events": self._spilled_pending(),
+            "spill_dir": str(self.spill_dir),
+            "lost_events": s.events_lost,
+            "reimported_events": s.events_reimported,
+            "last_commit_ts": s.last_commit_ts or None,
             "source_label": source_label(self.source, self.exchange_label),
             "symbols": list(self.symbols),
             "channels": list(self.channels),
-            "trades_stored": self.stats.trades_new,
-            "duplicates_ignored": self.stats.trades_duplicate,
-            "dead_letters": self.stats.dead_letters,
-            "write_errors": self.stats.write_errors,
-            "commit_latency_p50_ms": self.stats.latency_ms(50),
-            "commit_latency_p99_ms": self.stats.latency_ms(99),
+            "trades_stored": s.trades_new,
+            "duplicates_ignored": s.trades_duplicate,
+            "dead_letters": s.dead_letters,
+            "write_errors": s.write_errors,
+            "commit_latency_p50_ms": s.latency_ms(50),
+            "commit_latency_p99_ms": s.latency_ms(99),
             "ws_url": getattr(self.exchange, "ws_url", None) or self.ws_url,
+        }
+
+    # -- start-up: the spill of an earlier run, its holes, where to resume ------------------
+    async def _startup_reimport(self) -> None:
+        """A spill left by an earlier run goes in before anything else."""
+        files = pending_files(self.spill_dir)
+        if not files:
+            return
+        self._spill_pending = True
+        log.warning(
+            "%s: %d spill file(s) from an earlier run: re-importing", self.spill_dir, len(files)
+        )
+        assert self.writer is not None
+        try:
+            async with self._io_lock:
+                rep, _ = await asyncio.to_thread(import_spill, self.writer, self.spill_dir)
+        except StorageFailedError as exc:
+            self._startup_spilled = sum(p.stat().st_size for p in files)  # unknown: bytes
+            self._fail(exc)
+            return
+        self._spill_pending = False
+        self.stats.events_reimported += rep.events
+        log.warning("%s", rep.summary())
+
+    async def _resume_state(self) -> tuple[dict[tuple[str, Any], int], list[Hole]]:
+        """Where the feed resumes (highest stored ids) and the holes still open (``found``
+        gaps of this label and these symbols), narrowed to the ids not stored yet."""
+        if self._failure:
+            return {}, []
+        assert self.writer is not None
+        try:
+            async with self._io_lock:
+                return await asyncio.to_thread(self._read_resume_state)
+        except (sqlite3.Error, StorageFailedError) as exc:
+            self._fail(exc)
+            return {}, []
+
+    def _read_resume_state(self) -> tuple[dict[tuple[str, Any], int], list[Hole]]:
+        w = self.writer
+        assert w is not None
+        resume: dict[tuple[str, Any], int] = {
+            (sym, "trade"): tid
+            for (exch, sym), tid in w.last_trade_ids().items()
+            if exch == self.exchange_label and sym in self.symbols
+        }
+        if "aggTrade" in self.channels:
+            for sym in self.symbols:
+                (top,) = w.execute(
+                    "SELECT max(agg_id) FROM agg_trades WHERE symbol = ? AND exchange = ?",
+                    (sym, self.exchange_label),
+                ).fetchone()
+                if top is not None:
+                    resume[(sym, "aggTrade")] = int(top)
+        holes: list[Hole] = []
+        marks = ",".join("?" * len(self.symbols))
+        rows = w.execute(
+            "SELECT symbol, kind, first_missing, last_missing, detected_ts FROM gaps"
+            f" WHERE exchange = ? AND status = 'found' AND symbol IN ({marks})"
+            " ORDER BY symbol, kind, first_missing",
+            (self.exchange_label, *self.symbols),
+        ).fetchall()
+        for sym, kind, lo, hi, _ in rows:
+            if kind not in ("trade", "aggTrade"):
+                continue
+            table, col = ("ticks", "trade_id") if kind == "trade" else ("agg_trades", "agg_id")
+            have = [
+                i
+                for (i,) in w.execute(
+                    f"SELECT {col} FROM {table} WHERE symbol = ? AND {col} BETWEEN ? AND ?"
+                    " AND exchange = ? ORDER BY 1",
+                    (sym, lo, hi, self.exchange_label),
+                )
+            ]
+            holes.append(
+                Hole(
+                    symbol=sym,
+                    kind=kind,
+                    first_id=lo,
+                    last_id=hi,
+                    missing=_ranges_without(lo, hi, have),
+                )
+            )
+        if holes:
+            n = sum(sum(b - a + 1 for a, b in h.missing or ()) for h in holes)
+            log.warning(
+                "%d hole(s) recorded as found by an earlier run (%s ids still missing): "
+                "backfilling them alongside the live feed",
+                len(holes),
+                f"{n:,}",
+            )
+        self._reloaded = holes
+        return resume, holes
+
+    def _continue(self) -> dict[str, Any]:
+        """For the local simulator on a database that holds its data already: ids, update ids,
+        prices and time go on after the stored ones (else every trade would be a duplicate)."""
+        w = self.writer
+        if w is None or self._failure:
+            return {}
+        ids: dict[str, int] = {}
+        books: dict[str, int] = {}
+        prices: dict[str, float] = {}
+        top_ts = 0
+        try:
+            for sym in self.symbols:
+                row = w.execute(
+                    "SELECT trade_id, ts, price FROM ticks WHERE symbol = ? AND exchange = ?"
+                    " ORDER BY trade_id DESC LIMIT 1",
+                    (sym, self.exchange_label),
+                ).fetchone()
+                if row is not None:
+                    ids[sym], prices[sym] = int(row[0]) + 1, float(row[2])
+                    top_ts = max(top_ts, int(row[1]))
+                (u,) = w.execute(
+                    "SELECT max(update_id) FROM book_tickers WHERE symbol = ? AND exchange = ?",
+                    (sym, self.exchange_label),
+                ).fetchone()
+                if u is not None:
+                    books[sym] = int(u) + 1
+        except sqlite3.Error as exc:
+            log.warning("simulator starts afresh (stored ids unreadable: %s)", exc)
+            return {}
+        if not ids and not books:
+            return {}
+        start = max(time.time_ns() // 1_000_000 * 1000, top_ts // 1000 * 1000 + 1000)
+        log.info(
+            "the simulator continues the stored series: ids %s, from %s",
+            ", ".join(f"{k} {v:,}" for k, v in ids.items()),
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(start / 1e6)),
+        )
+        return {
+            "start_ids": ids,
+            "start_update_ids": books,
+            "start_prices": prices,
+            "start_time_us": start,
         }
 
     async def run_in_writer(self, fn: Callable[[Writer], T]) -> T:

@@ -36,8 +36,10 @@ def status_html(rows: Sequence[Mapping[str, Any]], *, now_us: int) -> str:
     """The status bar's HTML for the collectors' published ``feed_status`` rows.
 
     Each row shows its source label (LIVE BINANCE / LOCAL EXCHANGE / REPLAY) in a coloured
-    banner, the connection state, messages and messages/s, exchange->receipt lag (p50/p99),
-    last-tick age, gaps found/filled and reconnects. A row not refreshed for
+    banner, the connection state, whether rows are being stored (``storing``, or ``RECEIVING
+    BUT NOT STORING: <reason>`` in red, with what waits in memory and in the spill), messages
+    and messages/s, exchange->receipt lag (p50/p99), last-tick age, gaps found/filled and
+    reconnects. "live" means connected *and* committing. A row not refreshed for
     :data:`STALE_AFTER_S` is shown as ``STALE``; no rows at all says no collector ever wrote.
     """
     if not rows:
@@ -54,8 +56,24 @@ def status_html(rows: Sequence[Mapping[str, Any]], *, now_us: int) -> str:
         state = str(r.get("state", "?"))
         stale = age_status > STALE_AFTER_S
         shown_state = f"STALE ({age_status:.0f} s without an update)" if stale else state
-        ok = state in ("live", "connected") and not stale
+        storage = str(r.get("storage") or ("storing" if state == "live" else "not storing"))
+        ok = state in ("live", "connected") and not stale and storage == "storing"
         colour = _COLOURS.get(label, "#555") if ok else "#7a1f1f"
+        if storage == "storing":
+            storage_text = "storing"
+        else:
+            lead = "RECEIVING BUT NOT STORING" if r.get("receiving") else "NOT STORING"
+            why = r.get("storage_reason") or state
+            waiting = [
+                f"{int(r.get(k) or 0):,} {what}"
+                for k, what in (
+                    ("buffered_events", "in memory"),
+                    ("spilled_events", "spilled"),
+                    ("lost_events", "LOST"),
+                )
+                if int(r.get(k) or 0)
+            ]
+            storage_text = f"{lead}: {why}" + (f" ({', '.join(waiting)})" if waiting else "")
         tick_age = r.get("last_message_age_s")
         if tick_age is not None and not stale:
             tick_age = float(tick_age) + max(age_status, 0.0)
@@ -63,11 +81,13 @@ def status_html(rows: Sequence[Mapping[str, Any]], *, now_us: int) -> str:
         parts.append(
             f'<div class="lq-status" data-source="{html.escape(label)}" '
             f'data-state="{html.escape(state)}" data-messages="{messages}" '
+            f'data-storage="{html.escape(storage)}" '
             f'style="background:{colour};color:white;padding:6px 10px;margin:2px 0;'
             f'display:flex;gap:18px;flex-wrap:wrap;align-items:baseline">'
             f'<span class="lq-source" style="font-size:130%;font-weight:bold">'
             f"{html.escape(label)}</span>"
             f'<span class="lq-state">{html.escape(shown_state)}</span>'
+            f'<b class="lq-storage">{html.escape(storage_text)}</b>'
             f'<span>messages <b class="lq-messages">{messages:,}</b></span>'
             f'<span><b class="lq-rate">{_fmt(r.get("messages_per_s"), ".1f")}</b>/s</span>'
             f"<span>lag p50 {_fmt(r.get('lag_p50_ms'), '.0f', ' ms')} · "
@@ -98,8 +118,10 @@ class StatusBar:
         self.widget = W.HTML(status_html([], now_us=0), layout=W.Layout(width="100%"))
 
     def refresh(self) -> None:
-        try:
-            rows = self.store.feed_status()
+        from lq.collector.health import feed_rows
+
+        try:  # feed_status rows and <db>.status, which still speaks when the database cannot
+            rows = feed_rows(self.store.path, self.store)
         except (LqError, OSError, sqlite3.Error) as exc:  # no file or table yet: keep polling
             log.debug("feed_status unavailable: %s", exc)
             rows = []

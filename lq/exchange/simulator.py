@@ -23,6 +23,11 @@ The model, on a time grid of ``step`` seconds (all parameters exposed on
   stressed regime), sent when the touch changes or trades happen.
 
 Same ``seed`` (and ``start_time_us``) -> the same sequence of trades and quotes.
+
+A run can continue an earlier one (what the collector does on a database that already holds
+this simulator's data): ``start_ids``, ``start_update_ids`` and ``start_prices`` make trade
+ids, book update ids and prices go on after the stored ones instead of starting again below
+them, where every trade would be a duplicate and nothing new would be stored.
 """
 
 from __future__ import annotations
@@ -111,6 +116,11 @@ class SimulatorSource:
         Everything else about the model; ``rate`` overrides ``params.rate``.
     duration
         Stop after this many simulated seconds (``None``: never).
+    start_ids, start_update_ids
+        First trade id / book-ticker update id per symbol (default 1): an earlier run's last
+        id + 1 continues it.
+    start_prices
+        Price per symbol at the first step (default: the symbol's usual price).
     """
 
     def __init__(
@@ -123,6 +133,9 @@ class SimulatorSource:
         start_time_us: int | None = None,
         params: SimulatorParams | None = None,
         duration: float | None = None,
+        start_ids: Mapping[str, int] | None = None,
+        start_update_ids: Mapping[str, int] | None = None,
+        start_prices: Mapping[str, float] | None = None,
     ) -> None:
         if not symbols:
             raise ValidationError("symbols", symbols, "at least one symbol is needed")
@@ -141,7 +154,22 @@ class SimulatorSource:
         self.start_time_us = start_time_us
         self.params = base
         self.duration = duration
+        self.start_ids = {k.upper(): int(v) for k, v in (start_ids or {}).items()}
+        self.start_update_ids = {k.upper(): int(v) for k, v in (start_update_ids or {}).items()}
+        for name, ids in (
+            ("start_ids", self.start_ids),
+            ("start_update_ids", self.start_update_ids),
+        ):
+            bad = {k: v for k, v in ids.items() if not 1 <= v < 2**62}
+            if bad:
+                raise ValidationError(name, bad, "ids must be between 1 and 2**62")
         self._specs = {s: _spec_for(s) for s in self.symbols}
+        for sym, price in (start_prices or {}).items():
+            sym = sym.upper()
+            if sym in self._specs:
+                if not 0 < price < float("inf"):
+                    raise ValidationError("start_prices", {sym: price}, "must be finite and > 0")
+                self._specs[sym] = (float(price), *self._specs[sym][1:])
         self.pairs = {
             y: (x, beta)
             for y, (x, beta) in base.pairs.items()
@@ -191,8 +219,8 @@ class SimulatorSource:
         u = np.zeros(len(pair_idx))
         excite = np.zeros(n)
         stressed = False
-        next_id = [1] * n
-        book_u = [1] * n
+        next_id = [self.start_ids.get(s, 1) for s in syms]
+        book_u = [self.start_update_ids.get(s, 1) for s in syms]
         last_touch: list[tuple[int, int] | None] = [None] * n
         steps = None if self.duration is None else round(self.duration / dt)
         k = 0

@@ -229,6 +229,12 @@ class _Acc:
 
 
 _REFUSED = WriteResult(0, 0, 1)
+_DEAD = "INSERT INTO dead_letters (recv_ts, exchange, source, reason, raw) VALUES (?, ?, ?, ?, ?)"
+_DEDUPED_DEAD = (
+    "INSERT INTO dead_letters (recv_ts, exchange, source, reason, raw)"
+    " SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM dead_letters"
+    " WHERE recv_ts = ?1 AND exchange = ?2 AND reason = ?4 AND raw = ?5 AND id <= ?6)"
+)  # ?6: the highest id before this batch, so that two equal dead letters of one batch stay two
 _Ident = tuple[int, int]
 
 
@@ -307,6 +313,8 @@ class Writer:
         self._shm_ident: _Ident | None = None
         self._lock = WriterLock(self.path).acquire() if lock else None
         self._db_ident: _Ident | None = None
+        self._dedupe = False
+        self._dedupe_max: int | None = None
         self._wal_ident: _Ident | None = None
         try:
             self.conn = connect_writer(self.path)
@@ -348,11 +356,14 @@ class Writer:
     def write_book_tickers(self, tickers: Sequence[BookTicker]) -> WriteResult:
         return self.write_batch(Batch(book_tickers=list(tickers))).book_tickers
 
-    def write_batch(self, batch: Batch) -> BatchResult:
+    def write_batch(self, batch: Batch, *, dedupe_dead_letters: bool = False) -> BatchResult:
         """Write everything in ``batch`` in one transaction; refused rows go to dead letters.
 
         Rows SQLite cannot take (a failed bind, a broken constraint) are isolated into dead
         letters with the error and the rest is stored (see the module docstring).
+        ``dedupe_dead_letters`` skips dead letters already stored with the same time, reason
+        and text: for a batch written again that may have been committed before (a spill
+        record re-imported after a crash), so that every table stays exactly-once.
 
         Raises
         ------
@@ -361,6 +372,8 @@ class Writer:
             file or its WAL deleted or replaced). Nothing of the batch is stored.
         """
         t0 = time.perf_counter()
+        self._dedupe = dedupe_dead_letters
+        self._dedupe_max = None
         try:
             self._verify_files()
             return self._transaction(lambda now: self._write_rows(batch, now), t0)
@@ -420,12 +433,11 @@ class Writer:
             acc.bars = self._refresh_bars(rows)
         for r in batch.rejected:
             dead.append((r.recv_ts or now, r.exchange, self.source, r.reason, r.raw))
-        if dead:
-            conn.executemany(
-                "INSERT INTO dead_letters (recv_ts, exchange, source, reason, raw)"
-                " VALUES (?, ?, ?, ?, ?)",
-                dead,
-            )
+        if dead and self._dedupe:
+            top = self._dedupe_top()
+            conn.executemany(_DEDUPED_DEAD, [(*d, top) for d in dead])
+        elif dead:
+            conn.executemany(_DEAD, dead)
         acc.dead = len(dead)
         return acc
 
@@ -463,6 +475,13 @@ class Writer:
             todo.extend(reversed(failed))  # the earlier half first
         return acc
 
+    def _dedupe_top(self) -> int:
+        """The highest dead-letter id committed before the batch being written."""
+        if self._dedupe_max is None:
+            row = self.conn.execute("SELECT max(id) FROM dead_letters").fetchone()
+            self._dedupe_max = int(row[0] or 0)
+        return self._dedupe_max
+
     def _dead_letter_event(self, name: str, ev: object, err: Exception, now: int) -> None:
         """One event SQLite would not take, as a dead letter (its text escaped if need be)."""
         recv = getattr(ev, "recv_ts", 0)
@@ -474,7 +493,10 @@ class Writer:
             reason, raw = f"{_ITEM_LABEL[name]} not storable: {error}", _raw(ev)
         exchange = getattr(ev, "exchange", "") or "?"
         row = [recv, _clean(exchange), _clean(self.source), _clean(reason), _clean(raw)]
-        sql = "INSERT INTO dead_letters (recv_ts, exchange, source, reason, raw) VALUES (?, ?, ?, ?, ?)"
+        sql = _DEAD
+        if self._dedupe:
+            sql = _DEDUPED_DEAD
+            row.append(self._dedupe_top())
         try:
             self.conn.execute(sql, row)
         except Exception as exc:

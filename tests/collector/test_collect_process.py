@@ -100,7 +100,9 @@ def wait_for(pred, timeout: float, what: str) -> None:
 
 @pytest.fixture
 def exchange():
-    ex = ExchangeThread(rate=100.0, duration=12.0)
+    # 20 s of trading: under load a restarted process takes several seconds to import and
+    # connect, and the restart must happen while the exchange still trades
+    ex = ExchangeThread(rate=100.0, duration=20.0)
     yield ex
     ex.stop()
 
@@ -131,7 +133,7 @@ def test_kill_9_then_restart_backfills_what_was_lost(tmp_path, exchange):
     time.sleep(1.5)  # the market goes on while nobody listens
     before = {s: count(db, s) for s in SYMBOLS}
     proc = collect(db, exchange.ex)
-    # the simulator runs 12 s; wait for it to finish, then for the store to hold all of it
+    # the simulator runs 20 s; wait for it to finish, then for the store to hold all of it
     # (comparing while it still trades races the last few hundred ms of its output)
     wait_for(exchange.source_done, 40, "the simulator to finish")
     wait_for(
