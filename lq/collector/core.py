@@ -51,7 +51,13 @@ import msgspec
 import numpy as np
 
 from lq.collector.health import StatusFile
-from lq.collector.spill import SpillFile, import_spill, pending_files, spill_dir_for
+from lq.collector.spill import (
+    SpillFile,
+    SpillImport,
+    import_spill,
+    pending_files,
+    spill_dir_for,
+)
 from lq.errors import StorageFailedError, ValidationError
 from lq.feeds.events import Gap, Trade
 from lq.feeds.recording import FrameRecorder
@@ -116,6 +122,16 @@ class CollectorStats:
 
 
 _FIELDS = ("gaps", "trades", "agg_trades", "book_tickers", "klines", "rejected")
+_FILE_PROBLEMS = frozenset(
+    {"database file deleted", "database file replaced", "WAL file deleted", "WAL file replaced"}
+)
+
+
+def _joined(a: Batch, b: Batch) -> Batch:
+    """``a`` followed by ``b`` (both bounded: one flush worth each)."""
+    for name in _FIELDS:
+        getattr(a, name).extend(getattr(b, name))
+    return a
 
 
 def _ranges_without(lo: int, hi: int, have: Sequence[int]) -> tuple[tuple[int, int], ...]:
@@ -129,6 +145,19 @@ def _ranges_without(lo: int, hi: int, have: Sequence[int]) -> tuple[tuple[int, i
     if nxt <= hi:
         out.append((nxt, hi))
     return tuple(out)
+
+
+def _events_in(directory: Path) -> int:
+    """Events of the spill files not marked as re-imported yet."""
+    from lq.collector.spill import _read_done, read_spill
+
+    n = 0
+    for path in pending_files(directory):
+        done = _read_done(path)
+        for k, batch in enumerate(read_spill(path)):
+            if k >= done:
+                n += len(batch)
+    return n
 
 
 def _holes(batch: Batch, max_ids: int) -> list[Hole]:
@@ -303,7 +332,7 @@ class Collector:
         self._msgs_at_new = 0
         self._status_file: StatusFile | None = None
         self._reloaded: list[Hole] = []
-        self._startup_spilled = 0  # events found in the spill directory at start-up
+        self._in_spill = 0  # events in the spill directory not re-imported yet
 
     # -- the sink: runs on the loop for every event -----------------------------------------
     def _sink(self, event: object) -> None:
@@ -501,6 +530,10 @@ class Collector:
                 async with self._io_lock:
                     result = await asyncio.to_thread(self._write, batch)
             except StorageFailedError as exc:
+                if exc.reason in _FILE_PROBLEMS and not await self._check_files():
+                    self._buf = _joined(batch, self._buf)  # reopened: write it at once
+                    self._wake.set()
+                    return
                 self._fail(exc)
                 self._keep(batch)
                 return
@@ -554,21 +587,23 @@ class Collector:
         self._next_retry = time.monotonic() + self.retry_interval
         deadline = time.monotonic() + (30.0 if final else 0.5)  # keep receiving meanwhile
         try:
-            if self._failure and await self._check_files(quiet=True):
+            if self._failure and await self._check_files():
                 return
             if self._spill_pending:
                 if self._spill is not None:  # a new outage will start a new file
                     self._spill.close()
                     self._spill = None
                 while time.monotonic() < deadline:
-                    async with self._io_lock:
-                        rep, finished = await asyncio.to_thread(
-                            import_spill, self.writer, self.spill_dir, keep_batches=True,
-                            max_records=5,
-                        )  # fmt: skip
-                    for b, r in rep.batches:
-                        self.stats.events_reimported += len(b)
-                        self._committed(b, r)
+                    try:
+                        async with self._io_lock:
+                            rep, finished = await asyncio.to_thread(
+                                import_spill, self.writer, self.spill_dir, keep_batches=True,
+                                max_records=5,
+                            )  # fmt: skip
+                    except StorageFailedError as exc:
+                        self._reimported(getattr(exc, "partial", None))
+                        raise
+                    self._reimported(rep)
                     if finished:
                         self._spill_pending = False
                         break
@@ -592,6 +627,10 @@ class Collector:
         except StorageFailedError as exc:
             self._fail(exc)
             return
+        except Exception as exc:  # never let a recovery attempt end the collector
+            log.exception("retrying to store failed")
+            self._fail(StorageFailedError(f"retry failed: {type(exc).__name__}: {exc}"))
+            return
         if self._failure:
             log.warning(
                 "storing again after %.1f s without storing (%s); %s events re-imported from "
@@ -605,6 +644,12 @@ class Collector:
             for h in self._lost_holes:
                 self.client.backfill(h)
             self._lost_holes.clear()
+
+    def _reimported(self, rep: SpillImport | None) -> None:
+        for b, r in rep.batches if rep is not None else ():
+            self.stats.events_reimported += len(b)
+            self._in_spill = max(self._in_spill - len(b), 0)
+            self._committed(b, r)
 
     def _take_backlog(self, limit: int | None = None) -> Batch:
         """The oldest waiting batches merged up to ``max_batch`` events (one transaction of
@@ -625,25 +670,34 @@ class Collector:
             await self._spill_out(self._take_backlog())
 
     async def _spill_all(self) -> None:
-        """On the way out: everything still in memory goes to the spill."""
+        """On the way out: everything still in memory goes to the spill (what the spill will
+        not take is counted as lost)."""
         if len(self._buf):
             self._keep(self._buf)
             self._buf = Batch()
-        while self._backlog or self._lost_gaps:
-            await self._spill_out(self._take_backlog())
+        while self._backlog:
+            if not await self._spill_out(self._take_backlog()):
+                rest = Batch()
+                while self._backlog:
+                    rest = _joined(rest, self._take_backlog())
+                if len(rest):
+                    self._lose(rest, OSError("the spill failed just before"))
+                break
 
-    async def _spill_out(self, batch: Batch) -> None:
+    async def _spill_out(self, batch: Batch) -> bool:
         if self._spill is None:
             self._spill = SpillFile(self.spill_dir)
         try:
             n = await asyncio.to_thread(self._spill.append, batch)
         except OSError as exc:
             self._lose(batch, exc)
-            return
+            return False
         self._lost_gaps.clear()
         self._spill_pending = True
+        self._in_spill += len(batch)
         self.stats.events_spilled += len(batch)
         self.stats.bytes_spilled += n
+        return True
 
     def _lose(self, batch: Batch, exc: BaseException) -> None:
         """Neither the database nor the spill takes these events: count them, and turn the
@@ -683,13 +737,9 @@ class Collector:
 
     def _spilled_pending(self) -> int:
         """Events in the spill directory not yet re-imported (this run's and older runs')."""
-        if not self._spill_pending:
-            return 0
-        return max(
-            self.stats.events_spilled + self._startup_spilled - self.stats.events_reimported, 0
-        )
+        return self._in_spill if self._spill_pending else 0
 
-    async def _check_files(self, *, quiet: bool = False) -> bool:
+    async def _check_files(self) -> bool:
         """Compare the database file and its WAL with those opened; on a change, save what
         they held and reopen (see :meth:`~lq.store.Writer.recover`). True if a problem
         remains."""
@@ -859,7 +909,9 @@ class Collector:
             async with self._io_lock:
                 rep, _ = await asyncio.to_thread(import_spill, self.writer, self.spill_dir)
         except StorageFailedError as exc:
-            self._startup_spilled = sum(p.stat().st_size for p in files)  # unknown: bytes
+            part = getattr(exc, "partial", None)
+            self.stats.events_reimported += part.events if part is not None else 0
+            self._in_spill = await asyncio.to_thread(_events_in, self.spill_dir)
             self._fail(exc)
             return
         self._spill_pending = False

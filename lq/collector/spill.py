@@ -38,6 +38,7 @@ from pathlib import Path
 
 import msgspec
 
+from lq.errors import StorageFailedError
 from lq.feeds.events import AggTrade, BookTicker, Gap, Kline, Rejected, Trade
 from lq.store.writer import Batch, BatchResult, Writer
 
@@ -326,54 +327,92 @@ def import_spill(
     """
     rep = SpillImport()
     t0 = time.perf_counter()
-    budget = max_records
     try:
-        for path in pending_files(directory):
-            if skip is not None and path == skip:
-                continue
-            done = _read_done(path)
-            tail = _ReadResult()
-            uncertain = True  # the first record after the mark may have been committed
-            k = -1
-            finished_file = True
-            for k, batch in enumerate(read_spill(path, tail)):
-                if k < done:
-                    continue
-                if budget is not None and budget <= 0:
-                    finished_file = False
-                    break
-                res = writer.write_batch(batch, dedupe_dead_letters=uncertain)
-                rep.records += 1
-                rep.events += len(batch)
-                rep.trades_new += res.trades.new
-                rep.duplicates += res.trades.duplicates
-                rep.dead_letters += res.dead_letters
-                if keep_batches:
-                    rep.batches.append((batch, res))
-                try:
-                    _write_done(path, k + 1)
-                    uncertain = False
-                except OSError as exc:  # the record is committed; its mark is not
-                    log.warning("%s: progress mark not written (%s)", path, exc)
-                    uncertain = True
-                if budget is not None:
-                    budget -= 1
-            if not finished_file:
-                return rep, False
-            if tail.torn_bytes:
-                rep.torn_bytes += tail.torn_bytes
-                log.warning(
-                    "%s: a torn last record (%d bytes at offset %s) was ignored: its writer "
-                    "died while writing it, so its events were never counted as spilled",
-                    path,
-                    tail.torn_bytes,
-                    tail.torn_at,
-                )
-            rep.files += 1
-            path.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                _done_path(path).unlink()
-            log.info("spill file %s re-imported (%d records) and removed", path.name, k + 1)
-        return rep, True
+        return _import(writer, directory, skip, keep_batches, max_records, rep)
+    except StorageFailedError as exc:
+        exc.partial = rep  # type: ignore[attr-defined]  # what was committed before it failed
+        raise
     finally:
         rep.seconds = time.perf_counter() - t0
+
+
+def _import(
+    writer: Writer,
+    directory: str | os.PathLike[str],
+    skip: Path | None,
+    keep_batches: bool,
+    max_records: int | None,
+    rep: SpillImport,
+) -> tuple[SpillImport, bool]:
+    budget = max_records
+    for path in pending_files(directory):
+        if skip is not None and path == skip:
+            continue
+        done = _read_done(path)
+        tail = _ReadResult()
+        uncertain = True  # the first record after the mark may have been committed
+        k = -1
+        finished_file = True
+        try:
+            _check_header(path)
+        except ValueError as exc:  # not a spill file: set it aside, never block the rest
+            bad = path.with_name(path.name + ".unreadable")
+            os.replace(path, bad)
+            log.error("%s; renamed to %s", exc, bad.name)
+            continue
+        except OSError as exc:
+            raise StorageFailedError(f"spill file unreadable: {exc}", path=str(path)) from exc
+        for k, batch in enumerate(_reading(path, tail)):
+            if k < done:
+                continue
+            if budget is not None and budget <= 0:
+                finished_file = False
+                break
+            res = writer.write_batch(batch, dedupe_dead_letters=uncertain)
+            rep.records += 1
+            rep.events += len(batch)
+            rep.trades_new += res.trades.new
+            rep.duplicates += res.trades.duplicates
+            rep.dead_letters += res.dead_letters
+            if keep_batches:
+                rep.batches.append((batch, res))
+            try:
+                _write_done(path, k + 1)
+                uncertain = False
+            except OSError as exc:  # the record is committed; its mark is not
+                log.warning("%s: progress mark not written (%s)", path, exc)
+                uncertain = True
+            if budget is not None:
+                budget -= 1
+        if not finished_file:
+            return rep, False
+        if tail.torn_bytes:
+            rep.torn_bytes += tail.torn_bytes
+            log.warning(
+                "%s: a torn last record (%d bytes at offset %s) was ignored: its writer "
+                "died while writing it, so its events were never counted as spilled",
+                path,
+                tail.torn_bytes,
+                tail.torn_at,
+            )
+        rep.files += 1
+        path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            _done_path(path).unlink()
+        log.info("spill file %s re-imported (%d records) and removed", path.name, k + 1)
+    return rep, True
+
+
+def _check_header(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(len(MAGIC))
+    if head != MAGIC and not MAGIC.startswith(head):
+        raise ValueError(f"{path}: not an lq spill file (no {MAGIC!r} header)")
+
+
+def _reading(path: Path, tail: _ReadResult) -> Iterator[Batch]:
+    """:func:`read_spill`, a read error being a storage failure (retried, never skipped)."""
+    try:
+        yield from read_spill(path, tail)
+    except OSError as exc:
+        raise StorageFailedError(f"spill file unreadable: {exc}", path=str(path)) from exc
