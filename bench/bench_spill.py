@@ -41,8 +41,20 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 def start_exchange() -> tuple[subprocess.Popen[str], str, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lq.cli", "exchange", "--symbols", ",".join(SYMBOLS),
-         "--rate", str(RATE), "--seed", "8", "--port", "0"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "lq.cli",
+            "exchange",
+            "--symbols",
+            ",".join(SYMBOLS),
+            "--rate",
+            str(RATE),
+            "--seed",
+            "8",
+            "--port",
+            "0",
+        ],  # fmt: skip
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -381,11 +381,16 @@ class Collector:
         from lq.exchange import LocalExchange, ReplaySource, SimulatorSource
 
         src: Any
+        aggs: dict[str, int] = {}
         if self.source == "local":
-            src = SimulatorSource(symbols=self.symbols, **{**self._continue(), **self.simulator})
+            cont = self._continue()
+            aggs = cont.pop("start_agg_ids", {})
+            src = SimulatorSource(symbols=self.symbols, **{**cont, **self.simulator})
         else:
             src = ReplaySource(self.replay_paths, **self.replay)
         self.exchange = LocalExchange(source=src, host="127.0.0.1", port=0, **self.exchange_options)
+        for sym, first in aggs.items():  # aggregate ids go on after the stored ones too
+            self.exchange.market._book(sym).next_agg = first
         await self.exchange.start()
         log.info("local exchange (%s) at %s", source_label(self.source), self.exchange.ws_url)
         return self.exchange.ws_url, self.exchange.rest_url
@@ -995,6 +1000,7 @@ class Collector:
             return {}
         ids: dict[str, int] = {}
         books: dict[str, int] = {}
+        aggs: dict[str, int] = {}
         prices: dict[str, float] = {}
         top_ts = 0
         try:
@@ -1013,6 +1019,12 @@ class Collector:
                 ).fetchone()
                 if u is not None:
                     books[sym] = int(u) + 1
+                (a,) = w.execute(
+                    "SELECT max(agg_id) FROM agg_trades WHERE symbol = ? AND exchange = ?",
+                    (sym, self.exchange_label),
+                ).fetchone()
+                if a is not None:
+                    aggs[sym] = int(a) + 1
         except sqlite3.Error as exc:
             log.warning("simulator starts afresh (stored ids unreadable: %s)", exc)
             return {}
@@ -1027,6 +1039,7 @@ class Collector:
         return {
             "start_ids": ids,
             "start_update_ids": books,
+            "start_agg_ids": aggs,
             "start_prices": prices,
             "start_time_us": start,
         }

@@ -139,11 +139,19 @@ def test_ten_kill_9s_in_a_row_against_a_trading_exchange(tmp_path, exchange):
 # -- restarts always continue ------------------------------------------------------------
 def test_two_local_runs_on_one_database_both_store_new_contiguous_trades(tmp_path):
     db = tmp_path / "demo.sqlite"
-    outs = []
-    for _run in range(2):
-        p = collect(db, None, "--source", "local", "--rate", "40", "--duration", "6")
+    outs, first_run = [], {}
+    for run in range(2):
+        p = collect(
+            db, None, "--source", "local", "--rate", "40", "--duration", "6",
+            "--channels", "trade,aggTrade,bookTicker",
+        )  # fmt: skip
         assert p.wait(180) == 0, p.stderr()
         outs.append((p.out, p.stderr()))
+        if run == 0:
+            first_run = {
+                s: query(db, "SELECT max(update_id) FROM book_tickers WHERE symbol=?", (s,))[0][0]
+                for s in SYMBOLS
+            }
     for out, _ in outs:
         n = int(out.split("stored ")[1].split(" new trades")[0].replace(",", ""))
         assert n > 50, out  # the second run stores new trades too
@@ -151,6 +159,16 @@ def test_two_local_runs_on_one_database_both_store_new_contiguous_trades(tmp_pat
     for s in SYMBOLS:
         got = ids(db, s)
         assert got == list(range(got[0], got[0] + len(got)))  # contiguous across the two runs
+        aggs = [
+            a for (a,) in query(db, "SELECT agg_id FROM agg_trades WHERE symbol=? ORDER BY 1", (s,))
+        ]
+        assert aggs == list(range(aggs[0], aggs[0] + len(aggs)))  # aggregate ids too
+        [(new_books,)] = query(
+            db, "SELECT count(*) FROM book_tickers WHERE symbol=? AND update_id > ?",
+            (s, first_run[s]),
+        )  # fmt: skip
+        assert new_books > 20  # the second run's book tickers are new rows, not ignored
+    assert query(db, "SELECT count(*) FROM gaps WHERE status != 'filled'") == [(0,)]
     # prices go on from the last stored one (no jump back to the simulator's start price)
     rows = query(db, "SELECT trade_id, price, ts FROM ticks WHERE symbol='BTCUSDT' ORDER BY 1")
     jumps = [abs(b[1] / a[1] - 1) for a, b in itertools.pairwise(rows)]
