@@ -54,7 +54,7 @@ def start_exchange() -> tuple[subprocess.Popen[str], str, str]:
             "8",
             "--port",
             "0",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
