@@ -1051,7 +1051,12 @@ class Collector:
             writer = self.writer
             if writer is None:
                 raise RuntimeError("collector is not running")
-            return await asyncio.to_thread(fn, writer)
+
+            def call() -> T:
+                writer.verify_files()  # never into an unlinked file (StorageFailedError)
+                return fn(writer)
+
+            return await asyncio.to_thread(call)
 
     # -- convenience for notebooks and tests ------------------------------------------------
     def trades_of(self, symbol: str) -> list[Trade]:

@@ -375,7 +375,7 @@ class Writer:
         self._dedupe = dedupe_dead_letters
         self._dedupe_max = None
         try:
-            self._verify_files()
+            self.verify_files()
             return self._transaction(lambda now: self._write_rows(batch, now), t0)
         except Exception as exc:
             why = storage_failure(exc)
@@ -519,7 +519,7 @@ class Writer:
         self, *, exchange: str, source: str, state: str, detail: dict[str, object]
     ) -> None:
         """Publish the collector's health for readers (the dashboard's status bar)."""
-        self._verify_files()
+        self.verify_files()
         self.conn.execute(
             "INSERT OR REPLACE INTO feed_status (exchange, source, updated_ts, state, pid, detail)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -585,7 +585,9 @@ class Writer:
             return "WAL file replaced"
         return None
 
-    def _verify_files(self) -> None:
+    def verify_files(self) -> None:
+        """Raise :class:`~lq.errors.StorageFailedError` if :meth:`check_files` finds a problem
+        (and reopen first if a failure closed the connection)."""
         if self.conn is None:
             self.reopen()
         problem = self.check_files()
