@@ -319,6 +319,7 @@ class Collector:
         # storage state: the reason the database is not taking writes ("" when it is)
         self._failure = ""
         self._failure_since = 0
+        self._outage_since = 0  # first failure of the outage not yet fully written back
         self._idle = ""  # "connected, receiving, nothing new stored" (the database works)
         self._backlog: deque[Batch] = deque()  # failed batches, oldest first
         self._backlog_events = 0
@@ -573,6 +574,7 @@ class Collector:
         if not self._failure:
             self.stats.outages += 1
             self._failure_since = time.time_ns() // 1000
+            self._outage_since = self._outage_since or self._failure_since
             log.error(
                 "not storing: %s (%s); receiving goes on into memory (up to %s events) and %s",
                 reason,
@@ -609,6 +611,8 @@ class Collector:
                         self._reimported(getattr(exc, "partial", None))
                         raise
                     self._reimported(rep)
+                    if rep.records or finished:
+                        self._writes_again()
                     if finished:
                         self._spill_pending = False
                         break
@@ -619,15 +623,18 @@ class Collector:
                 if time.monotonic() >= deadline:
                     self._next_retry = 0.0
                     return
+                n_gaps = len(self._lost_gaps)
                 batch = self._take_backlog()
                 try:
                     async with self._io_lock:
                         result = await asyncio.to_thread(self._write, batch)
                 except BaseException:
+                    del batch.gaps[:n_gaps]  # they stay in _lost_gaps, for the next attempt
                     self._backlog.appendleft(batch)
                     self._backlog_events += len(batch)
                     raise
                 self._lost_gaps.clear()
+                self._writes_again()
                 self._committed(batch, result)
         except StorageFailedError as exc:
             self._fail(exc)
@@ -636,19 +643,34 @@ class Collector:
             log.exception("retrying to store failed")
             self._fail(StorageFailedError(f"retry failed: {type(exc).__name__}: {exc}"))
             return
-        if self._failure:
+        self._writes_again()
+        if self._outage_since:
             log.warning(
-                "storing again after %.1f s without storing (%s); %s events re-imported from "
-                "the spill so far",
-                (time.time_ns() // 1000 - self._failure_since) / 1e6,
-                self._failure,
+                "storing again, %.1f s after the failure: everything kept meanwhile is stored "
+                "(%s events re-imported from the spill, %s lost)",
+                (time.time_ns() // 1000 - self._outage_since) / 1e6,
                 f"{self.stats.events_reimported:,}",
+                f"{self.stats.events_lost:,}",
             )
-        self._failure = ""
+            self._outage_since = 0
         if self._lost_holes and self.client is not None:
             for h in self._lost_holes:
                 self.client.backfill(h)
             self._lost_holes.clear()
+
+    def _writes_again(self) -> None:
+        """A write went through: the database itself works again (what waits is still being
+        written, and status says so until it is done)."""
+        if self._failure:
+            log.warning(
+                "the database takes writes again after %.1f s (%s); writing what was kept: %s "
+                "events in memory, %s in the spill",
+                (time.time_ns() // 1000 - self._failure_since) / 1e6,
+                self._failure,
+                f"{self._backlog_events:,}",
+                f"{self._in_spill:,}",
+            )
+            self._failure = ""
 
     def _reimported(self, rep: SpillImport | None) -> None:
         for b, r in rep.batches if rep is not None else ():
@@ -866,8 +888,11 @@ class Collector:
         feed = msgspec.structs.asdict(st) if st is not None else {}
         feed_state = st.state if st is not None else "starting"
         reason = self._failure or self._idle
-        if not reason and self._spill_pending:
-            reason = "re-importing the spill"
+        if not reason and (self._spill_pending or self._backlog):
+            reason = (
+                f"writing back what was kept while the database failed: "
+                f"{self._in_spill:,} events in the spill, {self._backlog_events:,} in memory"
+            )
         storage = "not storing" if reason else "storing"
         s = self.stats
         if state is None:
@@ -879,7 +904,7 @@ class Collector:
             "feed_state": feed_state,
             "storage": storage,
             "storage_reason": reason,
-            "storage_since_ts": self._failure_since if self._failure else None,
+            "storage_since_ts": (self._outage_since or None) if reason else None,
             "receiving": feed_state == "live" and age is not None and age < 60,
             "buffered_events": self._backlog_events + len(self._buf),
             "spilled_events": self._spilled_pending(),
