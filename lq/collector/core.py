@@ -592,7 +592,8 @@ class Collector:
         back to storing when both are empty."""
         assert self.writer is not None
         self._next_retry = time.monotonic() + self.retry_interval
-        deadline = time.monotonic() + (30.0 if final else 0.5)  # keep receiving meanwhile
+        # keep receiving meanwhile; on the way out at most 10 s (a stop timeout is often 30 s)
+        deadline = time.monotonic() + (10.0 if final else 0.5)
         try:
             if self._failure and await self._check_files():
                 return

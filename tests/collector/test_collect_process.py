@@ -100,9 +100,9 @@ def wait_for(pred, timeout: float, what: str) -> None:
 
 @pytest.fixture
 def exchange():
-    # 20 s of trading: under load a restarted process takes several seconds to import and
-    # connect, and the restart must happen while the exchange still trades
-    ex = ExchangeThread(rate=100.0, duration=20.0)
+    # trading for as long as a test needs: under load a process takes many seconds to start,
+    # and these tests need live trades after it (none of them waits for the end)
+    ex = ExchangeThread(rate=100.0, duration=600.0)
     yield ex
     ex.stop()
 
