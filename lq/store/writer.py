@@ -789,24 +789,45 @@ class Writer:
         return WriteResult(new, len(rows) - new, len(klines) - len(rows))
 
     def _upsert_gaps(self, gaps: Sequence[Gap], now: int) -> None:
+        """Assign each gap's status to exactly its ids: the ledger holds at most one row per id
+        and the last status written for it wins.
+
+        Rows the gap overlaps are cut: their parts outside the gap keep their own status,
+        reason and times; the gap's row takes the earliest ``detected_ts`` of the open
+        (``found``/``unfilled``) rows it replaces, so a hole's age counts from when its ids
+        were first seen missing. (Keyed by ``first_missing`` alone, an update narrower than its
+        row used to drop the row's other ids, and one starting inside it left two rows.)
+        """
+        conn = self.conn
         for g in gaps:
-            self.conn.execute(
+            lo, hi = g.first_missing, g.last_missing
+            key = (g.exchange, g.symbol, g.kind)
+            old = conn.execute(
+                "SELECT first_missing, last_missing, status, detected_ts, updated_ts, reason"
+                " FROM gaps WHERE exchange = ? AND symbol = ? AND kind = ?"
+                " AND first_missing <= ? AND last_missing >= ?",
+                (*key, hi, lo),
+            ).fetchall()
+            detected = g.detected_ts
+            keep: list[tuple[Any, ...]] = []
+            for a, b, status, det, upd, reason in old:
+                if status != "filled":
+                    detected = min(detected, det)
+                if a < lo:
+                    keep.append((*key, a, lo - 1, status, det, upd, reason))
+                if b > hi:
+                    keep.append((*key, hi + 1, b, status, det, upd, reason))
+            if old:
+                conn.executemany(
+                    "DELETE FROM gaps WHERE exchange = ? AND symbol = ? AND kind = ?"
+                    " AND first_missing = ?",
+                    [(*key, r[0]) for r in old],
+                )
+            keep.append((*key, lo, hi, g.status, detected, now, g.reason))
+            conn.executemany(
                 "INSERT INTO gaps (exchange, symbol, kind, first_missing, last_missing, status,"
-                " detected_ts, updated_ts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (exchange, symbol, kind, first_missing) DO UPDATE SET"
-                " last_missing = excluded.last_missing, status = excluded.status,"
-                " updated_ts = excluded.updated_ts, reason = excluded.reason",
-                (
-                    g.exchange,
-                    g.symbol,
-                    g.kind,
-                    g.first_missing,
-                    g.last_missing,
-                    g.status,
-                    g.detected_ts,
-                    now,
-                    g.reason,
-                ),
+                " detected_ts, updated_ts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                keep,
             )
 
     def _merge_bars(self, rows: Sequence[tuple[Any, ...]]) -> int:
