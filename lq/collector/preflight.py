@@ -115,12 +115,16 @@ def _get(client: _Clients, url: str, params: dict[str, str]) -> httpx.Response |
         return None
 
 
-def _identity(client: _Clients, base: str, ep: Endpoint) -> tuple[str | None, bool, list[str]]:
+def _identity(
+    client: _Clients, base: str, ep: Endpoint
+) -> tuple[str | None, bool, list[str] | None]:
     """One ``GET exchangeInfo``: ``(label the server gives itself or None, whether it answered,
-    the symbols it lists)``. Only for endpoints that are not Binance hosts (small answers)."""
+    the symbols it lists, or None when the answer carries no list)``. Only for endpoints that
+    are not Binance hosts (small answers). An lq exchange names itself in a header on every
+    answer, a 429/418 too: that answer lists nothing, which must not read as "no symbols"."""
     r = _get(client, f"{base}{ep.rest_prefix}/exchangeInfo", {})
     if r is None:
-        return None, False, []
+        return None, False, None
     body: object = {}
     if r.status_code == 200:
         try:
@@ -128,14 +132,15 @@ def _identity(client: _Clients, base: str, ep: Endpoint) -> tuple[str | None, bo
         except ValueError:
             body = {}
     label = r.headers.get("X-LQ-Exchange")
-    listed: list[str] = []
+    listed: list[str] | None = None
     if isinstance(body, dict):
         if label is None and isinstance(body.get(_IDENTITY_FIELD), str):
             label = body[_IDENTITY_FIELD]
         try:
-            listed = sorted(str(x["symbol"]) for x in body.get("symbols", []))
+            if isinstance(body.get("symbols"), list):
+                listed = sorted(str(x["symbol"]) for x in body["symbols"])
         except (KeyError, TypeError):
-            listed = []
+            listed = None
     return label, True, listed
 
 
@@ -213,7 +218,7 @@ def _probe(
         elif ws_url is not None:
             ws_base = _http_base(ws_url)
             ident, answered, names = _identity(client, ws_base, ep)
-            if ident is not None:
+            if ident is not None:  # names is None if it did not list them (a 429): ask again
                 local, listed = True, names
                 label = label or ident
                 if rest_url is None:  # backfill from the same exchange, not from Binance
