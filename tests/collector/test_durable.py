@@ -17,7 +17,7 @@ from lq.alerts.store import AlertStore
 from lq.collector import Collector
 from lq.exchange import LocalExchange, SimulatorSource
 from lq.feeds import Backoff
-from lq.feeds.events import Trade
+from lq.feeds.events import Gap, Trade
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 FAST = {
@@ -177,6 +177,18 @@ def _poison(i: int) -> Trade:
     )
 
 
+def _poison_gap(i: int) -> Gap:
+    return Gap(
+        symbol="BTCUSDT",
+        kind="trade",
+        first_missing=2**63 + i,
+        last_missing=2**63 + i,
+        status="found",
+        detected_ts=time.time_ns() // 1000,
+        exchange="local",
+    )
+
+
 def test_poison_events_in_the_live_path_never_stop_storage(tmp_path):
     # the parser refuses such frames (feed checks); the writer must survive them anyway
     db = tmp_path / "poison.sqlite"
@@ -190,8 +202,10 @@ def test_poison_events_in_the_live_path_never_stop_storage(tmp_path):
         col.start()
         try:
             await col.wait_started(20)
-            for i in range(20):
-                col._sink(_poison(i))  # straight into the batch, as the feed would
+            for i in range(20):  # straight into the batch, as the feed would
+                # a trade id past int64 (the writer's invariants refuse it), and a gap row
+                # past int64 (no rule covers it: SQLite refuses it, the isolation keeps it out)
+                col._sink(_poison(i) if i % 2 == 0 else _poison_gap(i))
                 await asyncio.sleep(0.05)
             await until(ex.source_done.is_set, 30, "the simulator to finish")
             await until(
@@ -215,8 +229,10 @@ def test_poison_events_in_the_live_path_never_stop_storage(tmp_path):
             i for (i,) in rows(db, "SELECT trade_id FROM ticks WHERE symbol=? ORDER BY 1", (s,))
         ]
         assert stored == [t.trade_id for t in ex.trades(s) if t.trade_id >= stored[0]]
-    dead = rows(db, "SELECT reason FROM dead_letters")
-    assert len(dead) == 20 and all("OverflowError" in r for (r,) in dead)
+    dead = [r for (r,) in rows(db, "SELECT reason FROM dead_letters")]
+    assert len(dead) == 20, dead
+    assert sum("trade_id=9223372036854775" in r and "outside 0..2**63-1" in r for r in dead) == 10
+    assert sum(r.startswith("gap not storable: OverflowError") for r in dead) == 10
     assert col.exit_code == 0 and col.stats.write_errors == 0
 
 

@@ -33,8 +33,10 @@ def _trade(i: int, **kw) -> Trade:
 
 
 def _poison() -> Batch:
-    """One event of every kind that makes SQLite (or the bar maths) raise, none that the
-    writer's own validation refuses: only the isolation can keep them out."""
+    """One event of every kind that once made SQLite (or the bar maths) raise. The writer's
+    invariants (lq.feeds.invariants) refuse the trades, aggTrade, bookTicker and kline now;
+    the gap past int64 and the rejected frame with a lone surrogate are still kept out only by
+    the isolation (defence in depth)."""
     return Batch(
         trades=[
             _trade(BIG),  # OverflowError when bound
@@ -117,21 +119,85 @@ def test_poison_rows_of_every_kind_become_dead_letters_and_the_rest_is_stored(db
         ids = [x for (x,) in w.conn.execute("SELECT trade_id FROM ticks ORDER BY trade_id")]
         dead = w.conn.execute("SELECT reason, raw FROM dead_letters ORDER BY id").fetchall()
         bars_null = w.conn.execute("SELECT count(*) FROM bars_1s WHERE vwap IS NULL").fetchone()
-        volume = w.conn.execute("SELECT sum(volume) FROM bars_1s WHERE trades < 100").fetchone()
-    # the good rows and exactly one of the two 1e308 trades (alone it makes a finite bar)
-    assert ids == [*range(1, 2_501), 900_001] or ids == [*range(1, 2_501), 900_002]
-    assert r.trades.new == 2_001 and r.trades.rejected == 3
+        in_bars = w.conn.execute("SELECT sum(trades) FROM bars_1s").fetchone()
+    assert ids == [*range(1, 2_501)]  # every good row, no poison
+    assert r.trades.new == 2_000 and r.trades.rejected == 4
     assert (r.agg_trades.rejected, r.book_tickers.rejected, r.klines.rejected) == (1, 1, 1)
     assert nxt.trades.new == 500  # the next batch is not poisoned
-    assert r.dead_letters == len(dead) == 8  # 3 trades, agg, book, kline, gap, rejected
+    assert r.dead_letters == len(dead) == 9  # 4 trades, agg, book, kline, gap, rejected
     reasons = [d[0] for d in dead]
-    assert sum("OverflowError" in x for x in reasons) == 5  # trade, agg, book, kline, gap
-    assert any(x.startswith("trade not storable: IntegrityError") for x in reasons)  # vwap
-    assert any("UnicodeEncodeError" in x for x in reasons)  # the surrogate symbol
+    # refused by the invariants, with the rule named
+    assert sum("outside 0..2**63-1" in x for x in reasons) == 4  # trade, agg, book, kline ids
+    assert sum(x.startswith("trade qty=1e+308: outside") for x in reasons) == 2
+    assert any(x.startswith("trade symbol='BTC\\ud800'") for x in reasons)
+    # refused by SQLite and isolated under savepoints
+    assert any(x.startswith("gap not storable: OverflowError") for x in reasons)
     assert any(x.startswith("bad frame (escaped: UnicodeEncodeError") for x in reasons)
     assert any("\\udcff" in raw for _, raw in dead)  # the raw text kept, escaped
     assert bars_null == (0,)
-    assert volume[0] is not None
+    assert in_bars == (2_500,)  # the bars are made of the stored ticks, and only of them
+
+
+def test_rows_that_pass_the_invariants_but_sqlite_refuses_are_isolated_per_kind(db):
+    """Defence in depth behind the invariants: rows every rule accepts, which SQLite itself
+    refuses (real triggers, RAISE(ABORT) = SQLITE_CONSTRAINT), one of every kind, each in the
+    middle of good rows: each becomes a dead letter naming SQLite's words, the rest is stored,
+    and bars are made of the stored ticks only."""
+    good = make_trades(1_000, start_id=1)
+    bad_trade = good[500]
+    book = BookTicker(
+        symbol="BTCUSDT", update_id=77, bid=1.0, bid_qty=1.0, ask=2.0, ask_qty=1.0, ts=T0
+    )
+    agg = AggTrade(
+        symbol="BTCUSDT",
+        agg_id=55,
+        first_id=1,
+        last_id=2,
+        price=1.0,
+        qty=1.0,
+        ts=T0,
+        event_ts=T0,
+        is_buyer_maker=False,
+    )
+    gap = Gap(
+        symbol="BTCUSDT",
+        kind="trade",
+        first_missing=5_000,
+        last_missing=5_009,
+        status="found",
+        detected_ts=T0,
+    )
+    with Writer(db) as w:
+        w.conn.executescript(
+            f"""
+            CREATE TRIGGER p1 BEFORE INSERT ON ticks WHEN NEW.trade_id = {bad_trade.trade_id}
+            BEGIN SELECT RAISE(ABORT, 'poison tick'); END;
+            CREATE TRIGGER p2 BEFORE INSERT ON book_tickers WHEN NEW.update_id = 77
+            BEGIN SELECT RAISE(ABORT, 'poison book'); END;
+            CREATE TRIGGER p3 BEFORE INSERT ON agg_trades WHEN NEW.agg_id = 55
+            BEGIN SELECT RAISE(ABORT, 'poison agg'); END;
+            CREATE TRIGGER p4 BEFORE INSERT ON gaps WHEN NEW.first_missing = 5000
+            BEGIN SELECT RAISE(ABORT, 'poison gap'); END;
+            """
+        )
+        r = w.write_batch(Batch(trades=good, book_tickers=[book], agg_trades=[agg], gaps=[gap]))
+        ids = [x for (x,) in w.conn.execute("SELECT trade_id FROM ticks ORDER BY trade_id")]
+        dead = [x for (x,) in w.conn.execute("SELECT reason FROM dead_letters ORDER BY id")]
+        (in_bars,) = w.conn.execute("SELECT sum(trades) FROM bars_1s").fetchone()
+        other = [
+            w.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("book_tickers", "agg_trades", "gaps")
+        ]
+    assert ids == [i for i in range(1, 1_001) if i != bad_trade.trade_id]
+    assert r.trades.new == 999 and r.trades.rejected == 1
+    assert in_bars == 999  # the refused tick is in no bar
+    assert other == [0, 0, 0]
+    assert sorted(dead) == [
+        "aggTrade not storable: IntegrityError: poison agg",
+        "bookTicker not storable: IntegrityError: poison book",
+        "gap not storable: IntegrityError: poison gap",
+        "trade not storable: IntegrityError: poison tick",
+    ]
 
 
 def test_the_next_batch_is_never_poisoned_by_a_failed_one(db):
