@@ -17,6 +17,7 @@ The tree::
     │   └── RestError          a REST call failed (carries ``status`` and ``code``)
     │       └── RateLimitError 429/418 with ``retry_after`` seconds
     ├── ImportFormatError      a file ``lq import`` does not understand (names the file and line)
+    │   └── SymbolRequiredError  a file that does not say which symbol it holds
     └── BacktestError          a strategy or parameter set that cannot be run
 
 Messages name the field and the value, so that a user can fix the input without reading code.
@@ -40,6 +41,7 @@ __all__ = [
     "SchemaError",
     "StorageFailedError",
     "StoreError",
+    "SymbolRequiredError",
     "ValidationError",
     "WriterLockedError",
 ]
@@ -137,7 +139,11 @@ class RateLimitError(RestError):
 
 
 class ImportFormatError(LqError):
-    """A file ``lq import`` does not understand."""
+    """A file ``lq import`` does not understand, or refuses (over a size limit)."""
+
+
+class SymbolRequiredError(ImportFormatError):
+    """The file does not say which symbol it holds (no Binance file name): pass one."""
 
 
 class BacktestError(LqError):

@@ -14,50 +14,83 @@ klines      open_time, open, high, low, close, volume, close_time, quote_volume,
             count, taker_buy_base, taker_buy_quote, ignore
 frames      ``<recv ns> <raw frame>`` lines (lq's ``--record`` and shared/data)         by event
 ohlc        a CSV with a header: time (or timestamp/date/open_time), open, high, low,   klines
-            close[, volume]; the interval is the most common step between rows
+            close[, volume[, quote_volume][, trades]]; the interval is the most common
+            step between rows
 ========== ========================================================================== =====
 
-CSV or zip (each CSV inside is read), with or without a header row; times in ms or µs
-(detected per file by magnitude: spot files are µs since 2025); booleans ``True``/``true``;
-invalid aggTrades (``f = -1``, Binance's marker for duplicates found by its 2022 audit) are
-skipped and counted. Imports are idempotent (ids and kline open times are keys). A file that
-does not parse is refused with the file, line and column named, before anything is written.
+CSV, zip (each file inside is read) or gzip, told apart by their first bytes, with or
+without a header row; times in ms or µs (detected per file by magnitude: spot files are µs
+since 2025); booleans ``True``/``true``; invalid aggTrades (``f = -1``, Binance's marker for
+duplicates found by its 2022 audit) are skipped and counted. Imports are idempotent (ids
+and kline open times are keys): importing a file again stores nothing new and says so.
 
-Only one process writes market data. ``import_upload`` (the dashboard's upload) validates the
-whole file, then imports it directly when no collector runs, or drops it in the database's
-inbox (``<db>.inbox/``) where the running collector imports it.
+Streaming, with limits. Files and zip members are read in blocks of whole lines (16 MB),
+so memory stays bounded whatever the file's size. A file is refused before anything is
+read when it inflates to more than ``max_size`` bytes (4 GiB by default: ``--max-size``,
+``store.import_max_size``) or, beyond 64 MiB, more than ``max_ratio`` times its compressed
+size (200: ``--max-ratio``, ``store.import_max_ratio``; real CSVs compress 3-10x, zip
+bombs 1000x). Zip members are measured by their headers (``zipfile`` never inflates past the
+declared size, and a lie fails the CRC); a ``.gz`` file is inflated once to measure it.
+A NUL byte or a line longer than 1 MB ends the import with the line named.
+
+What is stored when a file fails part-way. Each block is parsed and checked whole, then
+written in one transaction. A block that does not parse is refused with the file, line and
+column named; the blocks before it stay stored, and the error says exactly which lines
+those were. Writes are idempotent, so fixing the file and importing it again converges.
+(A dashboard upload is checked whole before any of it is written: it commits all or
+nothing.)
+
+Imported history is kept. Before each block is written its ranges are recorded in
+``imported_ranges`` (:mod:`lq.store.provenance`); automatic retention
+(``store.retention_ticks``) never deletes them, only ``lq purge --include-imported`` does.
+
+Only one process writes market data. With a collector running, ``lq import`` and the
+dashboard's upload (:func:`import_upload`) drop the file into the database's inbox
+(``<db>.inbox/``); the collector imports it a block at a time between its own batches
+(:func:`process_inbox`), so an upload never stalls collection, and a file it refuses never
+stops it: the reason goes to ``<db>.inbox/results/``, the log and ``dead_letters``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
+import itertools
+import json
 import logging
 import os
 import re
+import shutil
+import sqlite3
+import sys
 import time
 import uuid
+import weakref
 import zipfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from lq.errors import ImportFormatError
+from lq.errors import ImportFormatError, SymbolRequiredError
 from lq.feeds.events import AggTrade, Kline, Trade
 from lq.store.writer import Batch, Writer
 
 __all__ = [
     "ImportReport",
+    "Limits",
     "UploadResult",
     "add_parser",
     "detect_kind",
     "import_file",
     "import_upload",
     "inbox_dir",
+    "parse_size",
     "process_inbox",
     "read_file",
     "run",
@@ -67,17 +100,114 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["trades", "aggTrades", "klines", "frames", "ohlc"]
 KINDS: tuple[str, ...] = ("trades", "aggTrades", "klines", "frames", "ohlc")
-CHUNK = 200_000
+#: bytes of whole lines parsed and written at once (one transaction)
+BLOCK_BYTES = 16 * 2**20
+#: the collector's inbox imports smaller blocks, so each step between its batches is short
+INBOX_BLOCK_BYTES = 4 * 2**20
+#: events per transaction for recordings
+CHUNK = 100_000
+MAX_LINE = 2**20
 _NAME = re.compile(
-    r"^(?P<sym>[A-Z0-9]{2,30})-(?P<what>trades|aggTrades|\d+[smhdwM]|1mo)-\d{4}-\d{2}(-\d{2})?"
+    r"^(?P<sym>[A-Z0-9_]{2,30})-(?P<what>trades|aggTrades|\d+[smhdwM]|1mo)-\d{4}-\d{2}(-\d{2})?"
 )
+_SYMBOL = re.compile(r"^[A-Z0-9_]{2,30}$")
+_FRAME_LINE = re.compile(rb"^\d{15,20} [\[{]")
 _TRUE = {"true": True, "false": False, "1": True, "0": False}
 _INTERVALS = {
     "1s": 1, "1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
     "4h": 14400, "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400, "3d": 259200, "1w": 604800,
 }  # fmt: skip
+_INT64_MAX = 2**63 - 1
+KEPT_NOTE = (
+    "imported rows are kept: automatic retention (store.retention_ticks) never deletes them; "
+    "`lq purge --older-than D --include-imported` does"
+)
 
 
+# -- limits ------------------------------------------------------------------------------------
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_SIZE_UNIT = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_size(value: str | int, *, field: str = "size") -> int:
+    """``"4GB"``, ``"512MiB"``, ``"1.5g"`` or a number of bytes -> bytes (KB = 1000, KiB = 1024)."""
+    if isinstance(value, bool):
+        raise ImportFormatError(f"{field}={value!r}: expected a size such as '4GB'")
+    if isinstance(value, int):
+        n = value
+    else:
+        m = _SIZE.match(str(value))
+        if not m:
+            raise ImportFormatError(
+                f"{field}={value!r}: expected a size such as 4GB, 512MiB or 10000000"
+            )
+        unit = (m.group(2) or "").lower()
+        base = unit[:1] if unit not in ("b", "") else ""
+        mult = 1024 ** ("kmgt".index(base) + 1) if "i" in unit else _SIZE_UNIT[base]
+        n = int(float(m.group(1)) * mult)
+    if n <= 0:
+        raise ImportFormatError(f"{field}={value!r}: must be more than 0 bytes")
+    return n
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{int(n):,} bytes"
+
+
+DEFAULT_MAX_SIZE = 4 * 2**30
+DEFAULT_MAX_RATIO = 200.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much a file may inflate to. See the module docstring."""
+
+    max_size: int = DEFAULT_MAX_SIZE
+    max_ratio: float = DEFAULT_MAX_RATIO
+    ratio_floor: int = 64 * 2**20  # the ratio applies only beyond this many inflated bytes
+
+    @classmethod
+    def from_settings(cls, settings: Any = None, **overrides: Any) -> Limits:
+        """From ``store.import_max_size`` / ``store.import_max_ratio``; ``overrides`` that
+        are not None win (the CLI flags)."""
+        if settings is None:
+            from lq.config import load_settings
+
+            settings = load_settings()
+        st = settings.store
+        size = overrides.get("max_size") or getattr(st, "import_max_size", None)
+        ratio = overrides.get("max_ratio") or getattr(st, "import_max_ratio", None)
+        try:
+            max_ratio = float(ratio) if ratio else DEFAULT_MAX_RATIO
+        except ValueError:
+            raise ImportFormatError(f"max_ratio={ratio!r}: expected a number such as 200") from None
+        if not max_ratio >= 1:
+            raise ImportFormatError(f"max_ratio={ratio!r}: must be at least 1")
+        return cls(
+            max_size=parse_size(size, field="max_size") if size else DEFAULT_MAX_SIZE,
+            max_ratio=max_ratio,
+        )
+
+    def check(self, where: str, inflated: int, compressed: int | None) -> None:
+        """Refuse ``inflated`` bytes (from ``compressed`` bytes, if compressed)."""
+        if inflated > self.max_size:
+            raise ImportFormatError(
+                f"{where}: inflates to more than {_fmt_bytes(self.max_size)}, the import limit; "
+                "if the file is genuine, raise it with --max-size (or store.import_max_size)"
+            )
+        if compressed and inflated > self.ratio_floor and inflated > self.max_ratio * compressed:
+            raise ImportFormatError(
+                f"{where}: {_fmt_bytes(compressed)} inflates to {_fmt_bytes(inflated)}"
+                f"{'' if inflated < self.max_size else '+'} ({inflated / compressed:,.0f}x); files "
+                f"inflating more than {self.max_ratio:g}x are refused as a likely zip bomb; if the "
+                "file is genuine, raise the limit with --max-ratio (or store.import_max_ratio)"
+            )
+
+
+# -- reports -----------------------------------------------------------------------------------
 @dataclass(slots=True)
 class ImportReport:
     """What one file contributed."""
@@ -91,6 +221,7 @@ class ImportReport:
     skipped: int = 0  # invalid aggTrades (f = -1) and the like
     rejected: int = 0  # rows refused by the writer (dead letters)
     seconds: float = 0.0
+    lines: int = 0  # the last line of the file whose block is stored
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -101,11 +232,21 @@ class ImportReport:
             s += f", {self.rejected:,} refused (see dead_letters)"
         return s + f" ({self.seconds:.1f} s)"
 
+    def stored(self) -> str:
+        """What is stored, for an import that stopped part-way."""
+        if not self.rows and not self.rejected:
+            return "nothing was stored"
+        return (
+            f"lines 1-{self.lines:,} before it are stored ({self.rows:,} rows: {self.new:,} new, "
+            f"{self.duplicates:,} already stored) and stay; nothing after them was; fix the file "
+            "and import it again (rows already stored are recognised)"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class UploadResult:
     """What became of an upload: imported now, or queued at ``path`` in the inbox until the
-    running collector imports it (the file is gone then)."""
+    running collector imports it (its answer is then at :meth:`result_path`)."""
 
     status: Literal["imported", "queued"]
     kind: str
@@ -114,6 +255,11 @@ class UploadResult:
     message: str
     path: Path | None = None
 
+    def result_path(self) -> Path | None:
+        return (
+            None if self.path is None else self.path.parent / "results" / (self.path.name + ".json")
+        )
+
 
 # -- detection ---------------------------------------------------------------------------------
 def _symbol_from_name(name: str) -> str | None:
@@ -121,11 +267,22 @@ def _symbol_from_name(name: str) -> str | None:
     return m.group("sym") if m else None
 
 
+def _check_symbol(symbol: str | None) -> str | None:
+    if symbol is None or not str(symbol).strip():
+        return None
+    sym = str(symbol).strip().upper()
+    if not _SYMBOL.match(sym):
+        raise ImportFormatError(
+            f"symbol={symbol!r}: expected 2-30 letters, digits or '_', such as BTCUSDT"
+        )
+    return sym
+
+
 def detect_kind(name: str, first_line: str) -> Kind:
     """The layout of a file from its name and first line (see the module docstring)."""
     m = _NAME.match(Path(name).name)
     head = first_line.strip()
-    if re.match(r"^\d{15,20} [\[{]", head):
+    if _FRAME_LINE.match(head.encode(errors="replace")):
         return "frames"
     if m:
         what = m.group("what")
@@ -170,100 +327,223 @@ def _is_number(s: str) -> bool:
     return True
 
 
-# -- reading -----------------------------------------------------------------------------------
-def _members(
-    path: Path, data: bytes | None = None
-) -> Iterator[tuple[str, io.BufferedIOBase | io.BytesIO]]:
-    raw = data if data is not None else None
-    is_zip = path.suffix.lower() == ".zip" or (raw is not None and raw[:4] == b"PK\x03\x04")
-    if is_zip:
+# -- bounded reading ---------------------------------------------------------------------------
+class _Guard(io.RawIOBase):
+    """A byte stream that counts what passes and refuses what no text file holds: a NUL
+    byte (a sparse or binary file), more bytes than the limit (a member that lies), and
+    corrupt compressed data (as :class:`ImportFormatError`, never a traceback)."""
+
+    def __init__(self, raw: IO[bytes], where: str, limit: int) -> None:
+        self.raw = raw
+        self.where = where
+        self.limit = limit
+        self.done = 0  # bytes read
+        self.lines = 0  # newlines read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
         try:
-            zf = zipfile.ZipFile(io.BytesIO(raw) if raw is not None else path)
-        except zipfile.BadZipFile as exc:
-            raise ImportFormatError(f"{path.name}: not a valid zip file ({exc})") from None
-        names = [n for n in zf.namelist() if not n.endswith("/")]
-        if not names:
-            raise ImportFormatError(f"{path.name}: the zip file is empty")
-        for n in names:
-            yield n, zf.open(n)  # type: ignore[misc]
-        return
-    if raw is not None:
-        yield path.name, io.BytesIO(raw)
-    elif path.suffix == ".gz":
-        import gzip
+            data = self.raw.read(len(b))
+        except (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile) as exc:
+            raise ImportFormatError(
+                f"{self.where}: corrupt compressed data after {self.done:,} bytes ({exc})"
+            ) from None
+        if not data:
+            return 0
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            line = self.lines + data.count(b"\n", 0, nul) + 1
+            raise ImportFormatError(
+                f"{self.where}:{line}: a NUL byte at byte {self.done + nul:,}: this is not a text"
+                " file (a sparse, truncated or binary file?)"
+            )
+        self.done += len(data)
+        if self.done > self.limit:
+            raise ImportFormatError(
+                f"{self.where}: inflates to more than {_fmt_bytes(self.limit)}, the import "
+                "limit; if the file is genuine, raise it with --max-size (or store.import_max_size)"
+            )
+        self.lines += data.count(b"\n")
+        n = len(data)
+        b[:n] = data
+        return n
 
-        yield path.name, gzip.open(path, "rb")  # type: ignore[misc]  # noqa: SIM115
-    else:
-        yield path.name, open(path, "rb")  # noqa: SIM115
-
-
-def _to_us(values: np.ndarray, where: str) -> np.ndarray:
-    """Times in ms or µs (decided per file by magnitude) -> µs."""
-    if values.size == 0:
-        return values.astype(np.int64)
-    v = values.astype(np.int64)
-    sample = int(np.median(v[: min(v.size, 1000)]))
-    if 1e14 <= sample < 1e17:  # µs (2001..5138)
-        return v
-    if 1e11 <= sample < 1e14:  # ms
-        return v * 1000
-    raise ImportFormatError(
-        f"{where}: times like {sample} are neither milliseconds nor microseconds since 1970"
-    )
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        finally:
+            super().close()
 
 
-def _numeric(
-    df: pd.DataFrame, col: int, name: str, where: str, header_rows: int, kind: str = "float"
-) -> np.ndarray:
-    s = df.iloc[:, col]
-    num = pd.to_numeric(s, errors="coerce")
-    bad = num.isna() & s.notna() | s.isna()
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        line = int(df.index[i]) + 1 + header_rows
-        raise ImportFormatError(
-            f"{where}:{line}: column {col + 1} ({name}) = {s.iloc[i]!r} is not a number"
-        )
-    return num.to_numpy(dtype=np.int64 if kind == "int" else np.float64)
+@dataclass(slots=True)
+class _Member:
+    where: str  # file[!member], for messages
+    name: str  # the member's own name (for detection)
+    size: int  # inflated bytes (for progress)
+    stream: io.BufferedReader
+    guard: _Guard
 
 
-def _bools(df: pd.DataFrame, col: int, name: str, where: str, header_rows: int) -> np.ndarray:
-    s = df.iloc[:, col].astype(str).str.strip().str.lower()
-    mapped = s.map(_TRUE)
-    if mapped.isna().any():
-        i = int(np.flatnonzero(mapped.isna().to_numpy())[0])
-        line = int(df.index[i]) + 1 + header_rows
-        raise ImportFormatError(
-            f"{where}:{line}: column {col + 1} ({name}) = {df.iloc[i, col]!r} is not true/false"
-        )
-    return mapped.to_numpy(dtype=bool)
-
-
-def _csv_chunks(fh: Any, where: str) -> Iterator[tuple[pd.DataFrame, int]]:
-    text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
-    first = text.readline()
-    if not first.strip():
-        raise ImportFormatError(f"{where}: empty file")
-    cells = [c.strip().strip('"') for c in first.split(",")]
-    header = not _is_number(cells[0]) if cells else False
-    rest = text.read()
-    body = rest if header else first + rest
-    names = [c.lower() for c in cells] if header else None
-    if not body.strip():
-        raise ImportFormatError(f"{where}: a header row and no data")
+def _open_members(p: Path, data: bytes | None, limits: Limits) -> Iterator[_Member]:
+    """Every text stream of the file: itself, its gzip content or each zip member. All limits
+    are checked (every member of a zip first) before a byte of content is parsed."""
+    raw: IO[bytes] = io.BytesIO(data) if data is not None else open(p, "rb")  # noqa: SIM115
     try:
-        reader = pd.read_csv(
-            io.StringIO(body), header=None, dtype=str, chunksize=CHUNK, skip_blank_lines=True
+        compressed = len(data) if data is not None else os.fstat(raw.fileno()).st_size
+        magic = raw.read(4)
+        raw.seek(0)
+        suffix = p.suffix.lower()
+        if magic == b"PK\x03\x04" or suffix == ".zip":
+            yield from _zip_members(p, raw, limits)
+        elif magic[:2] == b"\x1f\x8b" or suffix == ".gz":
+            size = _gzip_size(p.name, raw, compressed, limits)
+            raw.seek(0)
+            gz = gzip.GzipFile(fileobj=raw, mode="rb")
+            guard = _Guard(gz, p.name, limits.max_size)  # type: ignore[arg-type]
+            yield _Member(
+                p.name, p.name.removesuffix(".gz"), size, io.BufferedReader(guard, 1 << 20), guard
+            )
+        else:
+            limits.check(p.name, compressed, None)
+            guard = _Guard(raw, p.name, limits.max_size)
+            yield _Member(p.name, p.name, compressed, io.BufferedReader(guard, 1 << 20), guard)
+    finally:
+        raw.close()
+
+
+def _zip_members(p: Path, raw: IO[bytes], limits: Limits) -> Iterator[_Member]:
+    try:
+        zf = zipfile.ZipFile(raw)
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
+        raise ImportFormatError(f"{p.name}: not a valid zip file ({exc})") from None
+    if not infos:
+        raise ImportFormatError(f"{p.name}: the zip file is empty")
+    for i in infos:
+        limits.check(f"{p.name}!{i.filename}", i.file_size, i.compress_size or 1)
+    for i in infos:
+        where = f"{p.name}!{i.filename}"
+        try:
+            fh = zf.open(i)
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+            raise ImportFormatError(f"{where}: cannot be read ({exc})") from None
+        # zipfile never inflates past the declared size: the guard's limit is the header's
+        guard = _Guard(fh, where, min(limits.max_size, i.file_size))
+        yield _Member(where, i.filename, i.file_size, io.BufferedReader(guard, 1 << 20), guard)
+
+
+def _gzip_size(name: str, raw: IO[bytes], compressed: int, limits: Limits) -> int:
+    """Inflate a gzip stream once to measure it, stopping as soon as a limit is passed."""
+    stop = limits.max_size
+    if compressed * limits.max_ratio > limits.ratio_floor:
+        stop = min(stop, int(compressed * limits.max_ratio))
+    size = 0
+    try:
+        with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+            while True:
+                got = len(gz.read(1 << 20))
+                if not got:
+                    break
+                size += got
+                if size > stop:
+                    break
+    except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
+        raise ImportFormatError(f"{name}: not a valid gzip file ({exc})") from None
+    limits.check(name, size, compressed)
+    return size
+
+
+def _readline(m: _Member) -> bytes:
+    line = m.stream.readline(MAX_LINE + 1)
+    if len(line) > MAX_LINE:
+        raise ImportFormatError(
+            f"{m.where}:{m.guard.lines + 1}: a line longer than {MAX_LINE // 2**20} MB: not a CSV"
+            " or recording"
         )
-        offset = 0
-        for chunk in reader:
-            chunk.index = chunk.index  # RangeIndex continues across chunks
-            if names is not None:
-                chunk.attrs["names"] = names
-            yield chunk, 1 if header else 0
-            offset += len(chunk)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ImportFormatError(f"{where}: not a valid CSV ({exc})") from None
+    return line
+
+
+def _blocks(m: _Member, block_bytes: int, first_line: int) -> Iterator[tuple[int, bytes]]:
+    """``(number of its first line, block)``: the rest of the stream in blocks of whole lines."""
+    rest = b""
+    line = first_line
+    while True:
+        data = m.stream.read(block_bytes)
+        if not data:
+            if rest.strip():
+                yield line, rest
+            return
+        buf = rest + data if rest else data
+        cut = buf.rfind(b"\n")
+        if cut < 0 or len(buf) - cut - 1 > MAX_LINE:
+            if len(buf) - cut - 1 > MAX_LINE:
+                at = line + buf.count(b"\n", 0, max(cut, 0))
+                raise ImportFormatError(
+                    f"{m.where}:{at}: a line longer than {MAX_LINE // 2**20} MB: not a CSV or"
+                    " recording"
+                )
+            rest = buf
+            continue
+        block, rest = buf[: cut + 1], buf[cut + 1 :]
+        yield line, block
+        line += block.count(b"\n")
+
+
+# -- parsing -----------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Chunk:
+    kind: str
+    symbol: str
+    batch: Batch
+    skipped: int
+    rows: int  # data rows in the block (valid or not); for recordings: events
+    last_line: int  # the block's last line in the file
+    done: int  # bytes of the file read so far (all members)
+
+
+@dataclass(slots=True)
+class _State:
+    """What one file decides once for all its blocks: times in ms or µs, the bar step."""
+
+    time_scale: int | None = None
+    step: int | None = None
+
+
+def _chunks(
+    path: str | os.PathLike[str],
+    *,
+    kind: Kind | None = None,
+    symbol: str | None = None,
+    exchange: str = "binance",
+    data: bytes | None = None,
+    limits: Limits | None = None,
+    block_bytes: int = BLOCK_BYTES,
+    sizes: list[int] | None = None,
+) -> Iterator[_Chunk]:
+    p = Path(path)
+    limits = limits or Limits()
+    if kind is not None and kind not in KINDS:
+        raise ImportFormatError(f"kind={kind!r}: expected one of {', '.join(KINDS)}")
+    sym_given = _check_symbol(symbol)
+    done_before = 0
+    for m in _open_members(p, data, limits):
+        if sizes is not None:
+            sizes.append(m.size)
+        try:
+            if kind == "frames" or (kind is None and _FRAME_LINE.match(m.stream.peek(64)[:64])):
+                for c in _read_frames(m, exchange):
+                    c.done += done_before
+                    yield c
+            else:
+                sym = sym_given or _symbol_from_name(m.name) or _symbol_from_name(p.name) or ""
+                for c in _read_csv(m, kind, sym, exchange, block_bytes):
+                    c.done += done_before
+                    yield c
+        finally:
+            done_before += m.guard.done
+            m.stream.close()
 
 
 def read_file(
@@ -273,49 +553,185 @@ def read_file(
     symbol: str | None = None,
     exchange: str = "binance",
     data: bytes | None = None,
+    limits: Limits | None = None,
 ) -> Iterator[tuple[str, str, Batch, int]]:
-    """Parse a file into batches: yields ``(kind, symbol, batch, skipped)`` per chunk.
+    """Parse a file into batches: yields ``(kind, symbol, batch, skipped)`` per block.
 
     Raises :class:`~lq.errors.ImportFormatError` (naming the file, line and column) for
-    anything it does not understand. Nothing is written here.
+    anything it does not understand, and for files over the ``limits``. Nothing is written
+    here; memory stays bounded whatever the file's size.
     """
-    p = Path(path)
-    for member, fh in _members(p, data):
-        where = f"{p.name}" + (f"!{member}" if member != p.name else "")
-        if kind == "frames" or (kind is None and _peek_frames(fh)):
-            yield from _read_frames(fh, where, exchange)
+    for c in _chunks(path, kind=kind, symbol=symbol, exchange=exchange, data=data, limits=limits):
+        yield c.kind, c.symbol, c.batch, c.skipped
+
+
+def _read_csv(
+    m: _Member, kind: str | None, sym: str, exchange: str, block_bytes: int
+) -> Iterator[_Chunk]:
+    first = _readline(m)
+    if not first.strip():
+        raise ImportFormatError(f"{m.where}: empty file")
+    text = first.decode("utf-8", errors="replace").lstrip("\ufeff")
+    cells = [c.strip().strip('"') for c in text.strip().split(",")]
+    header = bool(cells) and not _is_number(cells[0])
+    names = [c.lower() for c in cells] if header else None
+    if header:
+        pending: Iterator[tuple[int, bytes]] = _blocks(m, block_bytes, 2)
+        got = next(pending, None)
+        if got is None:
+            raise ImportFormatError(f"{m.where}: a header row and no data")
+        pending = itertools.chain([got], pending)
+    else:
+        pending = _prepend(first, _blocks(m, block_bytes, 2))
+    k = kind or detect_kind(m.name, text)
+    if k == "frames":
+        raise ImportFormatError(f"{m.where}: a recording cannot be read as CSV")
+    if k in ("trades", "aggTrades", "klines") and not sym:
+        raise SymbolRequiredError(
+            f"{m.where}: no symbol in the file name (Binance names files like "
+            "BTCUSDT-trades-2024-08-08.zip); pass --symbol"
+        )
+    if k == "ohlc" and not sym:
+        raise SymbolRequiredError(f"{m.where}: an OHLC CSV does not say its symbol; pass --symbol")
+    if k == "ohlc" and not names:
+        raise ImportFormatError(
+            f"{m.where}: an OHLC CSV needs a header row (time, open, high, low, close[, volume])"
+        )
+    state = _State()
+    seen = False
+    for start, block in pending:
+        df = _parse_block(block, start, m.where, names)
+        if df.empty:
             continue
-        sym = (symbol or _symbol_from_name(member) or _symbol_from_name(p.name) or "").upper()
-        first_kind: str | None = kind
-        for chunk, header_rows in _csv_chunks(fh, where):
-            if first_kind is None:
-                names = chunk.attrs.get("names")
-                line = (
-                    ",".join(names) if names else ",".join(str(x) for x in chunk.iloc[0].tolist())
-                )
-                first_kind = detect_kind(member, line)
-            k = first_kind
-            if k in ("trades", "aggTrades", "klines") and not sym:
-                raise ImportFormatError(
-                    f"{where}: no symbol in the file name (Binance names files like BTCUSDT-trades-2024-08-08.zip); pass --symbol"
-                )
-            if k == "ohlc" and not sym:
-                raise ImportFormatError(f"{where}: an OHLC CSV needs a symbol (--symbol)")
-            batch, skipped = _parse_chunk(k, chunk, sym, exchange, where, header_rows)
-            yield k, sym, batch, skipped
+        seen = True
+        batch, skipped = _parse_chunk(k, df, sym, exchange, m.where, state)
+        last = start + block.count(b"\n") - (1 if block.endswith(b"\n") else 0)
+        yield _Chunk(k, sym, batch, skipped, len(df), last, m.guard.done)
+    if not seen:
+        raise ImportFormatError(
+            f"{m.where}: a header row and no data" if header else f"{m.where}: empty file"
+        )
 
 
-def _peek_frames(fh: Any) -> bool:
+def _prepend(first: bytes, rest: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    """The first line joined to the first block (both start at line 1)."""
+    got = next(rest, None)
+    if got is None:
+        yield 1, first if first.endswith(b"\n") else first + b"\n"
+        return
+    yield 1, first + got[1]
+    yield from rest
+
+
+def _parse_block(block: bytes, start: int, where: str, names: list[str] | None) -> pd.DataFrame:
+    """A block of lines as a DataFrame (types inferred by pandas' C parser), indexed by each
+    row's line number in the file."""
     try:
-        head = fh.peek(64)[:64]  # type: ignore[union-attr]
-    except AttributeError:
-        pos = fh.tell()
-        head = fh.read(64)
-        fh.seek(pos)
-    return bool(re.match(rb"^\d{15,20} [\[{]", head))
+        df = pd.read_csv(
+            io.BytesIO(block), header=None, skip_blank_lines=True, encoding_errors="replace"
+        )
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except pd.errors.ParserError as exc:
+        msg = str(exc).strip()
+        lm = re.search(r"line (\d+), saw (\d+)", msg)
+        ex = re.search(r"Expected (\d+) fields", msg)
+        if lm and ex:
+            line = _line_numbers(block, start)[int(lm.group(1)) - 1]
+            raise ImportFormatError(
+                f"{where}:{line}: {lm.group(2)} fields where the rows before have {ex.group(1)}"
+            ) from None
+        raise ImportFormatError(f"{where}: not a valid CSV near line {start} ({msg})") from None
+    if b"\n\n" in block or b"\n\r\n" in block or block.startswith((b"\n", b"\r\n")):
+        df.index = pd.Index(_line_numbers(block, start)[: len(df)])
+    else:
+        df.index = pd.RangeIndex(start, start + len(df))
+    if names is not None:
+        df.attrs["names"] = names
+    return df
 
 
-def _read_frames(fh: Any, where: str, exchange: str) -> Iterator[tuple[str, str, Batch, int]]:
+def _line_numbers(block: bytes, start: int) -> list[int]:
+    """The file line numbers of the block's non-blank lines (what pandas' rows are)."""
+    return [start + i for i, ln in enumerate(block.split(b"\n")) if ln.strip()]
+
+
+def _bad(df: pd.DataFrame, col: int, name: str, where: str, i: int, what: str) -> ImportFormatError:
+    return ImportFormatError(
+        f"{where}:{int(df.index[i])}: column {col + 1} ({name}) = {df.iloc[i, col]!r} {what}"
+    )
+
+
+def _column(df: pd.DataFrame, col: int, name: str, where: str) -> pd.Series:
+    if col >= df.shape[1]:
+        raise ImportFormatError(
+            f"{where}: no column {col + 1} ({name}); the rows have {df.shape[1]}"
+        )
+    return df.iloc[:, col]
+
+
+def _numeric(df: pd.DataFrame, col: int, name: str, where: str, kind: str = "float") -> np.ndarray:
+    s = _column(df, col, name, where)
+    if s.dtype.kind in "iuf" and not (s.dtype.kind == "f" and s.isna().any()):
+        num = s
+    else:
+        num = pd.to_numeric(s, errors="coerce")
+        bad = num.isna().to_numpy()
+        if bad.any():
+            raise _bad(df, col, name, where, int(np.flatnonzero(bad)[0]), "is not a number")
+    v = num.to_numpy()
+    if kind != "int":
+        return v.astype(np.float64, copy=False)
+    if v.dtype.kind == "f":
+        bad = (v != np.floor(v)) | (np.abs(v) > _INT64_MAX)
+        if bad.any():
+            raise _bad(
+                df, col, name, where, int(np.flatnonzero(bad)[0]), "is not a whole number in int64"
+            )
+    elif v.dtype.kind == "u":
+        bad = v > _INT64_MAX
+        if bad.any():
+            raise _bad(df, col, name, where, int(np.flatnonzero(bad)[0]), "is larger than int64")
+    elif v.dtype.kind == "O":
+        try:
+            return np.asarray(v, dtype=np.int64)
+        except (OverflowError, ValueError, TypeError):
+            raise ImportFormatError(
+                f"{where}: column {col + 1} ({name}) is not whole numbers in int64"
+            ) from None
+    return v.astype(np.int64)
+
+
+def _bools(df: pd.DataFrame, col: int, name: str, where: str) -> np.ndarray:
+    s = _column(df, col, name, where)
+    if s.dtype == bool:
+        return s.to_numpy()
+    mapped = s.astype(str).str.strip().str.lower().map(_TRUE)
+    bad = mapped.isna().to_numpy()
+    if bad.any():
+        raise _bad(df, col, name, where, int(np.flatnonzero(bad)[0]), "is not true/false")
+    return mapped.to_numpy(dtype=bool)
+
+
+def _to_us(values: np.ndarray, where: str, state: _State) -> np.ndarray:
+    """Times in ms or µs (decided once per file by magnitude) -> µs."""
+    v = values.astype(np.int64)
+    if v.size == 0:
+        return v
+    if state.time_scale is None:
+        sample = int(np.median(v[: min(v.size, 1000)]))
+        if 1e14 <= sample < 1e17:  # µs (2001..5138)
+            state.time_scale = 1
+        elif 1e11 <= sample < 1e14:  # ms
+            state.time_scale = 1000
+        else:
+            raise ImportFormatError(
+                f"{where}: times like {sample} are neither milliseconds nor microseconds since 1970"
+            )
+    return v * state.time_scale if state.time_scale != 1 else v
+
+
+def _read_frames(m: _Member, exchange: str) -> Iterator[_Chunk]:
     from lq.errors import FrameError
     from lq.feeds.events import Rejected
     from lq.feeds.parser import Parser
@@ -323,14 +739,18 @@ def _read_frames(fh: Any, where: str, exchange: str) -> Iterator[tuple[str, str,
     parser = Parser(exchange=exchange)
     batch = Batch()
     lineno = 0
-    for lineno, line in enumerate(io.BufferedReader(fh, 1 << 20), 1):  # type: ignore[arg-type]
+    while True:
+        line = _readline(m)
+        if not line:
+            break
+        lineno += 1
         line = line.rstrip(b"\r\n")
         if not line:
             continue
         head, sep, raw = line.partition(b" ")
         if not sep or not head.isdigit():
             raise ImportFormatError(
-                f"{where}:{lineno}: expected '<receive time ns> <frame>', got {line[:60]!r}"
+                f"{m.where}:{lineno}: expected '<receive time ns> <frame>', got {line[:60]!r}"
             )
         recv = int(head) // 1000
         try:
@@ -346,15 +766,19 @@ def _read_frames(fh: Any, where: str, exchange: str) -> Iterator[tuple[str, str,
                 )
             )
         if len(batch) >= CHUNK:
-            yield "frames", "*", batch, 0
+            yield _Chunk("frames", "*", batch, 0, _events(batch), lineno, m.guard.done)
             batch = Batch()
     if lineno == 0:
-        raise ImportFormatError(f"{where}: empty file")
-    yield "frames", "*", batch, 0
+        raise ImportFormatError(f"{m.where}: empty file")
+    yield _Chunk("frames", "*", batch, 0, _events(batch), lineno, m.guard.done)
+
+
+def _events(batch: Batch) -> int:
+    return len(batch) - len(batch.rejected) - len(batch.gaps)
 
 
 def _parse_chunk(
-    k: str, df: pd.DataFrame, sym: str, exchange: str, where: str, hr: int
+    k: str, df: pd.DataFrame, sym: str, exchange: str, where: str, state: _State
 ) -> tuple[Batch, int]:
     n = df.shape[1]
     if k == "trades":
@@ -362,20 +786,20 @@ def _parse_chunk(
             raise ImportFormatError(
                 f"{where}: trades need 6 (futures) or 7 (spot) columns, found {n}"
             )
-        ids = _numeric(df, 0, "id", where, hr, "int")
-        price = _numeric(df, 1, "price", where, hr)
-        qty = _numeric(df, 2, "qty", where, hr)
-        ts = _to_us(_numeric(df, 4, "time", where, hr, "int"), where)
-        maker = _bools(df, 5, "is_buyer_maker", where, hr)
+        ids = _numeric(df, 0, "id", where, "int")
+        price = _numeric(df, 1, "price", where)
+        qty = _numeric(df, 2, "qty", where)
+        ts = _to_us(_numeric(df, 4, "time", where, "int"), where, state)
+        maker = _bools(df, 5, "is_buyer_maker", where)
         trades = [
             Trade(
                 symbol=sym,
-                trade_id=int(i),
-                price=float(p),
-                qty=float(q),
-                ts=int(t),
-                event_ts=int(t),
-                is_buyer_maker=bool(m),
+                trade_id=i,
+                price=p,
+                qty=q,
+                ts=t,
+                event_ts=t,
+                is_buyer_maker=m,
                 exchange=exchange,
             )
             for i, p, q, t, m in zip(
@@ -388,25 +812,25 @@ def _parse_chunk(
             raise ImportFormatError(
                 f"{where}: aggTrades need 7 (futures) or 8 (spot) columns, found {n}"
             )
-        ids = _numeric(df, 0, "agg_trade_id", where, hr, "int")
-        price = _numeric(df, 1, "price", where, hr)
-        qty = _numeric(df, 2, "quantity", where, hr)
-        first = _numeric(df, 3, "first_trade_id", where, hr, "int")
-        last = _numeric(df, 4, "last_trade_id", where, hr, "int")
-        ts = _to_us(_numeric(df, 5, "timestamp", where, hr, "int"), where)
-        maker = _bools(df, 6, "is_buyer_maker", where, hr)
+        ids = _numeric(df, 0, "agg_trade_id", where, "int")
+        price = _numeric(df, 1, "price", where)
+        qty = _numeric(df, 2, "quantity", where)
+        first = _numeric(df, 3, "first_trade_id", where, "int")
+        last = _numeric(df, 4, "last_trade_id", where, "int")
+        ts = _to_us(_numeric(df, 5, "timestamp", where, "int"), where, state)
+        maker = _bools(df, 6, "is_buyer_maker", where)
         valid = first >= 0  # f = -1 marks aggTrades Binance found invalid
         aggs = [
             AggTrade(
                 symbol=sym,
-                agg_id=int(a),
-                first_id=int(f),
-                last_id=int(lt),
-                price=float(p),
-                qty=float(q),
-                ts=int(t),
-                event_ts=int(t),
-                is_buyer_maker=bool(m),
+                agg_id=a,
+                first_id=f,
+                last_id=lt,
+                price=p,
+                qty=q,
+                ts=t,
+                event_ts=t,
+                is_buyer_maker=m,
                 exchange=exchange,
             )
             for a, p, q, f, lt, t, m in zip(
@@ -424,10 +848,10 @@ def _parse_chunk(
     if k == "klines":
         if n < 11:
             raise ImportFormatError(f"{where}: klines need 12 columns, found {n}")
-        ot = _to_us(_numeric(df, 0, "open_time", where, hr, "int"), where)
-        ct = _to_us(_numeric(df, 6, "close_time", where, hr, "int"), where)
+        ot = _to_us(_numeric(df, 0, "open_time", where, "int"), where, state)
+        ct = _to_us(_numeric(df, 6, "close_time", where, "int"), where, state)
         cols = {
-            name: _numeric(df, i, name, where, hr)
+            name: _numeric(df, i, name, where)
             for i, name in (
                 (1, "open"),
                 (2, "high"),
@@ -439,8 +863,10 @@ def _parse_chunk(
                 (10, "taker_buy_quote"),
             )
         }
-        count = _numeric(df, 8, "count", where, hr, "int")
-        interval = _interval_name(int(np.median(ct - ot + 1)) if len(ot) else 60_000_000)
+        count = _numeric(df, 8, "count", where, "int")
+        if state.step is None:
+            state.step = int(np.median(ct - ot + 1)) if len(ot) else 60_000_000
+        interval = _interval_name(state.step)
         klines = [
             Kline(
                 symbol=sym,
@@ -464,10 +890,10 @@ def _parse_chunk(
             )
             for i in range(len(ot))
         ]
-        _check_ohlc(klines, where)
+        _check_ohlc(klines, df, where)
         return Batch(klines=klines), 0
     if k == "ohlc":
-        return _parse_ohlc(df, sym, exchange, where, hr), 0
+        return _parse_ohlc(df, sym, exchange, where, state), 0
     raise ImportFormatError(f"{where}: unknown kind {k!r}; expected one of {KINDS}")
 
 
@@ -481,12 +907,17 @@ def _interval_name(step_us: int) -> str:
     return f"{secs}s"
 
 
-def _parse_ohlc(df: pd.DataFrame, sym: str, exchange: str, where: str, hr: int) -> Batch:
-    names = df.attrs.get("names")
-    if not names:
-        raise ImportFormatError(
-            f"{where}: an OHLC CSV needs a header row (time, open, high, low, close[, volume])"
-        )
+#: an OHLC CSV's optional columns, stored when present (NULL in the database when absent:
+#: an unknown quote volume or trade count is not 0)
+_OHLC_OPTIONAL = {
+    "volume": ("volume",),
+    "quote_volume": ("quote_volume", "quote_asset_volume", "turnover"),
+    "trades": ("trades", "count", "number_of_trades"),
+}
+
+
+def _parse_ohlc(df: pd.DataFrame, sym: str, exchange: str, where: str, state: _State) -> Batch:
+    names = df.attrs.get("names") or []
     idx = {n: i for i, n in enumerate(names)}
     tcol = next(
         (idx[c] for c in ("time", "timestamp", "date", "datetime", "open_time") if c in idx), None
@@ -496,26 +927,34 @@ def _parse_ohlc(df: pd.DataFrame, sym: str, exchange: str, where: str, hr: int) 
         raise ImportFormatError(
             f"{where}: header must name a time column and open, high, low, close; missing {missing or ['time']}"
         )
-    raw_t = df.iloc[:, tcol]
-    if raw_t.astype(str).str.fullmatch(r"\d+").all():
-        ts = _to_us(raw_t.astype(np.int64).to_numpy(), where)
+    raw_t = _column(df, tcol, names[tcol], where)
+    if raw_t.dtype.kind in "iu" or raw_t.astype(str).str.fullmatch(r"\d+").all():
+        ts = _to_us(raw_t.astype(np.int64).to_numpy(), where, state)
     else:
-        parsed = pd.to_datetime(raw_t, utc=True, errors="coerce")
+        parsed = pd.to_datetime(raw_t.astype(str), utc=True, errors="coerce", format="ISO8601")
+        if parsed.isna().any():
+            parsed = pd.to_datetime(raw_t.astype(str), utc=True, errors="coerce", format="mixed")
         if parsed.isna().any():
             i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
             raise ImportFormatError(
-                f"{where}:{int(df.index[i]) + 1 + hr}: time {raw_t.iloc[i]!r} is not a date/time"
+                f"{where}:{int(df.index[i])}: time {raw_t.iloc[i]!r} is not a date/time"
             )
-        ts = (
-            (parsed.astype("int64") // 1000).to_numpy()
-            if parsed.dt.unit == "ns"
-            else parsed.dt.as_unit("us").astype("int64").to_numpy()
-        )
-    o, h, lo, c = (_numeric(df, idx[x], x, where, hr) for x in ("open", "high", "low", "close"))
-    vol = _numeric(df, idx["volume"], "volume", where, hr) if "volume" in idx else np.zeros(len(ts))
-    steps = np.diff(np.sort(ts))
-    steps = steps[steps > 0]
-    step = int(pd.Series(steps).mode().iloc[0]) if steps.size else 60_000_000
+        ts = parsed.dt.as_unit("us").astype("int64").to_numpy()
+    o, h, lo, c = (_numeric(df, idx[x], x, where) for x in ("open", "high", "low", "close"))
+    extra: dict[str, np.ndarray] = {}
+    for col, aliases in _OHLC_OPTIONAL.items():
+        at = next((idx[a] for a in aliases if a in idx), None)
+        if at is not None:
+            extra[col] = _numeric(df, at, names[at], where, "int" if col == "trades" else "float")
+    nan = np.full(len(ts), np.nan)
+    vol = extra.get("volume", np.zeros(len(ts)))  # the volume column is NOT NULL: absent = 0
+    quote = extra.get("quote_volume", nan)
+    trades = extra.get("trades", nan)
+    if state.step is None:
+        steps = np.diff(np.sort(ts))
+        steps = steps[steps > 0]
+        state.step = int(pd.Series(steps).mode().iloc[0]) if steps.size else 60_000_000
+    step = state.step
     interval = _interval_name(step)
     klines = [
         Kline(
@@ -528,10 +967,10 @@ def _parse_ohlc(df: pd.DataFrame, sym: str, exchange: str, where: str, hr: int) 
             low=float(lo[i]),
             close=float(c[i]),
             volume=float(vol[i]),
-            quote_volume=float(vol[i] * c[i]),
-            trades=0,
-            taker_buy_volume=0.0,
-            taker_buy_quote_volume=0.0,
+            quote_volume=float(quote[i]),  # NaN -> NULL: not known
+            trades=int(trades[i]) if "trades" in extra else float("nan"),  # type: ignore[arg-type]
+            taker_buy_volume=float("nan"),
+            taker_buy_quote_volume=float("nan"),
             first_id=-1,
             last_id=-1,
             closed=True,
@@ -540,20 +979,65 @@ def _parse_ohlc(df: pd.DataFrame, sym: str, exchange: str, where: str, hr: int) 
         )
         for i in range(len(ts))
     ]
-    _check_ohlc(klines, where)
+    _check_ohlc(klines, df, where)
     return Batch(klines=klines)
 
 
-def _check_ohlc(klines: Sequence[Kline], where: str) -> None:
+def _check_ohlc(klines: Sequence[Kline], df: pd.DataFrame, where: str) -> None:
     for i, k in enumerate(klines):
         if not (k.low <= min(k.open, k.close) and k.high >= max(k.open, k.close) and k.low > 0):
             raise ImportFormatError(
-                f"{where}: row {i + 1} ({pd.Timestamp(k.open_time, unit='us', tz='UTC')}): "
+                f"{where}:{int(df.index[i])}: ({pd.Timestamp(k.open_time, unit='us', tz='UTC')}): "
                 f"open={k.open} high={k.high} low={k.low} close={k.close} is not a valid positive OHLC bar"
             )
 
 
 # -- writing -----------------------------------------------------------------------------------
+def _open_import(
+    writer: Writer,
+    path: str | os.PathLike[str],
+    *,
+    kind: Kind | None,
+    symbol: str | None,
+    exchange: str,
+    data: bytes | None,
+    limits: Limits | None,
+    block_bytes: int,
+) -> tuple[ImportReport, Iterator[_Chunk], list[int], Callable[[_Chunk], None]]:
+    """The pieces of an import, so that it can run whole (:func:`import_file`) or one block
+    at a time (the collector's inbox)."""
+    from lq.store.provenance import record_batch
+
+    p = Path(path)
+    report = ImportReport(path=str(p), kind=kind or "?", symbol=(symbol or "").upper() or "?")
+    sizes: list[int] = []
+    chunks = _chunks(
+        p,
+        kind=kind,
+        symbol=symbol,
+        exchange=exchange,
+        data=data,
+        limits=limits,
+        block_bytes=block_bytes,
+        sizes=sizes,
+    )
+
+    def store(c: _Chunk) -> None:
+        report.kind, report.symbol = c.kind, c.symbol
+        record_batch(writer.conn, c.batch, p.name)  # protect first: never an unprotected row
+        res = writer.write_batch(c.batch)
+        report.rows += c.rows
+        report.skipped += c.skipped
+        for r in (res.trades, res.agg_trades, res.book_tickers, res.klines):
+            report.new += r.new
+            report.duplicates += r.duplicates
+            report.rejected += r.rejected
+        report.rejected += len(c.batch.rejected)
+        report.lines = c.last_line
+
+    return report, chunks, sizes, store
+
+
 def import_file(
     writer: Writer,
     path: str | os.PathLike[str],
@@ -563,38 +1047,50 @@ def import_file(
     exchange: str = "binance",
     progress: bool = True,
     data: bytes | None = None,
+    limits: Limits | None = None,
+    block_bytes: int = BLOCK_BYTES,
 ) -> ImportReport:
-    """Parse and store one file, chunk by chunk (one transaction per chunk). Idempotent."""
+    """Parse and store one file, block by block (one transaction per block). Idempotent.
+
+    A block that does not parse raises :class:`~lq.errors.ImportFormatError` whose message
+    also says what the blocks before it stored (they stay; see the module docstring)."""
     from tqdm import tqdm
 
-    p = Path(path)
     t0 = time.perf_counter()
-    report = ImportReport(path=str(p), kind=kind or "?", symbol=(symbol or "").upper() or "?")
-    size = len(data) if data is not None else p.stat().st_size
-    bar = tqdm(
-        unit=" rows",
-        unit_scale=True,
-        desc=p.name,
-        disable=not progress or size < 5_000_000,
-        leave=False,
+    report, chunks, sizes, store = _open_import(
+        writer,
+        path,
+        kind=kind,
+        symbol=symbol,
+        exchange=exchange,
+        data=data,
+        limits=limits,
+        block_bytes=block_bytes,
     )
+    bar = None
     try:
-        for k, sym, batch, skipped in read_file(
-            p, kind=kind, symbol=symbol, exchange=exchange, data=data
-        ):
-            report.kind, report.symbol = k, sym
-            res = writer.write_batch(batch)
-            n = len(batch) - len(batch.rejected) - len(batch.gaps)
-            report.rows += n + skipped
-            report.skipped += skipped
-            for r in (res.trades, res.agg_trades, res.book_tickers, res.klines):
-                report.new += r.new
-                report.duplicates += r.duplicates
-                report.rejected += r.rejected
-            report.rejected += len(batch.rejected)
-            bar.update(n + skipped)
+        for c in chunks:
+            if bar is None:
+                total = sum(sizes)
+                bar = tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    desc=Path(path).name,
+                    disable=not progress or total < 5_000_000,
+                    leave=False,
+                )
+            store(c)
+            bar.update(c.done - bar.n)
+            bar.set_postfix_str(f"{report.rows:,} rows", refresh=False)
+    except ImportFormatError as exc:
+        if report.rows or report.rejected:
+            raise type(exc)(f"{exc}; {report.stored()}") from None
+        raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+        chunks.close()  # type: ignore[attr-defined]
     report.seconds = time.perf_counter() - t0
     if report.rows == 0:
         report.notes.append("no rows")
@@ -605,6 +1101,34 @@ def inbox_dir(db: str | os.PathLike[str]) -> Path:
     return Path(str(db) + ".inbox")
 
 
+def _safe_name(filename: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name) or "upload.csv"
+
+
+def _queue(
+    db: str | os.PathLike[str],
+    filename: str,
+    *,
+    data: bytes | None = None,
+    source: Path | None = None,
+    meta: dict[str, Any],
+) -> Path:
+    """Put a file in the inbox atomically (the collector never sees half a file)."""
+    box = inbox_dir(db)
+    box.mkdir(parents=True, exist_ok=True)
+    stem = f"{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}-{_safe_name(filename)}"
+    part = box / (stem + ".part")
+    if data is not None:
+        part.write_bytes(data)
+    else:
+        assert source is not None
+        shutil.copyfile(source, part)  # streams (sendfile); never the whole file in memory
+    lines = "".join(f"{k}={'' if v is None else v}\n" for k, v in meta.items())
+    (box / (stem + ".meta")).write_text(lines)
+    part.rename(box / stem)
+    return box / stem
+
+
 def import_upload(
     db: str | os.PathLike[str],
     filename: str,
@@ -613,20 +1137,24 @@ def import_upload(
     symbol: str | None = None,
     kind: Kind | None = None,
     exchange: str = "binance",
+    limits: Limits | None = None,
 ) -> UploadResult:
     """Validate an uploaded file completely, then import it (no collector running) or queue it
-    for the running collector, the database's single writer. Refuses bad input before writing."""
+    for the running collector, the database's single writer. Refuses bad input before writing:
+    an upload is stored whole or not at all. :class:`~lq.errors.SymbolRequiredError` when the
+    file does not say its symbol (ask the user, then call again with ``symbol``)."""
     from lq.store import writer_pid
 
     if not data:
         raise ImportFormatError(f"{filename}: the upload is empty")
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename).name) or "upload.csv"
-    rows, k, sym = 0, str(kind or "?"), symbol or "?"
-    for k_, sym_, batch, skipped in read_file(
-        Path(safe), kind=kind, symbol=symbol, exchange=exchange, data=data
+    limits = limits or Limits.from_settings()
+    safe = _safe_name(filename)
+    rows, k, sym = 0, str(kind or "?"), _check_symbol(symbol) or "?"
+    for c in _chunks(
+        Path(safe), kind=kind, symbol=symbol, exchange=exchange, data=data, limits=limits
     ):
-        rows += len(batch) + skipped
-        k, sym = k_, sym_
+        rows += c.rows
+        k, sym = c.kind, c.symbol
     if rows == 0:
         raise ImportFormatError(f"{filename}: no rows to import")
     if writer_pid(db) is None:
@@ -639,60 +1167,237 @@ def import_upload(
                 exchange=exchange,
                 data=data,
                 progress=False,
+                limits=limits,
             )
         return UploadResult(
             "imported", rep.kind, rep.symbol, rep.rows, rep.summary().split(": ", 1)[1]
         )
-    box = inbox_dir(db)
-    box.mkdir(parents=True, exist_ok=True)
-    stem = f"{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}-{safe}"
-    (box / (stem + ".part")).write_bytes(data)
-    meta = f"kind={k if k != '?' else ''}\nsymbol={sym if sym not in ('?', '*') else ''}\nexchange={exchange}\n"
-    (box / (stem + ".meta")).write_text(meta)
-    (box / (stem + ".part")).rename(box / stem)
+    path = _queue(
+        db,
+        safe,
+        data=data,
+        meta={
+            "kind": k if k != "?" else "",
+            "symbol": sym if sym not in ("?", "*") else "",
+            "exchange": exchange,
+            "max_size": limits.max_size,
+            "max_ratio": limits.max_ratio,
+            "checked": "whole",
+        },
+    )
     return UploadResult(
-        "queued", k, sym, rows, f"{rows:,} rows queued for the running collector", box / stem
+        "queued", k, sym, rows, f"{rows:,} rows queued for the running collector", path
     )
 
 
-def process_inbox(writer: Writer) -> list[ImportReport]:
-    """Import every file waiting in the writer's inbox (called by the collector), and run any
-    purge request waiting there (:func:`lq.store.retention.request_purge`)."""
+# -- the collector's inbox ----------------------------------------------------------------------
+#: a file the collector stopped (crashed, was killed) while importing this often is refused
+MAX_ATTEMPTS = 3
+
+
+class _InboxJob:
+    """One inbox file being imported a block at a time, between the collector's batches."""
+
+    def __init__(self, writer: Writer, path: Path) -> None:
+        self.path = path
+        self.meta_path = path.with_name(path.name + ".meta")
+        self.results = path.parent / "results"
+        self.meta = _read_meta(self.meta_path)
+        self.t0 = time.perf_counter()
+        self.writer = writer
+        limits = Limits()
+        try:
+            limits = Limits.from_settings(
+                max_size=self.meta.get("max_size") or None,
+                max_ratio=self.meta.get("max_ratio") or None,
+            )
+        except Exception as exc:  # a bad setting must not stop collection: defaults apply
+            log.warning("inbox: import limits from the settings: %s; using the defaults", exc)
+        self.report, self.chunks, self.sizes, self.store = _open_import(
+            writer,
+            path,
+            kind=self.meta.get("kind") or None,  # type: ignore[arg-type]
+            symbol=self.meta.get("symbol") or None,
+            exchange=self.meta.get("exchange") or "binance",
+            data=None,
+            limits=limits,
+            block_bytes=INBOX_BLOCK_BYTES,
+        )
+        self.report.path = self.meta.get("name") or _original_name(path.name)
+        self.done = 0
+        self.status = ""
+
+    def step(self) -> bool:
+        """Import one block; True when the file is finished (imported or refused)."""
+        try:
+            c = next(self.chunks, None)
+            if c is None:
+                self.report.seconds = time.perf_counter() - self.t0
+                self._finish("imported", self.report.summary())
+                return True
+            self.store(c)
+            self.done = c.done
+            self._progress()
+            return False
+        except sqlite3.OperationalError:
+            raise  # the database itself fails (disk full, I/O): the file stays for later
+        except ImportFormatError as exc:
+            msg = str(exc)
+            if self.report.rows or self.report.rejected:
+                msg += f"; {self.report.stored()}"
+            self._finish("refused", msg)
+            return True
+        except Exception as exc:  # whatever the file does, collection goes on
+            log.exception("inbox: importing %s failed", self.path.name)
+            self._finish("refused", f"{self.report.path}: {type(exc).__name__}: {exc}")
+            return True
+
+    def close(self) -> None:
+        self.chunks.close()  # type: ignore[attr-defined]
+
+    def _progress(self) -> None:
+        total = sum(self.sizes)
+        _write_json(
+            self.results / (self.path.name + ".progress"),
+            {"bytes_done": self.done, "bytes_total": total, "rows": self.report.rows},
+        )
+
+    def _finish(self, status: str, message: str) -> None:
+        self.status = status
+        self.close()
+        body = {"status": status, "message": message, **asdict(self.report)}
+        _write_json(self.results / (self.path.name + ".json"), body)
+        if status == "refused":
+            log.error("inbox: %s", message)
+            old = self.writer.source
+            self.writer.source = "import"
+            try:
+                self.writer.dead_letter(self.path.name, f"import refused: {message}")
+            except sqlite3.Error:
+                log.exception("inbox: could not store the dead letter for %s", self.path.name)
+            finally:
+                self.writer.source = old
+        else:
+            log.info("inbox: %s", message)
+        for f in (
+            self.path,
+            self.meta_path,
+            self._attempts_path(),
+            self.results / (self.path.name + ".progress"),
+        ):
+            f.unlink(missing_ok=True)
+
+    def _attempts_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".attempts")
+
+
+_JOBS: weakref.WeakKeyDictionary[Writer, _InboxJob] = weakref.WeakKeyDictionary()
+
+
+def _read_meta(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def _original_name(stem: str) -> str:
+    m = re.match(r"^\d+-[0-9a-f]{8}-(.+)$", stem)
+    return m.group(1) if m else stem
+
+
+def _write_json(path: Path, body: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(body, default=str))
+    tmp.replace(path)
+
+
+def _waiting(box: Path) -> list[Path]:
+    return [
+        f
+        for f in sorted(box.iterdir())
+        if f.is_file() and not f.name.endswith((".part", ".meta", ".attempts"))
+    ]
+
+
+def process_inbox(writer: Writer, *, budget: float | None = 0.5) -> list[ImportReport]:
+    """Work through the writer's inbox (the collector calls this about once a second): purge
+    requests (:func:`lq.store.retention.request_purge`) and files to import, a block at a
+    time, for about ``budget`` seconds (None: until the inbox is empty). A file in progress
+    continues at the next call. Returns the reports of the files finished in this call.
+
+    Never raises for a file: a file that cannot be imported is refused with its reason in
+    ``<db>.inbox/results/<name>.json``, the log and ``dead_letters``. A failure of the
+    database itself (disk full, I/O error) leaves the file waiting and is raised."""
     from lq.store.retention import PURGE_REQUEST_SUFFIX, serve_purge_request
 
     box = inbox_dir(writer.path)
     if not box.is_dir():
         return []
-    reports = []
-    for f in sorted(box.iterdir()):
-        if f.suffix in (".part", ".meta") or not f.is_file():
-            continue
-        if f.name.endswith(PURGE_REQUEST_SUFFIX):  # `lq purge` while we run
-            serve_purge_request(writer, f)
-            continue
-        meta_path = f.with_name(f.name + ".meta")
-        meta = (
-            dict(line.split("=", 1) for line in meta_path.read_text().splitlines() if "=" in line)
-            if meta_path.exists()
-            else {}
-        )
+    deadline = None if budget is None else time.monotonic() + budget
+    reports: list[ImportReport] = []
+    job = _JOBS.get(writer)
+    if job is not None and not job.path.exists():  # withdrawn meanwhile
+        job.close()
+        job = None
+        _JOBS.pop(writer, None)
+    while True:
+        if job is None:
+            waiting = _waiting(box)
+            if not waiting:
+                return reports
+            f = waiting[0]
+            if f.name.endswith(PURGE_REQUEST_SUFFIX):  # `lq purge` while we run
+                serve_purge_request(writer, f)
+                continue
+            job = _start(writer, f)
+            if job is None:
+                continue
+            _JOBS[writer] = job
         try:
-            rep = import_file(
-                writer,
-                f,
-                kind=meta.get("kind") or None,  # type: ignore[arg-type]
-                symbol=meta.get("symbol") or None,  # type: ignore[arg-type]
-                exchange=meta.get("exchange") or "binance",
-                progress=False,
-            )
-            log.info("inbox: %s", rep.summary())
-            reports.append(rep)
-        except ImportFormatError as exc:
-            writer.dead_letter(f.name, f"import: {exc}")
-            log.error("inbox: %s", exc)
-        f.unlink(missing_ok=True)
-        meta_path.unlink(missing_ok=True)
-    return reports
+            finished = job.step()
+        except sqlite3.OperationalError:
+            job.close()
+            _JOBS.pop(writer, None)
+            raise
+        if finished:
+            _JOBS.pop(writer, None)
+            if job.status == "imported":
+                reports.append(job.report)
+            job = None
+        if deadline is not None and time.monotonic() >= deadline:
+            return reports
+
+
+def _start(writer: Writer, f: Path) -> _InboxJob | None:
+    """A job for ``f``, or None when it is refused at once (too many attempts)."""
+    attempts = f.with_name(f.name + ".attempts")
+    n = int(attempts.read_text() or 0) if attempts.exists() else 0
+    if n >= MAX_ATTEMPTS:
+        msg = (
+            f"{_original_name(f.name)}: refused: the collector stopped {n} times while importing"
+            " it; import it with `lq import` while no collector runs to see what happens"
+        )
+        _write_json(
+            f.parent / "results" / (f.name + ".json"), {"status": "refused", "message": msg}
+        )
+        writer.dead_letter(f.name, f"import refused: {msg}")
+        log.error("inbox: %s", msg)
+        for p in (f, f.with_name(f.name + ".meta"), attempts):
+            p.unlink(missing_ok=True)
+        return None
+    attempts.write_text(str(n + 1))
+    try:
+        return _InboxJob(writer, f)
+    except Exception as exc:  # unreadable meta and the like
+        log.exception("inbox: cannot start importing %s", f.name)
+        _write_json(
+            f.parent / "results" / (f.name + ".json"),
+            {"status": "refused", "message": f"{f.name}: {type(exc).__name__}: {exc}"},
+        )
+        for p in (f, f.with_name(f.name + ".meta"), attempts):
+            p.unlink(missing_ok=True)
+        return None
 
 
 # -- CLI ---------------------------------------------------------------------------------------
@@ -700,7 +1405,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "import",
         help="load Binance public-data files (trades/aggTrades/klines, CSV or zip), recordings or OHLC CSVs",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=(
+            "Load Binance public-data files, recordings or OHLC CSVs into the store, streaming "
+            "with bounded memory. Imported rows are kept: automatic retention never deletes "
+            "them (`lq purge --include-imported` does)."
+        ),
     )
     p.add_argument(
         "--db", metavar="PATH", help="the SQLite database (default: store.db from `lq config`)"
@@ -713,6 +1422,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--exchange-label", default="binance", help="the exchange column for stored rows"
     )
+    p.add_argument(
+        "--max-size",
+        metavar="SIZE",
+        help="refuse files that inflate to more than this (default: store.import_max_size, 4GiB)",
+    )
+    p.add_argument(
+        "--max-ratio",
+        type=float,
+        metavar="N",
+        help="refuse compressed files that inflate more than N times (default: store.import_max_ratio, 200)",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="with a collector running: queue the files and return without waiting for its answer",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -723,28 +1448,117 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     for f in args.files:
         if not f.exists():
             raise ImportFormatError(f"{f}: no such file")
+        if f.is_dir():
+            raise ImportFormatError(f"{f}: is a folder; name the files in it")
+    limits = Limits.from_settings(settings, max_size=args.max_size, max_ratio=args.max_ratio)
+    symbol = _check_symbol(args.symbol)
     pid = writer_pid(settings.db)
     if pid is not None:
-        for f in args.files:
-            res = import_upload(
-                settings.db,
-                f.name,
-                f.read_bytes(),
-                symbol=args.symbol,
-                kind=args.kind,
-                exchange=args.exchange_label,
-            )
-            print(f"{f}: {res.message} (collector pid {pid} is the writer)")
-        return 0
+        return _run_queued(args, settings, limits, symbol, pid)
     with Writer(settings.db, source="import") as w:
         for f in args.files:
             rep = import_file(
                 w,
                 f,
                 kind=args.kind,
-                symbol=args.symbol,
+                symbol=symbol,
                 exchange=args.exchange_label,
                 progress=not args.no_progress,
+                limits=limits,
             )
             print(rep.summary())
+    print(KEPT_NOTE)
     return 0
+
+
+def _precheck(f: Path, kind: str | None, symbol: str | None, limits: Limits) -> None:
+    """The checks that need no parsing (limits, layout, symbol), before a file is queued."""
+    for m in _open_members(f, None, limits):
+        try:
+            head = m.stream.peek(64)[:64]
+            if kind == "frames" or (kind is None and _FRAME_LINE.match(head)):
+                continue
+            first = _readline(m).decode("utf-8", errors="replace").lstrip("\ufeff")
+            if not first.strip():
+                raise ImportFormatError(f"{m.where}: empty file")
+            k = kind or detect_kind(m.name, first)
+            if k != "frames" and not (
+                symbol or _symbol_from_name(m.name) or _symbol_from_name(f.name)
+            ):
+                raise SymbolRequiredError(
+                    f"{m.where}: the file name does not say its symbol (Binance names files like "
+                    "BTCUSDT-trades-2024-08-08.zip); pass --symbol"
+                )
+        finally:
+            m.stream.close()
+
+
+def _run_queued(
+    args: argparse.Namespace, settings: Any, limits: Limits, symbol: str | None, pid: int
+) -> int:
+    """A collector writes the database: hand it the files and wait for its answers."""
+    from tqdm import tqdm
+
+    from lq.store import writer_pid
+
+    queued = []
+    for f in args.files:
+        _precheck(f, args.kind, symbol, limits)
+        path = _queue(
+            settings.db,
+            f.name,
+            source=f,
+            meta={
+                "name": f.name,
+                "kind": args.kind or "",
+                "symbol": symbol or "",
+                "exchange": args.exchange_label,
+                "max_size": limits.max_size,
+                "max_ratio": limits.max_ratio,
+            },
+        )
+        queued.append((f, path))
+        print(f"{f}: queued for the running collector (pid {pid}), the database's writer")
+    if args.no_wait:
+        print(KEPT_NOTE)
+        return 0
+    failed = 0
+    for f, path in queued:
+        answer = path.parent / "results" / (path.name + ".json")
+        progress = path.parent / "results" / (path.name + ".progress")
+        bar = tqdm(
+            total=f.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f.name,
+            leave=False,
+            disable=args.no_progress,
+        )
+        try:
+            while not answer.exists():
+                if writer_pid(settings.db) is None:
+                    print(
+                        f"{f}: the collector stopped before importing it; it stays queued in "
+                        f"{path.parent} and is imported when a collector starts there (or run "
+                        "`lq import` again)",
+                    )
+                    return 1
+                if progress.exists():
+                    try:
+                        got = json.loads(progress.read_text())
+                        bar.total = got["bytes_total"] or bar.total
+                        bar.update(got["bytes_done"] - bar.n)
+                    except (ValueError, KeyError, OSError):
+                        pass
+                time.sleep(0.2)
+        finally:
+            bar.close()
+        got = json.loads(answer.read_text())
+        answer.unlink(missing_ok=True)
+        if got.get("status") == "imported":
+            print(f"{got.get('message')} (imported by the collector, pid {pid})")
+        else:
+            failed += 1
+            print(f"lq import: error: {got.get('message')}", file=sys.stderr)
+    print(KEPT_NOTE)
+    return 2 if failed else 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import json
 import sqlite3
 import time
 import zipfile
@@ -221,7 +222,10 @@ def test_upload_while_a_collector_runs_is_queued_and_imported_by_the_collector(t
     res, n = asyncio.run(go())
     assert res.status == "queued"
     assert n == 50
-    assert not any((tmp_path / "a.sqlite.inbox").iterdir())
+    box = tmp_path / "a.sqlite.inbox"
+    assert [p.name for p in box.iterdir()] == ["results"]  # nothing left waiting
+    answer = json.loads(res.result_path().read_text())  # the collector's answer to the uploader
+    assert answer["status"] == "imported" and answer["new"] == 50
 
 
 def test_detect_kind_by_columns_when_the_name_says_nothing():

@@ -205,6 +205,50 @@ MIGRATIONS: list[str] = [
     JOIN bars_1s AS o ON o.symbol = g.symbol AND o.ts = g.fts AND o.exchange = g.exchange
     JOIN bars_1s AS c ON c.symbol = g.symbol AND c.ts = g.lts AND c.exchange = g.exchange;
     """,
+    # v6: imported history is kept. Every run of rows `lq import` (or an upload) stored is
+    # recorded here first, and retention never deletes what a range covers unless asked
+    # (`lq purge --include-imported`). See lq.store.provenance. Klines rebuilt so that what
+    # an OHLC file does not say (quote volume, trade count, taker volumes) is NULL, not 0.
+    """
+    CREATE TABLE imported_ranges (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        what TEXT NOT NULL,             -- ticks / agg_trades / book_tickers / bars / klines
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        interval TEXT NOT NULL DEFAULT '',  -- klines only
+        first_key INTEGER NOT NULL,     -- trade id, agg id, update id or open time
+        last_key INTEGER NOT NULL,
+        first_ts INTEGER NOT NULL,      -- exchange time of the run, µs, inclusive
+        last_ts INTEGER NOT NULL,
+        source TEXT NOT NULL,           -- the file that last extended the range
+        updated_ts INTEGER NOT NULL
+    );
+    CREATE INDEX imported_ranges_by_symbol ON imported_ranges (what, symbol, exchange, first_ts);
+
+    CREATE TABLE klines_v6 (
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        interval TEXT NOT NULL,
+        open_time INTEGER NOT NULL,
+        close_time INTEGER NOT NULL,
+        open REAL NOT NULL,
+        high REAL NOT NULL,
+        low REAL NOT NULL,
+        close REAL NOT NULL,
+        volume REAL NOT NULL,
+        quote_volume REAL,              -- NULL: not known (an OHLC file without it)
+        trades INTEGER,
+        taker_buy_volume REAL,
+        taker_buy_quote_volume REAL,
+        closed INTEGER NOT NULL,
+        PRIMARY KEY (symbol, interval, open_time, exchange)
+    );
+    INSERT INTO klines_v6 SELECT exchange, symbol, interval, open_time, close_time, open, high,
+        low, close, volume, quote_volume, trades, taker_buy_volume, taker_buy_quote_volume, closed
+        FROM klines;
+    DROP TABLE klines;
+    ALTER TABLE klines_v6 RENAME TO klines;
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

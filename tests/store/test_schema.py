@@ -19,6 +19,8 @@ SAMPLE_ROWS = {
     3: "INSERT INTO backtest_runs (run_id, created_ts, strategy, params, metrics) VALUES ('x', 1, 's', '{}', '{}')",
     4: "INSERT INTO gaps VALUES ('binance', 'BTCUSDT', 'trade', 5, 6, 'found', 1, 1, '')",
     5: "INSERT INTO bars_1m VALUES ('local', 'ETHUSDT', 1723161240000000, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3)",
+    6: "INSERT INTO imported_ranges (what, exchange, symbol, first_key, last_key, first_ts,"
+    " last_ts, source, updated_ts) VALUES ('ticks', 'binance', 'BTCUSDT', 1, 2, 1, 2, 'f.csv', 1)",
 }
 
 
@@ -32,7 +34,7 @@ def _schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 
 def test_latest_version_counts_the_migrations():
-    assert LATEST_VERSION == len(MIGRATIONS) == 5
+    assert LATEST_VERSION == len(MIGRATIONS) == 6
 
 
 def test_empty_file_is_migrated_to_the_latest_version(tmp_path):
@@ -63,6 +65,7 @@ def test_file_at_every_earlier_version_migrates_to_the_same_schema_with_data_kep
             5: w.conn.execute("SELECT count(*) FROM bars_1m WHERE exchange = 'local'").fetchone()[
                 0
             ],
+            6: w.conn.execute("SELECT count(*) FROM imported_ranges").fetchone()[0],
         }
         if 1 <= start < 5:  # v5 gave the old bar its trade-id range and built the 1 m rollup
             assert w.conn.execute("SELECT first_id, last_id FROM bars_1s").fetchall() == [(7, 7)]
@@ -96,3 +99,33 @@ def test_a_failing_migration_leaves_the_previous_version(tmp_path, monkeypatch):
         conn.execute("SELECT count(*) FROM sqlite_master WHERE name='alert_rules'").fetchone()[0]
         == 0
     )
+
+
+def test_v6_keeps_every_kline_and_lets_unknown_volumes_be_null(tmp_path):
+    conn = sqlite3.connect(tmp_path / "v5.sqlite", isolation_level=None)
+    migrate(conn, 5)
+    row = (
+        "binance",
+        "BTCUSDT",
+        "1m",
+        60_000_000,
+        119_999_999,
+        1.0,
+        2.0,
+        0.5,
+        1.5,
+        10.0,
+        15.0,
+        7,
+        4.0,
+        6.0,
+        1,
+    )
+    conn.execute(f"INSERT INTO klines VALUES ({','.join('?' * len(row))})", row)
+    conn.close()
+    with Writer(tmp_path / "v5.sqlite") as w:
+        assert w.conn.execute("SELECT * FROM klines").fetchall() == [row]
+        w.conn.execute(
+            "INSERT INTO klines VALUES ('binance', 'X', '1m', 0, 59999999, 1, 1, 1, 1, 0,"
+            " NULL, NULL, NULL, NULL, 1)"
+        )  # an OHLC file that does not say: NULL, not an invented 0
