@@ -11,6 +11,7 @@ Two engines, chosen per query:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -125,20 +126,42 @@ class Store:
         return self.duck.execute(query, params).df() if params else self.duck.execute(query).df()
 
     def symbols(self) -> list[str]:
-        """Symbols with stored trades or bars, sorted."""
+        """Symbols with stored trades, bars or klines (collected or imported), sorted."""
         out: set[str] = set()
-        for table in ("bars_1s", "ticks"):
+        for table in ("bars_1s", "ticks", "klines"):
             # a skip-scan over the primary key (one index seek per symbol), not a table scan
-            rows = self.conn.execute(
-                f"""WITH RECURSIVE s(sym) AS (
-                        SELECT min(symbol) FROM {table}
-                        UNION ALL
-                        SELECT (SELECT min(symbol) FROM {table} WHERE symbol > s.sym) FROM s
-                        WHERE s.sym IS NOT NULL)
-                    SELECT sym FROM s WHERE sym IS NOT NULL"""
-            ).fetchall()
+            try:
+                rows = self.conn.execute(
+                    f"""WITH RECURSIVE s(sym) AS (
+                            SELECT min(symbol) FROM {table}
+                            UNION ALL
+                            SELECT (SELECT min(symbol) FROM {table} WHERE symbol > s.sym) FROM s
+                            WHERE s.sym IS NOT NULL)
+                        SELECT sym FROM s WHERE sym IS NOT NULL"""
+                ).fetchall()
+            except sqlite3.OperationalError:  # a file older than that table
+                continue
             out.update(r[0] for r in rows)
         return sorted(out)
+
+    def newest_bar_ts(self, symbol: str, *, exchange: str | None = None) -> int | None:
+        """Open time (µs) of the newest bar of ``symbol``: its newest 1 s bar or, for a
+        symbol with klines only (an OHLC or klines import), its newest kline."""
+        sym = _symbol(symbol)
+        ex, params = ("", [sym]) if exchange is None else (" AND exchange = ?", [sym, exchange])
+        got = [
+            self.conn.execute(
+                f"SELECT max(ts) FROM bars_1s WHERE symbol = ?{ex}", params
+            ).fetchone()[0]
+        ]
+        with contextlib.suppress(sqlite3.OperationalError):
+            got.append(
+                self.conn.execute(
+                    f"SELECT max(open_time) FROM klines WHERE symbol = ?{ex}", params
+                ).fetchone()[0]
+            )
+        have = [int(v) for v in got if v is not None]
+        return max(have) if have else None
 
     def ticks(
         self,
@@ -213,6 +236,11 @@ class Store:
         Indexed by bar open time (tz-aware UTC); columns open, high, low, close, volume,
         quote_volume, trades, vwap. Seconds without trades have no 1 s bar; coarser bars are
         built from the seconds that exist.
+
+        Bar times with no trades stored come from stored klines (an OHLC or klines import, or
+        the kline stream) whose interval divides ``interval``: 1 m klines give 1 m bars and
+        coarser, never 1 s. Each bar comes from one source (see :meth:`_kline_bars`); quote
+        volume, trade count and VWAP are NaN where the file did not say them.
         """
         cond, params = _where(symbol, start, end, exchange=exchange)
         from lq.analytics.bars import interval_us, resample_bars
@@ -226,27 +254,108 @@ class Store:
             rows = self.conn.execute(
                 f"SELECT ts, {', '.join(BAR_COLUMNS)} FROM bars_1s WHERE {cond} ORDER BY ts", params
             ).fetchall()
-            return resample_bars(_frame(rows, ["ts", *BAR_COLUMNS]), "1s")
-        # coarser bars are aggregated inside SQLite over the primary-key range, from the 1 m
-        # rollup when the interval is whole minutes, so only the result rows reach Python
-        # (open/close: the first/last bar of each interval)
-        # whole bars: the bar containing ``start`` is included entirely
-        table = "bars_1m" if step % 60_000_000 == 0 else "bars_1s"
-        cond, params = _where(symbol, _floor(start, step), end, exchange=exchange)
-        rows = self.conn.execute(
-            f"""
-            SELECT g.b, o.open, g.h, g.l, c.close, g.v, g.qv, g.n, g.qv / g.v
-            FROM (SELECT exchange AS ex, ts / {step} * {step} AS b, min(ts) AS fts, max(ts) AS lts,
-                         max(high) AS h, min(low) AS l, sum(volume) AS v, sum(quote_volume) AS qv,
-                         sum(trades) AS n
-                  FROM {table} WHERE {cond} GROUP BY ex, b) AS g
-            JOIN {table} AS o ON o.symbol = ? AND o.ts = g.fts AND o.exchange = g.ex
-            JOIN {table} AS c ON c.symbol = ? AND c.ts = g.lts AND c.exchange = g.ex
-            ORDER BY g.b
-            """,
-            [*params, params[0], params[0]],
-        ).fetchall()
+        else:
+            # coarser bars are aggregated inside SQLite over the primary-key range, from the
+            # 1 m rollup when the interval is whole minutes, so only the result rows reach
+            # Python (open/close: the first/last bar of each interval); whole bars: the bar
+            # containing ``start`` is included entirely
+            table = "bars_1m" if step % 60_000_000 == 0 else "bars_1s"
+            cond, params = _where(symbol, _floor(start, step), end, exchange=exchange)
+            rows = self.conn.execute(
+                f"""
+                SELECT g.b, o.open, g.h, g.l, c.close, g.v, g.qv, g.n, g.qv / g.v
+                FROM (SELECT exchange AS ex, ts / {step} * {step} AS b, min(ts) AS fts,
+                             max(ts) AS lts, max(high) AS h, min(low) AS l, sum(volume) AS v,
+                             sum(quote_volume) AS qv, sum(trades) AS n
+                      FROM {table} WHERE {cond} GROUP BY ex, b) AS g
+                JOIN {table} AS o ON o.symbol = ? AND o.ts = g.fts AND o.exchange = g.ex
+                JOIN {table} AS c ON c.symbol = ? AND c.ts = g.lts AND c.exchange = g.ex
+                ORDER BY g.b
+                """,
+                [*params, params[0], params[0]],
+            ).fetchall()
+        extra = self._kline_bars(symbol, step, start, end, exchange, {r[0] for r in rows})
+        if extra:
+            rows = sorted([*rows, *extra], key=lambda r: r[0])
         return resample_bars(_frame(rows, ["ts", *BAR_COLUMNS]), step)
+
+    def _kline_intervals(self, symbol: str) -> list[str]:
+        """The kline intervals stored for ``symbol`` (a skip-scan of the primary key)."""
+        try:
+            rows = self.conn.execute(
+                """WITH RECURSIVE s(iv) AS (
+                       SELECT min(interval) FROM klines WHERE symbol = ?1
+                       UNION ALL
+                       SELECT (SELECT min(interval) FROM klines WHERE symbol = ?1 AND interval > s.iv)
+                       FROM s WHERE s.iv IS NOT NULL)
+                   SELECT iv FROM s WHERE iv IS NOT NULL""",
+                (_symbol(symbol),),
+            ).fetchall()
+        except sqlite3.OperationalError:  # a file older than the klines table
+            return []
+        return [r[0] for r in rows]
+
+    def _kline_bars(
+        self,
+        symbol: str,
+        step: int,
+        start: TimeLike,
+        end: TimeLike,
+        exchange: str | None,
+        covered: set[int],
+    ) -> list[tuple[Any, ...]]:
+        """Bars at ``step`` from stored klines, for the bar times that have no bar from trades.
+
+        Klines come from a kline stream, a klines file or an OHLC CSV. A kline is used when
+        its interval divides ``step`` and its open time is a multiple of that interval (so it
+        lies inside one bar; Binance's weekly and monthly klines do not). Coarser klines are
+        preferred; finer ones fill the bar times the coarser do not cover. Each bar comes
+        from one source only, never a mix: trades where any were stored, else one kline
+        interval. Quote volume, trade count and VWAP are NULL (NaN) where a kline did not
+        say them (an OHLC file without those columns)."""
+        from lq.analytics.bars import interval_us
+
+        usable = []
+        for iv in self._kline_intervals(symbol):
+            try:
+                k = interval_us(iv)
+            except ValidationError:
+                continue
+            if k % 1_000_000 == 0 and step % k == 0:
+                usable.append((k, iv))
+        out: list[tuple[Any, ...]] = []
+        for k, iv in sorted(usable, reverse=True):
+            cond, params = _where(
+                symbol,
+                _floor(start, step),
+                end,
+                exchange=exchange,
+                time_col="open_time",
+                extra={"interval": iv},
+            )
+            sym = params[0]
+            rows = self.conn.execute(
+                f"""
+                SELECT g.b, o.open, g.h, g.l, c.close, g.v, g.qv, g.n, g.qv / g.v
+                FROM (SELECT exchange AS ex, open_time / {step} * {step} AS b,
+                             min(open_time) AS fts, max(open_time) AS lts, max(high) AS h,
+                             min(low) AS l, sum(volume) AS v,
+                             CASE WHEN count(quote_volume) = count(*) THEN sum(quote_volume) END AS qv,
+                             CASE WHEN count(trades) = count(*) THEN sum(trades) END AS n
+                      FROM klines WHERE {cond} AND open_time % {k} = 0 GROUP BY ex, b) AS g
+                JOIN klines AS o ON o.symbol = ? AND o.interval = ? AND o.open_time = g.fts
+                                 AND o.exchange = g.ex
+                JOIN klines AS c ON c.symbol = ? AND c.interval = ? AND c.open_time = g.lts
+                                 AND c.exchange = g.ex
+                ORDER BY g.b
+                """,
+                [*params, sym, iv, sym, iv],
+            ).fetchall()
+            for r in rows:
+                if r[0] not in covered:
+                    out.append(r)
+                    covered.add(r[0])
+        return out
 
     def klines(
         self, symbol: str, interval: str, start: TimeLike = None, end: TimeLike = None

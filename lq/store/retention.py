@@ -292,19 +292,18 @@ def _bars_end(
 ) -> int:
     """``end``, moved back to the second of the oldest tick still stored in the seconds of the
     bars in ``[lo, end)``: time-range tick reads find their ids through the bars, so the bars
-    of stored ticks stay."""
-    lo_s = lo // _SEC * _SEC if lo != _NEVER else lo
+    of stored ticks stay. (Those seconds all start at or after ``lo``.)"""
     ids = conn.execute(
         "SELECT min(first_id), max(last_id) FROM bars_1s WHERE symbol = ? AND ts >= ? AND ts < ?"
         f" AND {cond}",
-        [symbol, lo_s, end, *params],
+        [symbol, lo, end, *params],
     ).fetchone()
     if ids[0] is None:
         return end
     oldest = conn.execute(
         f"SELECT min(ts) FROM ticks WHERE symbol = ? AND trade_id BETWEEN ? AND ? AND {cond}"
         " AND ts >= ? AND ts < ?",
-        [symbol, ids[0], ids[1], *params, lo_s, -(-end // _SEC) * _SEC],
+        [symbol, ids[0], ids[1], *params, lo, -(-end // _SEC) * _SEC],
     ).fetchone()[0]
     return end if oldest is None else min(end, int(oldest) // _SEC * _SEC)
 

@@ -284,6 +284,17 @@ JOIN bars_1s AS o ON o.symbol = ?2 AND o.ts = g.fts AND o.exchange = ?1
 JOIN bars_1s AS c ON c.symbol = ?2 AND c.ts = g.lts AND c.exchange = ?1
 """
 
+_KLINE_VALUES = (
+    "close_time", "open", "high", "low", "close", "volume", "quote_volume", "trades",
+    "taker_buy_volume", "taker_buy_quote_volume", "closed",
+)  # fmt: skip
+_KLINE_UPSERT = (
+    " ON CONFLICT (symbol, interval, open_time, exchange) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _KLINE_VALUES)
+    + f" WHERE ({', '.join('klines.' + c for c in _KLINE_VALUES)})"
+    + f" IS NOT ({', '.join('excluded.' + c for c in _KLINE_VALUES)})"
+)
+
 _SEC = 1_000_000
 _MIN = 60_000_000
 _CLUSTER_GAP = 60 * _SEC  # seconds further apart than this are refreshed separately
@@ -783,8 +794,10 @@ class Writer:
             else:
                 dead.append((k.recv_ts or now, k.exchange, self.source, "kline " + reason, _raw(k)))
         before = self.conn.total_changes
-        # a kline is updated until it closes: the newest update wins
-        insert_many(self.conn, "INSERT OR REPLACE INTO klines", rows, 15)
+        # a kline is updated until it closes: the newest update wins. A row equal to the
+        # stored one changes nothing and counts as a duplicate (re-importing a file reports
+        # 0 new); a changed one counts as new.
+        insert_many(self.conn, "INSERT INTO klines", rows, 15, tail=_KLINE_UPSERT)
         new = self.conn.total_changes - before
         return WriteResult(new, len(rows) - new, len(klines) - len(rows))
 
