@@ -24,7 +24,7 @@ since 2025); booleans ``True``/``true``; invalid aggTrades (``f = -1``, Binance'
 duplicates found by its 2022 audit) are skipped and counted. Imports are idempotent (ids
 and kline open times are keys): importing a file again stores nothing new and says so.
 
-Streaming, with limits. Files and zip members are read in blocks of whole lines (16 MB),
+Streaming, with limits. Files and zip members are read in blocks of whole lines (4 MB),
 so memory stays bounded whatever the file's size. A file is refused before anything is
 read when it inflates to more than ``max_size`` bytes (4 GiB by default: ``--max-size``,
 ``store.import_max_size``) or, beyond 64 MiB, more than ``max_ratio`` times its compressed
@@ -101,9 +101,9 @@ log = logging.getLogger(__name__)
 Kind = Literal["trades", "aggTrades", "klines", "frames", "ohlc"]
 KINDS: tuple[str, ...] = ("trades", "aggTrades", "klines", "frames", "ohlc")
 #: bytes of whole lines parsed and written at once (one transaction)
-BLOCK_BYTES = 16 * 2**20
+BLOCK_BYTES = 4 * 2**20
 #: the collector's inbox imports smaller blocks, so each step between its batches is short
-INBOX_BLOCK_BYTES = 4 * 2**20
+INBOX_BLOCK_BYTES = 2 * 2**20
 #: events per transaction for recordings
 CHUNK = 100_000
 MAX_LINE = 2**20
@@ -501,6 +501,7 @@ class _Chunk:
     rows: int  # data rows in the block (valid or not); for recordings: events
     last_line: int  # the block's last line in the file
     done: int  # bytes of the file read so far (all members)
+    ranges: list[Any] | None = None  # its imported ranges (None: computed from the batch)
 
 
 @dataclass(slots=True)
@@ -604,9 +605,11 @@ def _read_csv(
         if df.empty:
             continue
         seen = True
-        batch, skipped = _parse_chunk(k, df, sym, exchange, m.where, state)
+        batch, skipped, ranges = _parse_chunk(k, df, sym, exchange, m.where, state)
         last = start + block.count(b"\n") - (1 if block.endswith(b"\n") else 0)
-        yield _Chunk(k, sym, batch, skipped, len(df), last, m.guard.done)
+        rows = len(df)
+        del df, block  # only the batch stays alive while it is written
+        yield _Chunk(k, sym, batch, skipped, rows, last, m.guard.done, ranges)
     if not seen:
         raise ImportFormatError(
             f"{m.where}: a header row and no data" if header else f"{m.where}: empty file"
@@ -779,7 +782,10 @@ def _events(batch: Batch) -> int:
 
 def _parse_chunk(
     k: str, df: pd.DataFrame, sym: str, exchange: str, where: str, state: _State
-) -> tuple[Batch, int]:
+) -> tuple[Batch, int, list[Any]]:
+    """One block's events, the invalid rows skipped, and its imported ranges."""
+    from lq.store.provenance import ranges_of
+
     n = df.shape[1]
     if k == "trades":
         if n not in (6, 7):
@@ -806,7 +812,7 @@ def _parse_chunk(
                 ids.tolist(), price.tolist(), qty.tolist(), ts.tolist(), maker.tolist(), strict=True
             )
         ]
-        return Batch(trades=trades), 0
+        return Batch(trades=trades), 0, ranges_of("ticks", exchange, sym, ids, ts)
     if k == "aggTrades":
         if n not in (7, 8):
             raise ImportFormatError(
@@ -844,7 +850,8 @@ def _parse_chunk(
                 strict=True,
             )
         ]
-        return Batch(agg_trades=aggs), int((~valid).sum())
+        ranges = ranges_of("agg_trades", exchange, sym, ids[valid], ts[valid])
+        return Batch(agg_trades=aggs), int((~valid).sum()), ranges
     if k == "klines":
         if n < 11:
             raise ImportFormatError(f"{where}: klines need 12 columns, found {n}")
@@ -891,9 +898,16 @@ def _parse_chunk(
             for i in range(len(ot))
         ]
         _check_ohlc(klines, df, where)
-        return Batch(klines=klines), 0
+        return (
+            Batch(klines=klines),
+            0,
+            ranges_of("klines", exchange, sym, ot, ot, interval=interval),
+        )
     if k == "ohlc":
-        return _parse_ohlc(df, sym, exchange, where, state), 0
+        batch = _parse_ohlc(df, sym, exchange, where, state)
+        ot = np.fromiter((x.open_time for x in batch.klines), np.int64, len(batch.klines))
+        interval = batch.klines[0].interval if batch.klines else ""
+        return batch, 0, ranges_of("klines", exchange, sym, ot, ot, interval=interval)
     raise ImportFormatError(f"{where}: unknown kind {k!r}; expected one of {KINDS}")
 
 
@@ -1024,7 +1038,7 @@ def _open_import(
 
     def store(c: _Chunk) -> None:
         report.kind, report.symbol = c.kind, c.symbol
-        record_batch(writer.conn, c.batch, p.name)  # protect first: never an unprotected row
+        record_batch(writer.conn, c.batch, p.name, c.ranges)  # protect first: never unprotected
         res = writer.write_batch(c.batch)
         report.rows += c.rows
         report.skipped += c.skipped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import logging
 import os
 import time
@@ -15,7 +16,7 @@ import ipywidgets as W
 
 from lq.dashboard._widgets import error_html, labelled, note_html
 from lq.dashboard.cli import MAX_UPLOAD_BYTES
-from lq.errors import LqError
+from lq.errors import LqError, SymbolRequiredError
 from lq.store import Store
 from lq.store.export import select, to_bytes
 
@@ -80,13 +81,24 @@ class DataPanel:
         )
         self.upload_result = W.HTML(
             note_html(
-                "Binance public-data files (trades, aggTrades, klines; CSV or zip) or an OHLC "
-                "CSV with columns time, open, high, low, close[, volume]. The whole file is "
-                f"checked before anything is imported. Up to {MAX_UPLOAD_BYTES // 2**20} MB "
-                "through the browser; larger files: lq import FILE."
+                "Binance public-data files (trades, aggTrades, klines; CSV or zip), an OHLC "
+                "CSV with columns time, open, high, low, close[, volume], or an lq recording "
+                "(--record). The whole file is checked before anything is imported. Imported "
+                "history is kept: automatic retention never deletes it. Up to "
+                f"{MAX_UPLOAD_BYTES // 2**20} MB through the browser; larger files: lq import FILE."
             )
         )
+        # shown when a file does not say which symbol it holds
+        self.upload_symbol = W.Text(placeholder="e.g. BTCUSDT", layout=W.Layout(width="140px"))
+        self.upload_go = W.Button(description="Import", icon="upload", button_style="primary")
+        self.upload_ask = W.HBox(
+            [W.Label("symbol "), self.upload_symbol, self.upload_go],
+            layout=W.Layout(align_items="center", display="none"),
+        )
+        self._pending: tuple[str, bytes] | None = None  # an upload waiting for its symbol
         self._queued: tuple[str, Path, int] | None = None  # an upload the collector will import
+        self.upload_go.on_click(lambda _b: self.import_pending())
+        self.upload_symbol.on_submit(lambda _t: self.import_pending())
         self.prepare.on_click(lambda _b: self.make_download())
         self.upload.observe(self._on_upload, names="value")
         self.interval.layout.visibility = "visible"
@@ -107,6 +119,7 @@ class DataPanel:
                 W.HBox([self.prepare, self.link], layout=W.Layout(align_items="center")),
                 W.HTML("<h4>Import a file</h4>"),
                 self.upload,
+                self.upload_ask,
                 self.upload_result,
             ]
         )
@@ -115,13 +128,31 @@ class DataPanel:
         self.interval.layout.visibility = "visible" if change["new"] == "bars" else "hidden"
 
     def refresh(self) -> None:
-        """Report when the running collector has imported a queued upload."""
-        if self._queued is not None and not self._queued[1].exists():
-            filename, _path, rows = self._queued
-            self._queued = None
+        """Report what the running collector did with a queued upload (its answer is in
+        ``<db>.inbox/results/``): imported, with its counts, or refused, with the reason."""
+        if self._queued is None:
+            return
+        filename, path, rows = self._queued
+        answer = path.parent / "results" / (path.name + ".json")
+        if not answer.exists():
+            if not path.exists() and not (path.parent / "results").is_dir():
+                self._queued = None  # an older collector: it answers nothing
+                self.upload_result.value = _ok_html(f"{filename}: taken by the running collector")
+            return
+        try:
+            got = json.loads(answer.read_text())
+        except (OSError, ValueError):
+            return  # being written: next refresh
+        self._queued = None
+        answer.unlink(missing_ok=True)
+        if got.get("status") == "imported":
             self.upload_result.value = _ok_html(
                 f"{filename}: imported by the running collector ({rows:,} rows checked; "
-                "rows already stored are skipped)"
+                f"{got.get('new', 0):,} new, {got.get('duplicates', 0):,} already stored)"
+            )
+        else:
+            self.upload_result.value = error_html(
+                f"{filename}: not imported by the running collector: {got.get('message')}"
             )
 
     def make_download(self) -> str:
@@ -157,8 +188,11 @@ class DataPanel:
         content = f["content"] if isinstance(f, dict) else f.content
         self.import_file(name, bytes(content))
 
-    def import_file(self, filename: str, data: bytes) -> str:
-        """Validate and import one uploaded file; the outcome (or the error) shows inline."""
+    def import_file(self, filename: str, data: bytes, *, symbol: str | None = None) -> str:
+        """Validate and import one uploaded file; the outcome (or the error) shows inline.
+
+        A file that does not say which symbol it holds (an OHLC CSV, a Binance file renamed)
+        is kept aside and the symbol is asked for (:meth:`import_pending` imports it then)."""
         try:
             from lq.importer import import_upload
         except ImportError:
@@ -167,10 +201,20 @@ class DataPanel:
             )
             return self.upload_result.value
         try:
-            result = import_upload(self.db, filename, data)
+            result = import_upload(self.db, filename, data, symbol=symbol or None)
+        except SymbolRequiredError:
+            self._pending = (filename, data)
+            self.upload_ask.layout.display = "flex"
+            self.upload_result.value = note_html(
+                f"{filename} does not say which symbol it holds: type the symbol (e.g. "
+                "BTCUSDT) and press Import."
+            )
+            return self.upload_result.value
         except LqError as exc:  # ImportFormatError names the file and line
             self.upload_result.value = error_html(f"{filename}: not imported: {exc}")
             return self.upload_result.value
+        self._pending = None
+        self.upload_ask.layout.display = "none"
         if result.status == "queued" and result.path is not None:
             self._queued = (filename, result.path, result.rows)
             text = f"{filename}: {result.kind} of {result.symbol}: {result.message}..."
@@ -178,6 +222,17 @@ class DataPanel:
             text = f"{filename}: imported {result.kind} of {result.symbol}: {result.message}"
         self.upload_result.value = _ok_html(text)
         return self.upload_result.value
+
+    def import_pending(self) -> str:
+        """Import the upload that waits for its symbol, with the symbol typed in."""
+        if self._pending is None:
+            return self.upload_result.value
+        sym = self.upload_symbol.value.strip()
+        if not sym:
+            self.upload_result.value = error_html("type the symbol first, e.g. BTCUSDT")
+            return self.upload_result.value
+        filename, data = self._pending
+        return self.import_file(filename, data, symbol=sym)
 
 
 def _ok_html(text: str) -> str:

@@ -1,7 +1,7 @@
 """The dashboard's incremental view of the store: only new rows cross into the kernel.
 
 :class:`BarFeed` keeps the last ``history`` seconds of 1 s bars per symbol and the newest
-trade. Each :meth:`BarFeed.update` asks SQLite only for bars at or after the last bar it
+trade (for a symbol with imported klines only, its bars at the kline interval). Each :meth:`BarFeed.update` asks SQLite only for bars at or after the last bar it
 holds (the last bar is re-read because the collector rolls it while trades arrive) and for
 trades after the last trade id it saw. Coarser intervals are resampled from the cached 1 s
 bars with :func:`lq.analytics.resample_bars`.
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from lq.analytics import align_prices, resample_bars
+from lq.analytics.bars import interval_us
 from lq.errors import LqError, ValidationError
 from lq.store import Store
 
@@ -68,6 +69,7 @@ class BarFeed:
         self.version = 0  # bumps whenever any cached row changed
         self.rows_read = 0  # bars + trades read from the store so far (for tests and benches)
         self._bars: dict[str, pd.DataFrame] = {}
+        self._base: dict[str, str] = {}  # interval of the cached bars, when not 1 s
         self._last_trade: dict[str, LastTrade] = {}
         self.symbols: list[str] = []
         for s in symbols:
@@ -95,18 +97,31 @@ class BarFeed:
 
     def _update_bars(self, sym: str) -> int:
         cached = self._bars.get(sym)
+        base = self._base.get(sym, "1s")
+        if base != "1s" and self._has_1s_bars(sym):  # trades arrived for an imported symbol
+            cached, base = None, "1s"
+            self._bars.pop(sym, None)
+            self._base.pop(sym, None)
         if cached is None or cached.empty:
             row = self.store.conn.execute(
                 "SELECT max(ts) FROM bars_1s WHERE symbol = ?", (sym,)
             ).fetchone()
             if row is None or row[0] is None:
-                return 0
-            start = int(row[0]) - self.history_us + US
-            new = self.store.bars(sym, "1s", start=start, exchange=self.exchange)
+                # no collected bars: an imported symbol (OHLC or klines) shows its klines
+                kb = self._kline_base(sym)
+                newest = self.store.newest_bar_ts(sym, exchange=self.exchange) if kb else None
+                if kb is None or newest is None:
+                    return 0
+                base, newest_ts = kb, newest
+            else:
+                base, newest_ts = "1s", int(row[0])
+            start = newest_ts - self.history_us + US
+            new = self.store.bars(sym, base, start=start, exchange=self.exchange)
             self._bars[sym] = new
+            self._base[sym] = base
             return len(new)
         last = int(cached["ts"].iloc[-1])
-        new = self.store.bars(sym, "1s", start=last, exchange=self.exchange)
+        new = self.store.bars(sym, base, start=last, exchange=self.exchange)
         if new.empty:
             return 0
         if len(new) == 1 and new.iloc[-1].equals(cached.iloc[-1]):
@@ -118,6 +133,27 @@ class BarFeed:
             merged = merged[merged["ts"] > cutoff]
         self._bars[sym] = merged
         return len(new)
+
+    def _has_1s_bars(self, sym: str) -> bool:
+        row = self.store.conn.execute("SELECT 1 FROM bars_1s WHERE symbol = ? LIMIT 1", (sym,))
+        return row.fetchone() is not None
+
+    def _kline_base(self, sym: str) -> str | None:
+        """The finest stored kline interval of ``sym`` that bars can be built at."""
+        best: tuple[int, str] | None = None
+        for iv in self.store.kline_intervals(sym):
+            try:
+                us = interval_us(iv)
+            except ValidationError:
+                continue
+            if us % US == 0 and (best is None or us < best[0]):
+                best = (us, iv)
+        return None if best is None else best[1]
+
+    def base_interval(self, symbol: str) -> str:
+        """The interval of the cached bars: "1s" for collected symbols, the kline interval
+        (e.g. "1m") for a symbol that only has imported klines. Finer views are empty."""
+        return self._base.get(symbol.strip().upper(), "1s")
 
     def _update_trade(self, sym: str) -> int:
         prev = self._last_trade.get(sym)
@@ -144,13 +180,18 @@ class BarFeed:
 
     # -- views ----------------------------------------------------------------------------
     def bars(self, symbol: str, interval: str = "1s", *, last: int | None = None) -> pd.DataFrame:
-        """Cached bars of ``symbol`` at ``interval`` (resampled from 1 s), newest ``last`` rows."""
+        """Cached bars of ``symbol`` at ``interval`` (resampled from 1 s, or from the kline
+        interval of an imported symbol: see :meth:`base_interval`), newest ``last`` rows."""
         sym = symbol.strip().upper()
         self.follow(sym)
         df = self._bars.get(sym)
         if df is None or df.empty:
             return _empty_bars()
-        if interval not in ("1s", "1S"):
+        base = interval_us(self._base.get(sym, "1s"))
+        want = interval_us(interval)
+        if want % base:  # finer than the stored bars (imported 1 m klines viewed at 1 s)
+            return _empty_bars()
+        if want != base:
             df = resample_bars(df, interval)
         return df.iloc[-last:] if last else df
 

@@ -182,6 +182,23 @@ class MarketPanel:
 
     def _draw_header(self, sym: str, df: pd.DataFrame) -> None:
         lt = self.feed.last_trade(sym)
+        base = self.feed.base_interval(sym)
+        if lt is None and base != "1s":  # imported klines only (an OHLC or klines file)
+            if df.empty:
+                self.header.value = note_html(
+                    f"{sym} has {base} bars only (imported klines, no trades): choose {base} "
+                    "or a coarser interval"
+                )
+                return
+            t = df.index[-1] + pd.Timedelta(self.interval.value)
+            self.header.value = (
+                f'<div class="lq-market-head" style="font-size:115%">'
+                f"<b>{html.escape(sym)}</b> close <b class='lq-last-price'>"
+                f"{float(df['close'].iloc[-1]):,.2f}</b> at {t:%Y-%m-%d %H:%M} UTC"
+                f" · {len(df)} bars ({html.escape(self.interval.value)}, from imported"
+                f" {html.escape(base)} klines)</div>"
+            )
+            return
         if lt is None:
             self.header.value = note_html(f"{sym}: waiting for trades...")
             return

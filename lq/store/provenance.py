@@ -33,13 +33,21 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["ImportedRange", "What", "batch_ranges", "imported_ranges", "record_batch", "runs"]
+__all__ = [
+    "ImportedRange",
+    "What",
+    "batch_ranges",
+    "imported_ranges",
+    "ranges_of",
+    "record_batch",
+    "runs",
+]
 
 What = Literal["ticks", "bars", "agg_trades", "book_tickers", "klines"]
 #: book-ticker runs end at a pause longer than this (µs): update ids are not contiguous
@@ -68,80 +76,101 @@ def runs(
     """
     if keys.size == 0:
         return []
-    order = np.argsort(keys if by == "key" else ts, kind="stable")
-    k, t = keys[order], ts[order]
-    step = np.diff(k if by == "key" else t)
-    cuts = np.flatnonzero(step > join) + 1
-    starts = np.concatenate(([0], cuts))
-    ends = np.concatenate((cuts, [k.size])) - 1
-    out = []
-    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-        out.append(
-            (
-                int(k[s : e + 1].min()),
-                int(k[s : e + 1].max()),
-                int(t[s : e + 1].min()),
-                int(t[s : e + 1].max()),
-            )
+    keys = np.asarray(keys, dtype=np.int64)
+    ts = np.asarray(ts, dtype=np.int64)
+    by_key = by == "key"
+    order = None
+    lead = keys if by_key else ts
+    if lead.size > 1 and (np.diff(lead) < 0).any():
+        order = np.argsort(lead, kind="stable")
+        keys, ts = keys[order], ts[order]
+    step = np.diff(keys if by_key else ts)
+    starts = np.concatenate(([0], np.flatnonzero(step > join) + 1))
+    return list(
+        zip(
+            np.minimum.reduceat(keys, starts).tolist(),
+            np.maximum.reduceat(keys, starts).tolist(),
+            np.minimum.reduceat(ts, starts).tolist(),
+            np.maximum.reduceat(ts, starts).tolist(),
+            strict=True,
         )
-    return out
+    )
 
 
-def _group(
-    rows: Iterable[tuple[str, str, str, int, int]],
-) -> dict[tuple[str, str, str], tuple[list[int], list[int]]]:
-    out: dict[tuple[str, str, str], tuple[list[int], list[int]]] = {}
-    for exch, sym, interval, key, ts in rows:
-        g = out.get((exch, sym, interval))
-        if g is None:
-            g = out[(exch, sym, interval)] = ([], [])
-        g[0].append(key)
-        g[1].append(ts)
-    return out
+#: how each kind of row forms runs: (join, by); klines join at their interval
+_RUNS: dict[str, tuple[int | None, Literal["key", "ts"]]] = {
+    "ticks": (1, "key"),
+    "bars": (1, "key"),
+    "agg_trades": (1, "key"),
+    "book_tickers": (BOOK_PAUSE_US, "ts"),
+    "klines": (None, "key"),
+}
+
+
+def ranges_of(
+    what: str,
+    exchange: str,
+    symbol: str,
+    keys: np.ndarray,
+    ts: np.ndarray,
+    *,
+    interval: str = "",
+) -> list[ImportedRange]:
+    """The runs of one table's rows of one exchange label and symbol (arrays of keys and
+    exchange times), as ranges to record. ``what="ticks"`` also gives the ``bars`` ranges."""
+    join, by = _RUNS[what]
+    if join is None:
+        from lq.analytics.bars import interval_us
+
+        join = _interval_step(interval, interval_us)
+    found = runs(keys, ts, join=join, by=by)
+    whats = ("ticks", "bars") if what == "ticks" else (what,)
+    return [
+        ImportedRange(w, exchange, symbol, interval, fk, lk, ft, lt)
+        for w in whats
+        for fk, lk, ft, lt in found
+    ]
 
 
 def batch_ranges(batch: object) -> list[ImportedRange]:
     """The runs of a :class:`~lq.store.writer.Batch` (see the module docstring)."""
-    from lq.analytics.bars import interval_us
-
     out: list[ImportedRange] = []
-
-    def add(what: str, groups: dict, *, join: int | None, by: Literal["key", "ts"]) -> None:
-        for (exch, sym, interval), (keys, ts) in groups.items():
-            j = join if join is not None else _interval_step(interval, interval_us)
-            for fk, lk, ft, lt in runs(
-                np.asarray(keys, dtype=np.int64), np.asarray(ts, dtype=np.int64), join=j, by=by
-            ):
-                out.append(ImportedRange(what, exch, sym, interval, fk, lk, ft, lt))
-
-    trades = _group((t.exchange, t.symbol, "", t.trade_id, t.ts) for t in batch.trades)  # type: ignore[attr-defined]
-    add("ticks", trades, join=1, by="key")
-    add("bars", trades, join=1, by="key")
-    aggs = _group((a.exchange, a.symbol, "", a.agg_id, a.ts) for a in batch.agg_trades)  # type: ignore[attr-defined]
-    add("agg_trades", aggs, join=1, by="key")
-    books = _group((b.exchange, b.symbol, "", b.update_id, b.ts) for b in batch.book_tickers)  # type: ignore[attr-defined]
-    add("book_tickers", books, join=BOOK_PAUSE_US, by="ts")
-    klines = _group(
-        (k.exchange, k.symbol, k.interval, k.open_time, k.open_time)
-        for k in batch.klines  # type: ignore[attr-defined]
+    tables = (
+        ("ticks", "trades", "trade_id"),
+        ("agg_trades", "agg_trades", "agg_id"),
+        ("book_tickers", "book_tickers", "update_id"),
+        ("klines", "klines", "open_time"),
     )
-    add("klines", klines, join=None, by="key")
+    for what, attr, key in tables:
+        groups: dict[tuple[str, str, str], list[Any]] = {}
+        for ev in getattr(batch, attr):
+            groups.setdefault((ev.exchange, ev.symbol, getattr(ev, "interval", "")), []).append(ev)
+        for (exch, sym, interval), evs in groups.items():
+            keys = np.fromiter((getattr(e, key) for e in evs), np.int64, len(evs))
+            ts = keys if what == "klines" else np.fromiter((e.ts for e in evs), np.int64, len(evs))
+            out += ranges_of(what, exch, sym, keys, ts, interval=interval)
     return out
 
 
-def _interval_step(interval: str, interval_us: object) -> int:
+def _interval_step(interval: str, interval_us: Any) -> int:
     try:
-        return int(interval_us(interval))  # type: ignore[operator]
-    except Exception:  # an interval pandas cannot read: runs of one kline each
+        return int(interval_us(interval))
+    except Exception:  # an interval lq cannot read: runs of one kline each
         return 0
 
 
-def record_batch(conn: sqlite3.Connection, batch: object, source: str) -> int:
-    """Record the runs of ``batch`` (before writing it), merging with the stored ranges.
+def record_batch(
+    conn: sqlite3.Connection,
+    batch: object,
+    source: str,
+    ranges: Sequence[ImportedRange] | None = None,
+) -> int:
+    """Record the runs of ``batch`` (or the ``ranges`` already computed for it) before it is
+    written, merging them with the stored ranges.
 
     One short transaction; returns the number of ranges added or extended (0 when the batch
     lies entirely inside ranges already recorded, e.g. a re-import)."""
-    found = batch_ranges(batch)
+    found = batch_ranges(batch) if ranges is None else list(ranges)
     if not found:
         return 0
     now = time.time_ns() // 1000

@@ -279,7 +279,7 @@ class Store:
             rows = sorted([*rows, *extra], key=lambda r: r[0])
         return resample_bars(_frame(rows, ["ts", *BAR_COLUMNS]), step)
 
-    def _kline_intervals(self, symbol: str) -> list[str]:
+    def kline_intervals(self, symbol: str) -> list[str]:
         """The kline intervals stored for ``symbol`` (a skip-scan of the primary key)."""
         try:
             rows = self.conn.execute(
@@ -316,7 +316,7 @@ class Store:
         from lq.analytics.bars import interval_us
 
         usable = []
-        for iv in self._kline_intervals(symbol):
+        for iv in self.kline_intervals(symbol):
             try:
                 k = interval_us(iv)
             except ValidationError:
