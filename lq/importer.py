@@ -487,8 +487,33 @@ def _blocks(m: _Member, block_bytes: int, first_line: int) -> Iterator[tuple[int
             rest = buf
             continue
         block, rest = buf[: cut + 1], buf[cut + 1 :]
+        long = _long_line(block)
+        if long >= 0:
+            at = line + block.count(b"\n", 0, long)
+            raise ImportFormatError(
+                f"{m.where}:{at}: a line longer than {MAX_LINE // 2**20} MB: not a CSV or recording"
+            )
         yield line, block
         line += block.count(b"\n")
+
+
+def _long_line(block: bytes) -> int:
+    """Where the first line longer than ``MAX_LINE`` starts in ``block``, or -1 (a few
+    ``rfind`` calls per block, however many lines it has)."""
+    pos, n = 0, len(block)
+    while n - pos > MAX_LINE:
+        nl = block.rfind(b"\n", pos, pos + MAX_LINE + 1)
+        if nl < 0:
+            return pos
+        pos = nl + 1
+    return -1
+
+
+def _show(value: object) -> str:
+    """A value for a message: its repr, cut to 60 characters."""
+    value = value.item() if isinstance(value, np.generic) else value
+    r = repr(value)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -661,7 +686,7 @@ def _line_numbers(block: bytes, start: int) -> list[int]:
 
 def _bad(df: pd.DataFrame, col: int, name: str, where: str, i: int, what: str) -> ImportFormatError:
     return ImportFormatError(
-        f"{where}:{int(df.index[i])}: column {col + 1} ({name}) = {df.iloc[i, col]!r} {what}"
+        f"{where}:{int(df.index[i])}: column {col + 1} ({name}) = {_show(df.iloc[i, col])} {what}"
     )
 
 
@@ -951,7 +976,7 @@ def _parse_ohlc(df: pd.DataFrame, sym: str, exchange: str, where: str, state: _S
         if parsed.isna().any():
             i = int(np.flatnonzero(parsed.isna().to_numpy())[0])
             raise ImportFormatError(
-                f"{where}:{int(df.index[i])}: time {raw_t.iloc[i]!r} is not a date/time"
+                f"{where}:{int(df.index[i])}: time {_show(raw_t.iloc[i])} is not a date/time"
             )
         ts = parsed.dt.as_unit("us").astype("int64").to_numpy()
     o, h, lo, c = (_numeric(df, idx[x], x, where) for x in ("open", "high", "low", "close"))

@@ -1,0 +1,99 @@
+"""Files for the import tests, made fast: large Binance-layout CSVs, zip and gzip bombs, and a
+``lq import`` run as a real process with its peak memory (imported by name)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROWS_PER_BLOCK = 100_000
+FIRST_ID = 370_000_000_000  # ids 37BBBBBiiiii: block B, row i
+# spot trades as data.binance.vision ships them before 2025 (ms, 7 columns), ~80 bytes a line
+_TEMPLATE = "".join(
+    f"37@@@@@{i:05d},{61000 + (i * 37) % 2000}.{(i * 7) % 100:02d}000000,0.00{1 + i % 997:03d}000,"
+    f"{1 + i % 500}.{(i * 13) % 10**8:08d},1723####{i:05d},{'true' if i % 3 else 'false'},True\n"
+    for i in range(ROWS_PER_BLOCK)
+).encode()
+
+
+def write_trades_csv(path: Path, megabytes: float) -> int:
+    """A spot trades CSV of at least ``megabytes`` MiB with distinct, contiguous-per-block ids;
+    returns the number of rows. Block ``B`` holds ids ``37BBBBB00000..37BBBBB99999`` and times
+    ``1723BBBB00000..`` ms (2024-08)."""
+    blocks = 0
+    size = 0
+    with open(path, "wb") as f:
+        while size < megabytes * 2**20:
+            data = _TEMPLATE.replace(b"@@@@@", b"%05d" % blocks).replace(b"####", b"%04d" % blocks)
+            f.write(data)
+            size += len(data)
+            blocks += 1
+    return blocks * ROWS_PER_BLOCK
+
+
+_BLOCK0 = _TEMPLATE.replace(b"@@@@@", b"00000").replace(b"####", b"0000").splitlines(keepends=True)
+
+
+def trade_row(i: int) -> bytes:
+    """Row ``i`` (< 100,000) of the first block, id ``FIRST_ID + i`` (for hand-made files)."""
+    return _BLOCK0[i]
+
+
+def write_zip_bomb(
+    path: Path, inflated_mb: int, member: str = "BTCUSDT-trades-2024-08-08.csv"
+) -> None:
+    """A zip whose one member is the same valid trade row repeated: ~1000x compression."""
+    row = trade_row(0)
+    block = row * (2**20 // len(row))
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf,
+        zf.open(member, "w", force_zip64=True) as f,
+    ):
+        for _ in range(inflated_mb):
+            f.write(block)
+
+
+def write_gzip_bomb(path: Path, inflated_mb: int) -> None:
+    """A .gz of NUL bytes."""
+    zeros = b"\0" * 2**20
+    with gzip.open(path, "wb", compresslevel=6) as f:
+        for _ in range(inflated_mb):
+            f.write(zeros)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_rss_mb: float  # the child's own peak resident memory (getrusage via wait4)
+
+
+def run_lq(args: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Run:
+    """``python -m lq.cli ARGS`` as its own process; waits with ``os.wait4`` to read that
+    child's peak RSS (not the maximum over every child of the test process)."""
+    out, err = cwd / f"lq-{os.getpid()}.out", cwd / f"lq-{os.getpid()}.err"
+    with open(out, "wb") as fo, open(err, "wb") as fe:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "lq.cli", *args],
+            stdout=fo,
+            stderr=fe,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+        )
+        try:
+            _pid, status, usage = os.wait4(p.pid, 0)
+        except BaseException:
+            p.kill()
+            p.wait()
+            raise
+        p.returncode = os.waitstatus_to_exitcode(status)
+    run = Run(p.returncode, out.read_text(), err.read_text(), usage.ru_maxrss / 1024)
+    out.unlink()
+    err.unlink()
+    return run
