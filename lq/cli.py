@@ -52,21 +52,34 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
     cutoff = int((time.time() - older) * 1e6)
     pid = writer_pid(settings.db)
     by = ""
+    opts = {
+        "what": args.what,
+        "vacuum": args.vacuum,
+        "include_imported": args.include_imported,
+        "count_kept": not args.include_imported,
+    }
     if pid is not None:  # the collector is the one writer: it runs the purge for us
-        res = request_purge(settings.db, cutoff, what=args.what, vacuum=args.vacuum)
+        res = request_purge(settings.db, cutoff, **opts)
         by = f" by the running collector (pid {pid})"
     else:
         try:
             with Writer(settings.db, source="purge") as w:
-                res = purge(w, cutoff, what=args.what, vacuum=args.vacuum)
+                res = purge(w, cutoff, **opts)
         except WriterLockedError:  # a collector started meanwhile
-            res = request_purge(settings.db, cutoff, what=args.what, vacuum=args.vacuum)
+            res = request_purge(settings.db, cutoff, **opts)
             by = " by the running collector"
     deleted = ", ".join(f"{k}: {v:,}" for k, v in res.deleted.items())
+    too = " (imported rows too)" if args.include_imported else ""
     print(
-        f"purged {args.what} older than {args.older_than}{by} ({deleted}); "
+        f"purged {args.what} older than {args.older_than}{too}{by} ({deleted}); "
         f"file {res.bytes_before:,} -> {res.bytes_after:,} bytes in {res.seconds:.2f} s"
     )
+    if res.kept_imported:
+        kept = ", ".join(f"{k}: {v:,}" for k, v in res.kept_imported.items())
+        print(
+            f"kept {sum(res.kept_imported.values()):,} imported rows older than "
+            f"{args.older_than} ({kept}); `lq purge --include-imported` deletes them too"
+        )
     return 0
 
 
@@ -289,6 +302,12 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
         help="ticks (default: trades, book tickers, agg trades) or bars (1 s bars, klines)",
     )
     p.add_argument("--vacuum", choices=("incremental", "full", "none"), default="incremental")
+    p.add_argument(
+        "--include-imported",
+        action="store_true",
+        help="also delete rows that `lq import` or an upload brought in (kept otherwise, by"
+        " this command and by the collector's automatic retention)",
+    )
     handlers["purge"] = _purge
 
     p = sub.add_parser("export", help="write ticks, bars or book tickers to CSV or Parquet")

@@ -386,45 +386,49 @@ class _Member:
     guard: _Guard
 
 
-def _open_members(p: Path, data: bytes | None, limits: Limits) -> Iterator[_Member]:
+def _open_members(
+    p: Path, data: bytes | None, limits: Limits, name: str | None = None
+) -> Iterator[_Member]:
     """Every text stream of the file: itself, its gzip content or each zip member. All limits
-    are checked (every member of a zip first) before a byte of content is parsed."""
+    are checked (every member of a zip first) before a byte of content is parsed. ``name``:
+    the file's own name when ``p`` is a copy (in the inbox), for detection and messages."""
+    label = name or p.name
     raw: IO[bytes] = io.BytesIO(data) if data is not None else open(p, "rb")  # noqa: SIM115
     try:
         compressed = len(data) if data is not None else os.fstat(raw.fileno()).st_size
         magic = raw.read(4)
         raw.seek(0)
-        suffix = p.suffix.lower()
+        suffix = Path(label).suffix.lower()
         if magic == b"PK\x03\x04" or suffix == ".zip":
-            yield from _zip_members(p, raw, limits)
+            yield from _zip_members(label, raw, limits)
         elif magic[:2] == b"\x1f\x8b" or suffix == ".gz":
-            size = _gzip_size(p.name, raw, compressed, limits)
+            size = _gzip_size(label, raw, compressed, limits)
             raw.seek(0)
             gz = gzip.GzipFile(fileobj=raw, mode="rb")
-            guard = _Guard(gz, p.name, limits.max_size)  # type: ignore[arg-type]
+            guard = _Guard(gz, label, limits.max_size)  # type: ignore[arg-type]
             yield _Member(
-                p.name, p.name.removesuffix(".gz"), size, io.BufferedReader(guard, 1 << 20), guard
+                label, label.removesuffix(".gz"), size, io.BufferedReader(guard, 1 << 20), guard
             )
         else:
-            limits.check(p.name, compressed, None)
-            guard = _Guard(raw, p.name, limits.max_size)
-            yield _Member(p.name, p.name, compressed, io.BufferedReader(guard, 1 << 20), guard)
+            limits.check(label, compressed, None)
+            guard = _Guard(raw, label, limits.max_size)
+            yield _Member(label, label, compressed, io.BufferedReader(guard, 1 << 20), guard)
     finally:
         raw.close()
 
 
-def _zip_members(p: Path, raw: IO[bytes], limits: Limits) -> Iterator[_Member]:
+def _zip_members(label: str, raw: IO[bytes], limits: Limits) -> Iterator[_Member]:
     try:
         zf = zipfile.ZipFile(raw)
         infos = [i for i in zf.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
-        raise ImportFormatError(f"{p.name}: not a valid zip file ({exc})") from None
+        raise ImportFormatError(f"{label}: not a valid zip file ({exc})") from None
     if not infos:
-        raise ImportFormatError(f"{p.name}: the zip file is empty")
+        raise ImportFormatError(f"{label}: the zip file is empty")
     for i in infos:
-        limits.check(f"{p.name}!{i.filename}", i.file_size, i.compress_size or 1)
+        limits.check(f"{label}!{i.filename}", i.file_size, i.compress_size or 1)
     for i in infos:
-        where = f"{p.name}!{i.filename}"
+        where = f"{label}!{i.filename}"
         try:
             fh = zf.open(i)
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
@@ -547,14 +551,16 @@ def _chunks(
     limits: Limits | None = None,
     block_bytes: int = BLOCK_BYTES,
     sizes: list[int] | None = None,
+    name: str | None = None,
 ) -> Iterator[_Chunk]:
     p = Path(path)
+    label = name or p.name
     limits = limits or Limits()
     if kind is not None and kind not in KINDS:
         raise ImportFormatError(f"kind={kind!r}: expected one of {', '.join(KINDS)}")
     sym_given = _check_symbol(symbol)
     done_before = 0
-    for m in _open_members(p, data, limits):
+    for m in _open_members(p, data, limits, name):
         if sizes is not None:
             sizes.append(m.size)
         try:
@@ -563,7 +569,7 @@ def _chunks(
                     c.done += done_before
                     yield c
             else:
-                sym = sym_given or _symbol_from_name(m.name) or _symbol_from_name(p.name) or ""
+                sym = sym_given or _symbol_from_name(m.name) or _symbol_from_name(label) or ""
                 for c in _read_csv(m, kind, sym, exchange, block_bytes):
                     c.done += done_before
                     yield c
@@ -1042,6 +1048,7 @@ def _open_import(
     data: bytes | None,
     limits: Limits | None,
     block_bytes: int,
+    name: str | None = None,
 ) -> tuple[ImportReport, Iterator[_Chunk], list[int], Callable[[_Chunk], None]]:
     """The pieces of an import, so that it can run whole (:func:`import_file`) or one block
     at a time (the collector's inbox)."""
@@ -1059,11 +1066,13 @@ def _open_import(
         limits=limits,
         block_bytes=block_bytes,
         sizes=sizes,
+        name=name,
     )
+    source = name or p.name
 
     def store(c: _Chunk) -> None:
         report.kind, report.symbol = c.kind, c.symbol
-        record_batch(writer.conn, c.batch, p.name, c.ranges)  # protect first: never unprotected
+        record_batch(writer.conn, c.batch, source, c.ranges)  # protect first: never unprotected
         res = writer.write_batch(c.batch)
         report.rows += c.rows
         report.skipped += c.skipped
@@ -1216,6 +1225,7 @@ def import_upload(
         safe,
         data=data,
         meta={
+            "name": safe,
             "kind": k if k != "?" else "",
             "symbol": sym if sym not in ("?", "*") else "",
             "exchange": exchange,
@@ -1261,6 +1271,7 @@ class _InboxJob:
             data=None,
             limits=limits,
             block_bytes=INBOX_BLOCK_BYTES,
+            name=self.meta.get("name") or _original_name(path.name),
         )
         self.report.path = self.meta.get("name") or _original_name(path.name)
         self.done = 0

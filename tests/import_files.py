@@ -97,3 +97,86 @@ def run_lq(args: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> 
     out.unlink()
     err.unlink()
     return run
+
+
+class CollectorProcess:
+    """``lq collect --source local`` as a real process (stdout and stderr to files, so a
+    chatty log can never block it), stopped with SIGTERM."""
+
+    def __init__(
+        self, db: Path, *args: str, cwd: Path, env: dict[str, str] | None = None, rate: float = 30
+    ) -> None:
+        self.db = db
+        self.out, self.err = cwd / "collector.out", cwd / "collector.err"
+        self._fo, self._fe = open(self.out, "wb"), open(self.err, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lq.cli",
+                "collect",
+                "--db",
+                str(db),
+                "--source",
+                "local",
+                "--symbols",
+                "BTCUSDT",
+                "--rate",
+                str(rate),
+                "--no-alerts",
+                *args,
+            ],
+            stdout=self._fo,
+            stderr=self._fe,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+        )
+
+    def log(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_for(self, what: str, check, timeout: float = 60.0, poll: float = 0.2):
+        """Poll ``check()`` until it is truthy (returns it); fails naming ``what``."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = check()
+            if got:
+                return got
+            assert self.alive(), f"collector died while waiting for {what}:\n{self.log()[-3000:]}"
+            time.sleep(poll)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.log()[-3000:]}")
+
+    def stop(self) -> int:
+        import signal
+
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self._fo.close()
+        self._fe.close()
+        return rc
+
+
+def count(db: Path, sql: str, params: tuple = ()) -> int:
+    """One number from the database (a reader while the collector writes)."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        got = conn.execute(sql, params).fetchone()[0]
+    except sqlite3.OperationalError:  # the collector has not created the tables yet
+        return 0
+    finally:
+        conn.close()
+    return int(got or 0)
