@@ -30,3 +30,14 @@ def _isolated_config(
     for key in list(os.environ):
         if key.startswith("LQ_") and key not in ("LQ_CONFIG", "LQ_DB"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def zip_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4 MB zip whose one CSV inflates to 1.1 GB (a valid trade row repeated; built once)."""
+    from import_files import write_zip_bomb
+
+    f = tmp_path_factory.mktemp("bomb") / "BTCUSDT-trades-2024-08-08.zip"
+    write_zip_bomb(f, 1100)
+    assert f.stat().st_size < 5 * 2**20
+    return f

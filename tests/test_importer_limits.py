@@ -16,7 +16,6 @@ from import_files import (
     trade_row,
     write_gzip_bomb,
     write_trades_csv,
-    write_zip_bomb,
 )
 
 from lq.errors import ImportFormatError
@@ -60,15 +59,6 @@ def test_a_2gb_sparse_csv_is_refused_at_its_first_nul_byte_in_bounded_memory(tmp
     assert f"{f.name}:1001: a NUL byte at byte {good:,}" in err
     assert run.peak_rss_mb < MAX_RSS_MB, run
     assert _ticks(tmp_path / "a.sqlite") == 0  # its block held the NUL: nothing stored
-
-
-@pytest.fixture(scope="session")
-def zip_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """4 MB of zip that inflates to 1.1 GB (built once: ~20 s)."""
-    f = tmp_path_factory.mktemp("bomb") / "BTCUSDT-trades-2024-08-08.zip"
-    write_zip_bomb(f, 1100)
-    assert f.stat().st_size < 5 * 2**20
-    return f
 
 
 @pytest.mark.slow
