@@ -1218,7 +1218,7 @@ def import_upload(
                 limits=limits,
             )
         return UploadResult(
-            "imported", rep.kind, rep.symbol, rep.rows, rep.summary().split(": ", 1)[1]
+            "imported", rep.kind, rep.symbol, rep.rows, rep.summary().split(": ", 2)[-1]
         )
     path = _queue(
         db,

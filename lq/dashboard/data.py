@@ -98,7 +98,6 @@ class DataPanel:
         self._pending: tuple[str, bytes] | None = None  # an upload waiting for its symbol
         self._queued: tuple[str, Path, int] | None = None  # an upload the collector will import
         self.upload_go.on_click(lambda _b: self.import_pending())
-        self.upload_symbol.on_submit(lambda _t: self.import_pending())
         self.prepare.on_click(lambda _b: self.make_download())
         self.upload.observe(self._on_upload, names="value")
         self.interval.layout.visibility = "visible"

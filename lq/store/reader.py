@@ -237,10 +237,11 @@ class Store:
         quote_volume, trades, vwap. Seconds without trades have no 1 s bar; coarser bars are
         built from the seconds that exist.
 
-        Bar times with no trades stored come from stored klines (an OHLC or klines import, or
+        Where no trades are stored, bars come from stored klines (an OHLC or klines import, or
         the kline stream) whose interval divides ``interval``: 1 m klines give 1 m bars and
-        coarser, never 1 s. Each bar comes from one source (see :meth:`_kline_bars`); quote
-        volume, trade count and VWAP are NaN where the file did not say them.
+        coarser, never 1 s. Every stretch of time has one source, the finest (see
+        :meth:`_kline_pieces`), so a 1 h bar is exactly the 1 m bars it spans; quote volume,
+        trade count and VWAP are NaN where the file did not say them.
         """
         cond, params = _where(symbol, start, end, exchange=exchange)
         from lq.analytics.bars import interval_us, resample_bars
@@ -254,30 +255,42 @@ class Store:
             rows = self.conn.execute(
                 f"SELECT ts, {', '.join(BAR_COLUMNS)} FROM bars_1s WHERE {cond} ORDER BY ts", params
             ).fetchall()
-        else:
-            # coarser bars are aggregated inside SQLite over the primary-key range, from the
-            # 1 m rollup when the interval is whole minutes, so only the result rows reach
-            # Python (open/close: the first/last bar of each interval); whole bars: the bar
-            # containing ``start`` is included entirely
-            table = "bars_1m" if step % 60_000_000 == 0 else "bars_1s"
-            cond, params = _where(symbol, _floor(start, step), end, exchange=exchange)
-            rows = self.conn.execute(
-                f"""
-                SELECT g.b, o.open, g.h, g.l, c.close, g.v, g.qv, g.n, g.qv / g.v
-                FROM (SELECT exchange AS ex, ts / {step} * {step} AS b, min(ts) AS fts,
-                             max(ts) AS lts, max(high) AS h, min(low) AS l, sum(volume) AS v,
-                             sum(quote_volume) AS qv, sum(trades) AS n
-                      FROM {table} WHERE {cond} GROUP BY ex, b) AS g
-                JOIN {table} AS o ON o.symbol = ? AND o.ts = g.fts AND o.exchange = g.ex
-                JOIN {table} AS c ON c.symbol = ? AND c.ts = g.lts AND c.exchange = g.ex
-                ORDER BY g.b
-                """,
-                [*params, params[0], params[0]],
-            ).fetchall()
-        extra = self._kline_bars(symbol, step, start, end, exchange, {r[0] for r in rows})
-        if extra:
-            rows = sorted([*rows, *extra], key=lambda r: r[0])
-        return resample_bars(_frame(rows, ["ts", *BAR_COLUMNS]), step)
+            klines = self._kline_pieces(symbol, step, start, end, exchange)
+            if klines:  # 1 s klines: a kline is never where a 1 s bar is (see _kline_pieces)
+                rows = sorted([*rows, *(_piece_row(ps) for ps in klines.values())], key=_ts0)
+            return resample_bars(_bars_frame(rows), step)
+        # coarser bars are aggregated inside SQLite over the primary-key range, from the 1 m
+        # rollup when the interval is whole minutes, so only the result rows reach Python
+        # (open/close: the first/last bar of each interval); whole bars: the bar containing
+        # ``start`` is included entirely
+        table = "bars_1m" if step % 60_000_000 == 0 else "bars_1s"
+        cond, params = _where(symbol, _floor(start, step), end, exchange=exchange)
+        ticks = self.conn.execute(
+            f"""
+            SELECT g.ex, g.b, g.fts, g.lts, o.open, g.h, g.l, c.close, g.v, g.qv, g.n
+            FROM (SELECT exchange AS ex, ts / {step} * {step} AS b, min(ts) AS fts,
+                         max(ts) AS lts, max(high) AS h, min(low) AS l, sum(volume) AS v,
+                         sum(quote_volume) AS qv, sum(trades) AS n
+                  FROM {table} WHERE {cond} GROUP BY ex, b) AS g
+            JOIN {table} AS o ON o.symbol = ? AND o.ts = g.fts AND o.exchange = g.ex
+            JOIN {table} AS c ON c.symbol = ? AND c.ts = g.lts AND c.exchange = g.ex
+            ORDER BY g.b
+            """,
+            [*params, params[0], params[0]],
+        ).fetchall()
+        klines = self._kline_pieces(symbol, step, start, end, exchange)
+        if not klines:
+            rows = [
+                (r[1], r[4], r[5], r[6], r[7], r[8], r[9], r[10], _div(r[9], r[8])) for r in ticks
+            ]
+            return resample_bars(_bars_frame(rows), step)
+        pieces: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
+        for r in ticks:
+            pieces.setdefault((r[0], r[1]), []).append(r[2:])
+        for key, piece in klines.items():
+            pieces.setdefault(key, []).extend(piece)
+        rows = sorted(((key[1], *_piece_row(ps)[1:]) for key, ps in pieces.items()), key=_ts0)
+        return resample_bars(_bars_frame(rows), step)
 
     def kline_intervals(self, symbol: str) -> list[str]:
         """The kline intervals stored for ``symbol`` (a skip-scan of the primary key)."""
@@ -295,23 +308,24 @@ class Store:
             return []
         return [r[0] for r in rows]
 
-    def _kline_bars(
+    def _kline_pieces(
         self,
         symbol: str,
         step: int,
         start: TimeLike,
         end: TimeLike,
         exchange: str | None,
-        covered: set[int],
-    ) -> list[tuple[Any, ...]]:
-        """Bars at ``step`` from stored klines, for the bar times that have no bar from trades.
+    ) -> dict[tuple[str, int], list[tuple[Any, ...]]]:
+        """Pieces of bars at ``step`` from stored klines: ``{(exchange, bar time): [(first
+        open time, last open time, open, high, low, close, volume, quote volume, trades)]}``.
 
-        Klines come from a kline stream, a klines file or an OHLC CSV. A kline is used when
-        its interval divides ``step`` and its open time is a multiple of that interval (so it
-        lies inside one bar; Binance's weekly and monthly klines do not). Coarser klines are
-        preferred; finer ones fill the bar times the coarser do not cover. Each bar comes
-        from one source only, never a mix: trades where any were stored, else one kline
-        interval. Quote volume, trade count and VWAP are NULL (NaN) where a kline did not
+        Klines come from a kline stream, a klines file or an OHLC CSV. One is used when its
+        interval divides ``step``, its open time is a multiple of that interval (so it lies
+        inside one bar; Binance's weekly and monthly klines do not), and nothing finer covers
+        any of its span: no 1 s / 1 m bar of collected trades and no finer kline. So every
+        stretch of time has one source, the finest, and a bar combines the pieces of its time
+        (trades for 23:00-23:09, 1 m klines for the rest of that hour), exactly as the finer
+        bars it is made of do. Quote volume and trade count are None where a kline did not
         say them (an OHLC file without those columns)."""
         from lq.analytics.bars import interval_us
 
@@ -323,8 +337,9 @@ class Store:
                 continue
             if k % 1_000_000 == 0 and step % k == 0:
                 usable.append((k, iv))
-        out: list[tuple[Any, ...]] = []
-        for k, iv in sorted(usable, reverse=True):
+        out: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
+        finer: list[tuple[int, str]] = []
+        for k, iv in sorted(usable):
             cond, params = _where(
                 symbol,
                 _floor(start, step),
@@ -334,27 +349,38 @@ class Store:
                 extra={"interval": iv},
             )
             sym = params[0]
+            bars = "bars_1m" if k % 60_000_000 == 0 else "bars_1s"
+            # nothing finer may cover any part of the kline's span
+            unseen = [
+                f"NOT EXISTS (SELECT 1 FROM {bars} AS t WHERE t.symbol = k.symbol"
+                f" AND t.ts >= k.open_time AND t.ts < k.open_time + {k} AND t.exchange = k.exchange)"
+            ]
+            unseen += [
+                "NOT EXISTS (SELECT 1 FROM klines AS f WHERE f.symbol = k.symbol AND f.interval = ?"
+                f" AND f.open_time > k.open_time - {fk} AND f.open_time < k.open_time + {k}"
+                f" AND f.open_time % {fk} = 0 AND f.exchange = k.exchange)"
+                for fk, _fiv in finer
+            ]
             rows = self.conn.execute(
                 f"""
-                SELECT g.b, o.open, g.h, g.l, c.close, g.v, g.qv, g.n, g.qv / g.v
+                SELECT g.ex, g.b, g.fts, g.lts, o.open, g.h, g.l, c.close, g.v, g.qv, g.n
                 FROM (SELECT exchange AS ex, open_time / {step} * {step} AS b,
                              min(open_time) AS fts, max(open_time) AS lts, max(high) AS h,
                              min(low) AS l, sum(volume) AS v,
                              CASE WHEN count(quote_volume) = count(*) THEN sum(quote_volume) END AS qv,
                              CASE WHEN count(trades) = count(*) THEN sum(trades) END AS n
-                      FROM klines WHERE {cond} AND open_time % {k} = 0 GROUP BY ex, b) AS g
+                      FROM klines AS k WHERE {cond} AND open_time % {k} = 0
+                      AND {" AND ".join(unseen)} GROUP BY ex, b) AS g
                 JOIN klines AS o ON o.symbol = ? AND o.interval = ? AND o.open_time = g.fts
                                  AND o.exchange = g.ex
                 JOIN klines AS c ON c.symbol = ? AND c.interval = ? AND c.open_time = g.lts
                                  AND c.exchange = g.ex
-                ORDER BY g.b
                 """,
-                [*params, sym, iv, sym, iv],
+                [*params, *(fiv for _fk, fiv in finer), sym, iv, sym, iv],
             ).fetchall()
             for r in rows:
-                if r[0] not in covered:
-                    out.append(r)
-                    covered.add(r[0])
+                out.setdefault((r[0], r[1]), []).append(r[2:])
+            finer.append((k, iv))
         return out
 
     def klines(
@@ -477,6 +503,46 @@ def _where(
         clauses.append("exchange = ?")
         params.append(exchange)
     return " AND ".join(clauses), params
+
+
+def _bars_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Bar rows as a frame; a column with unknown values (None from an OHLC import) is
+    float with NaN, never object."""
+    df = _frame(rows, ["ts", *BAR_COLUMNS])
+    for c in ("quote_volume", "trades", "vwap"):
+        if df[c].dtype == object:
+            df[c] = df[c].astype("float64")
+    return df
+
+
+def _ts0(row: tuple[Any, ...]) -> Any:
+    return row[0]
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _piece_row(pieces: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """One bar from its pieces ``(first ts, last ts, open, high, low, close, volume, quote
+    volume, trades)``: open of the earliest, close of the latest, sums (None if any piece's
+    is unknown), VWAP = quote volume / volume."""
+    first = min(pieces, key=lambda p: p[0])
+    last = max(pieces, key=lambda p: p[1])
+    qv = None if any(p[7] is None for p in pieces) else sum(p[7] for p in pieces)
+    n = None if any(p[8] is None for p in pieces) else sum(p[8] for p in pieces)
+    v = sum(p[6] for p in pieces)
+    return (
+        first[0],
+        first[2],
+        max(p[3] for p in pieces),
+        min(p[4] for p in pieces),
+        last[5],
+        v,
+        qv,
+        n,
+        _div(qv, v),
+    )
 
 
 def _floor(t: TimeLike, step: int) -> int | None:
