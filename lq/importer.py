@@ -1285,7 +1285,11 @@ class _InboxJob:
                 self.report.seconds = time.perf_counter() - self.t0
                 self._finish("imported", self.report.summary())
                 return True
-            self.store(c)
+            old, self.writer.source = self.writer.source, "import"  # its dead letters are kept
+            try:
+                self.store(c)
+            finally:
+                self.writer.source = old
             self.done = c.done
             self._progress()
             return False

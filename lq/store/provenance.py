@@ -44,6 +44,7 @@ __all__ = [
     "What",
     "batch_ranges",
     "imported_ranges",
+    "last_collected_ids",
     "ranges_of",
     "record_batch",
     "runs",
@@ -245,3 +246,32 @@ def imported_ranges(
     except sqlite3.OperationalError:  # a reader on a file older than v6
         return []
     return [ImportedRange(*row) for row in rows]
+
+
+def last_collected_ids(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    """Highest trade id per (exchange, symbol) outside every imported run: where a restarted
+    feed should resume. (``Writer.last_trade_ids`` takes the highest stored id, so after
+    importing old history of a symbol the live feed would see a hole from the file's last
+    id to now.) A few index seeks per symbol."""
+    out: dict[tuple[str, str], int] = {}
+    rows = conn.execute(
+        "SELECT exchange, symbol, max(trade_id) FROM ticks GROUP BY exchange, symbol"
+    ).fetchall()
+    for exch, sym, top in rows:
+        runs_ = [
+            (r.first_key, r.last_key)
+            for r in imported_ranges(conn, "ticks", sym)
+            if r.exchange == exch
+        ]
+        cur: int | None = int(top)
+        while cur is not None:
+            inside = next((a for a, b in runs_ if a <= cur <= b), None)
+            if inside is None:
+                out[(exch, sym)] = cur
+                break
+            got = conn.execute(
+                "SELECT max(trade_id) FROM ticks WHERE symbol = ? AND trade_id < ? AND exchange = ?",
+                (sym, inside, exch),
+            ).fetchone()[0]
+            cur = None if got is None else int(got)
+    return out

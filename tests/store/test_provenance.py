@@ -213,3 +213,15 @@ def test_a_purge_does_not_scan_the_imported_rows_it_keeps(tmp_path):
             assert _count(w) == imported + 5_000
     # the bars_1m scan grows with the minutes of history (x20 rows here spans only ~3 min)
     assert work[200_000] < 1.5 * work[10_000], work
+
+
+def test_the_resume_point_of_a_live_feed_ignores_imported_history(db):
+    """Imported trades are not the feed's: a restart resumes after what was collected."""
+    from lq.store.provenance import last_collected_ids
+
+    with Writer(db) as w:
+        w.write_trades(make_trades(100, start_id=1))  # collected
+        _import(w, Batch(trades=make_trades(100, start_id=5_000)))  # old history, higher ids
+        _import(w, Batch(trades=make_trades(10, start_id=1, symbol="ETHUSDT")))  # only imported
+        assert w.last_trade_ids()[("binance", "BTCUSDT")] == 5_099
+        assert last_collected_ids(w.conn) == {("binance", "BTCUSDT"): 100}
