@@ -459,12 +459,12 @@ def _gzip_size(name: str, raw: IO[bytes], compressed: int, limits: Limits) -> in
     return size
 
 
-def _readline(m: _Member) -> bytes:
+def _readline(m: _Member, lineno: int) -> bytes:
+    """Line ``lineno`` of the stream (at most ``MAX_LINE`` bytes, or refused)."""
     line = m.stream.readline(MAX_LINE + 1)
     if len(line) > MAX_LINE:
         raise ImportFormatError(
-            f"{m.where}:{m.guard.lines + 1}: a line longer than {MAX_LINE // 2**20} MB: not a CSV"
-            " or recording"
+            f"{m.where}:{lineno}: a line longer than {MAX_LINE // 2**20} MB: not a CSV or recording"
         )
     return line
 
@@ -600,7 +600,7 @@ def read_file(
 def _read_csv(
     m: _Member, kind: str | None, sym: str, exchange: str, block_bytes: int
 ) -> Iterator[_Chunk]:
-    first = _readline(m)
+    first = _readline(m, 1)
     if not first.strip():
         raise ImportFormatError(f"{m.where}: empty file")
     text = first.decode("utf-8", errors="replace").lstrip("\ufeff")
@@ -774,7 +774,7 @@ def _read_frames(m: _Member, exchange: str) -> Iterator[_Chunk]:
     batch = Batch()
     lineno = 0
     while True:
-        line = _readline(m)
+        line = _readline(m, lineno + 1)
         if not line:
             break
         lineno += 1
@@ -790,11 +790,12 @@ def _read_frames(m: _Member, exchange: str) -> Iterator[_Chunk]:
         try:
             for ev in parser.parse(raw, recv):
                 batch.add(ev)
-        except FrameError as exc:
+        except Exception as exc:  # a bad frame is set aside, never blocks the ones after it
+            reason = exc.reason if isinstance(exc, FrameError) else f"{type(exc).__name__}: {exc}"
             batch.rejected.append(
                 Rejected(
                     raw=raw.decode(errors="replace"),
-                    reason=exc.reason,
+                    reason=reason,
                     recv_ts=recv,
                     exchange=exchange,
                 )
@@ -1532,7 +1533,7 @@ def _precheck(f: Path, kind: str | None, symbol: str | None, limits: Limits) -> 
             head = m.stream.peek(64)[:64]
             if kind == "frames" or (kind is None and _FRAME_LINE.match(head)):
                 continue
-            first = _readline(m).decode("utf-8", errors="replace").lstrip("\ufeff")
+            first = _readline(m, 1).decode("utf-8", errors="replace").lstrip("\ufeff")
             if not first.strip():
                 raise ImportFormatError(f"{m.where}: empty file")
             k = kind or detect_kind(m.name, first)

@@ -240,3 +240,20 @@ def test_detect_kind_by_columns_when_the_name_says_nothing():
         )
         == "aggTrades"
     )
+
+
+def test_a_frame_the_parser_chokes_on_is_set_aside_and_the_rest_imported(tmp_path):
+    """A JSON frame nested 1,000 deep (RecursionError in a parser) between good frames."""
+    good = [
+        b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":%d,'
+        b'"p":"61837.63","q":"0.02","T":1723161255342,"m":false,"M":true}}' % i
+        for i in (1, 2)
+    ]
+    deep = b"[" * 1000 + b"]" * 1000
+    f = tmp_path / "session.txt"
+    f.write_bytes(b"".join(b"1723161255343000000 %s\n" % x for x in (good[0], deep, good[1])))
+    with Writer(tmp_path / "a.sqlite") as w:
+        rep = import_file(w, f, progress=False)
+        ids = [r[0] for r in w.conn.execute("SELECT trade_id FROM ticks ORDER BY trade_id")]
+        dead = w.conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+    assert (rep.kind, ids, dead, rep.rejected) == ("frames", [1, 2], 1, 1)
