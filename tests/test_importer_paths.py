@@ -87,6 +87,14 @@ def test_an_ohlc_csv_reaches_bars_symbols_and_export_and_reimports_as_nothing_ne
     got = pd.read_csv(out)
     ref15 = _pandas_bars(src, "15min")
     assert len(got) == len(ref15) == 192 and got["close"].tolist() == ref15["close"].tolist()
+    # lq status lists the klines (per symbol and interval), the 1 m bars and the imported ranges
+    capsys.readouterr()
+    assert main(["status", "--db", str(db)]) == 0
+    status = capsys.readouterr().out
+    assert "klines:              2,880" in status
+    assert "bars_1m:                 0" in status  # klines are not copied into bars_1m
+    assert "  klines SOLUSDT 1m: 2,880 from 2024-08-01 00:00 to 2024-08-02 23:59" in status
+    assert "imported: 1 ranges, kept by retention" in status
     # and it is imported history: kept by retention (a range per contiguous run of minutes)
     with Writer(db) as w:
         (r,) = imported_ranges(w.conn, "klines")

@@ -225,7 +225,9 @@ def agg_trade_problem(a: AggTrade) -> str | None:
         return reason
     if a.first_id < 0:
         return f"first_id={a.first_id!r}: invalid aggTrade (f = -1 marks an audited duplicate)"
-    return f"first_id={a.first_id!r} > last_id={a.last_id!r}"
+    if a.first_id > a.last_id:
+        return f"first_id={a.first_id!r} > last_id={a.last_id!r}"
+    return None  # the fast path only missed a symbol not yet in the cache
 
 
 def _book_qty_problem(name: str, q: float) -> str | None:
@@ -289,8 +291,21 @@ def _close(x: float, low: float, high: float, v: float) -> bool:
     )
 
 
+def _unknown(x: object) -> bool:
+    """NaN: a value the source does not state (an OHLC file has no quote volume, trade count
+    or taker volumes); stored as NULL. The stream's decode types (``Volume``, ``Count``) never
+    let a NaN through, so only files and hand-built rows carry one."""
+    return type(x) is float and x != x
+
+
+def _optional(problem: str | None, value: object) -> str | None:
+    return None if _unknown(value) else problem
+
+
 def kline_problem(k: Kline) -> str | None:
-    """Why a kline is refused: bounds, OHLC order, interval and span, volumes, id range."""
+    """Why a kline is refused: bounds, OHLC order, interval and span, volumes, id range.
+    ``quote_volume``, ``trades`` and the taker volumes may be NaN (not known, see
+    :func:`_unknown`); every stated value is checked."""
     reason = (
         symbol_problem(k.symbol)
         or ts_problem("open_time", k.open_time)
@@ -300,10 +315,18 @@ def kline_problem(k: Kline) -> str | None:
         or _range_problem("low", k.low, MIN_PRICE, MAX_PRICE)
         or _range_problem("close", k.close, MIN_PRICE, MAX_PRICE)
         or _range_problem("volume", k.volume, 0.0, MAX_VOLUME)
-        or _range_problem("quote_volume", k.quote_volume, 0.0, MAX_VOLUME)
-        or _range_problem("taker_buy_volume", k.taker_buy_volume, 0.0, MAX_VOLUME)
-        or _range_problem("taker_buy_quote_volume", k.taker_buy_quote_volume, 0.0, MAX_VOLUME)
-        or _id_problem("trades", k.trades)
+        or _optional(
+            _range_problem("quote_volume", k.quote_volume, 0.0, MAX_VOLUME), k.quote_volume
+        )
+        or _optional(
+            _range_problem("taker_buy_volume", k.taker_buy_volume, 0.0, MAX_VOLUME),
+            k.taker_buy_volume,
+        )
+        or _optional(
+            _range_problem("taker_buy_quote_volume", k.taker_buy_quote_volume, 0.0, MAX_VOLUME),
+            k.taker_buy_quote_volume,
+        )
+        or _optional(_id_problem("trades", k.trades), k.trades)
         or _id_problem("first_id", k.first_id, -1)
         or _id_problem("last_id", k.last_id, -1)
     )
@@ -327,15 +350,16 @@ def kline_problem(k: Kline) -> str | None:
             f"close_time - open_time = {d} µs does not match interval {k.interval!r} "
             "(close_time is the interval's last ms or µs)"
         )
-    if not _close(k.quote_volume, k.low, k.high, k.volume):
+    if not _unknown(k.quote_volume) and not _close(k.quote_volume, k.low, k.high, k.volume):
         return (
             f"quote_volume={k.quote_volume!r} is not within low*volume..high*volume "
             f"({k.low!r}*{k.volume!r}..{k.high!r}*{k.volume!r})"
         )
     if k.taker_buy_volume > k.volume + 1e-8:
         return f"taker_buy_volume={k.taker_buy_volume!r} > volume={k.volume!r}"
-    if k.taker_buy_quote_volume > k.quote_volume + 1e-8 or not _close(
-        k.taker_buy_quote_volume, k.low, k.high, k.taker_buy_volume
+    if not _unknown(k.taker_buy_quote_volume) and (
+        k.taker_buy_quote_volume > k.quote_volume + 1e-8  # False if quote_volume is NaN
+        or not _close(k.taker_buy_quote_volume, k.low, k.high, k.taker_buy_volume)
     ):
         return (
             f"taker_buy_quote_volume={k.taker_buy_quote_volume!r} is inconsistent with "

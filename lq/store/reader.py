@@ -466,6 +466,7 @@ class Store:
 _TABLES = {
     "ticks",
     "bars_1s",
+    "bars_1m",
     "book_tickers",
     "agg_trades",
     "klines",

@@ -16,9 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lq.errors import FrameError
-from lq.feeds.events import BookTicker, Kline
+from lq.feeds.events import AggTrade, BookTicker, Kline
 from lq.feeds.invariants import (
     MAX_ID,
+    agg_trade_problem,
     book_ticker_problem,
     interval_us,
     kline_problem,
@@ -26,6 +27,8 @@ from lq.feeds.invariants import (
     trade_problem,
 )
 from lq.feeds.parser import Parser
+
+NAN = float("nan")
 
 TS = 1_723_161_255_342  # ms
 
@@ -73,6 +76,28 @@ def test_the_reference_docs_kline_example_is_refused():
         kline_problem(msgspec.structs.replace(docs, open=0.0015)) or ""
     )  # with the docs' low, q must be at least 1000 * 0.0015
     assert kline_problem(msgspec.structs.replace(docs, low=0.001)) is None
+
+
+def test_a_kline_may_leave_volumes_and_count_unknown_but_every_stated_value_is_checked():
+    # an OHLC file says open/high/low/close/volume only: NaN is "not known" (stored as NULL)
+    ok = Kline(symbol="SOLUSDT", interval="1m", open_time=1722470400000000,
+               close_time=1722470459999999, open=100.0, high=101.0, low=99.0, close=100.5,
+               volume=10.0, quote_volume=NAN, trades=NAN, taker_buy_volume=NAN,  # type: ignore[arg-type]
+               taker_buy_quote_volume=NAN, first_id=-1, last_id=-1, closed=True,
+               event_ts=1722470459999999)  # fmt: skip
+    assert kline_problem(ok) is None
+    stated = msgspec.structs.replace(ok, quote_volume=1005.0, trades=7)
+    assert kline_problem(stated) is None
+    for bad, why in [
+        (msgspec.structs.replace(ok, quote_volume=5.0), "quote_volume=5.0 is not within"),
+        (msgspec.structs.replace(ok, quote_volume=-1.0), "quote_volume=-1.0: outside"),
+        (msgspec.structs.replace(ok, trades=-3), "trades=-3: outside"),
+        (msgspec.structs.replace(ok, taker_buy_volume=11.0), "taker_buy_volume=11.0 > volume"),
+        (msgspec.structs.replace(ok, taker_buy_quote_volume=1.0), "taker_buy_quote_volume=1.0"),
+        (msgspec.structs.replace(ok, close=NAN), "close=nan"),  # OHLC is never optional
+        (msgspec.structs.replace(ok, volume=NAN), "volume=nan"),
+    ]:
+        assert why in (kline_problem(bad) or ""), (bad, kline_problem(bad))
 
 
 @pytest.mark.parametrize(
@@ -139,3 +164,13 @@ def test_parser_and_writer_rules_accept_exactly_the_same_book_tickers(bid, ask, 
         assert not want_ok, d
     else:
         assert want_ok, d
+
+
+def test_a_valid_aggtrade_of_a_symbol_not_yet_seen_is_accepted():
+    # the fast path misses a symbol the cache has not seen; the slow path must then accept a
+    # valid row (it used to end in "first_id=0 > last_id=0" for the first aggTrade of a file)
+    a = AggTrade(symbol="AGGFIRSTUSDT", agg_id=0, first_id=0, last_id=0, price=0.2, qty=50.0,
+                 ts=1735689600010866, event_ts=1735689600010866, is_buyer_maker=False)  # fmt: skip
+    assert agg_trade_problem(a) is None
+    bad = msgspec.structs.replace(a, symbol="AGGSECONDUSDT", first_id=5, last_id=4)
+    assert agg_trade_problem(bad) == "first_id=5 > last_id=4"
