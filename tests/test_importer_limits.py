@@ -46,6 +46,7 @@ def _one_line_error(stderr: str) -> str:
 
 # -- real processes, real sizes ------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # gigabytes through a real process: minutes on a loaded machine
 def test_a_2gb_sparse_csv_is_refused_at_its_first_nul_byte_in_bounded_memory(tmp_path):
     f = tmp_path / "BTCUSDT-trades-2024-08-08.csv"
     with open(f, "wb") as fh:
@@ -62,6 +63,7 @@ def test_a_2gb_sparse_csv_is_refused_at_its_first_nul_byte_in_bounded_memory(tmp
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # gigabytes through a real process: minutes on a loaded machine
 def test_a_zip_bomb_is_refused_from_its_header_before_a_byte_is_inflated(tmp_path, zip_bomb):
     run = run_lq(["import", "--db", "a.sqlite", str(zip_bomb)], cwd=tmp_path)
     assert run.returncode == 2
@@ -95,6 +97,7 @@ def test_a_zip_bomb_is_refused_from_its_header_before_a_byte_is_inflated(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # gigabytes through a real process: minutes on a loaded machine
 def test_a_gzip_bomb_is_measured_and_refused_before_it_is_parsed(tmp_path):
     f = tmp_path / "session.txt.gz"
     write_gzip_bomb(f, 300)
