@@ -89,7 +89,9 @@ def test_an_ohlc_csv_reaches_bars_symbols_and_export_and_reimports_as_nothing_ne
     assert len(got) == len(ref15) == 192 and got["close"].tolist() == ref15["close"].tolist()
     # lq status lists the klines (per symbol and interval), the 1 m bars and the imported ranges
     capsys.readouterr()
-    assert main(["status", "--db", str(db)]) == 0
+    assert (
+        main(["status", "--db", str(db)]) == 1
+    )  # no collector is storing: exit 1 (the listing is what is checked)
     status = capsys.readouterr().out
     assert "klines:              2,880" in status
     assert "bars_1m:                 0" in status  # klines are not copied into bars_1m
