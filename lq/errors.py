@@ -18,7 +18,9 @@ The tree::
     │       └── RateLimitError 429/418 with ``retry_after`` seconds
     ├── ImportFormatError      a file ``lq import`` does not understand (names the file and line)
     │   └── SymbolRequiredError  a file that does not say which symbol it holds
-    └── BacktestError          a strategy or parameter set that cannot be run
+    ├── BacktestError          a strategy or parameter set that cannot be run
+    └── ForecastError          a forecast that cannot be trained, loaded or deployed
+        └── ModelFileError     a model file that is damaged or does not match this lq
 
 Messages name the field and the value, so that a user can fix the input without reading code.
 """
@@ -32,9 +34,11 @@ __all__ = [
     "ConfigError",
     "ExhaustedRetriesError",
     "FeedError",
+    "ForecastError",
     "FrameError",
     "ImportFormatError",
     "LqError",
+    "ModelFileError",
     "RateLimitError",
     "RestError",
     "RuleError",
@@ -148,3 +152,11 @@ class SymbolRequiredError(ImportFormatError):
 
 class BacktestError(LqError):
     """A strategy or parameter set that cannot be run."""
+
+
+class ForecastError(LqError):
+    """A forecast that cannot be trained, loaded, deployed or scored."""
+
+
+class ModelFileError(ForecastError):
+    """A saved model that is damaged, not an lq model, or made for other features/versions."""
