@@ -59,9 +59,12 @@ def _trees(est: Any) -> Callable[[np.ndarray], float] | None:
             return None
         link: Callable[[float], float] = _sigmoid
     elif isinstance(est, HistGradientBoostingRegressor):
-        if est.loss not in ("squared_error", "absolute_error", "quantile"):
+        if est.loss in ("squared_error", "absolute_error", "quantile"):
+            link = float
+        elif est.loss in ("gamma", "poisson"):
+            link = math.exp
+        else:
             return None
-        link = float
     else:
         return None
     trees = []

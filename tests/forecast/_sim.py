@@ -64,3 +64,20 @@ def vol_regimes(n: int, *, block: int = 500, seed: int = 0) -> pd.DataFrame:
     levels = rng.choice([0.5e-4, 3e-4], size=n // block + 1)
     sig = np.repeat(levels, block)[:n]
     return bars_from_returns(rng.normal(0.0, 1.0, n) * sig, seed=seed)
+
+
+def activity_vol(n: int, *, phi: float = 0.995, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Volatility driven by a latent, persistent activity level ``a`` (log AR(1)) that the
+    trade counts reveal: ``trades ~ 1 + Poisson(8 exp(a))`` and ``sigma = 1e-4 exp(a)``.
+    Past returns reveal ``a`` only noisily (one draw a bar); trade intensity sharply.
+    Returns the bars and ``sigma`` of every bar (the oracle's knowledge of the present)."""
+    rng = np.random.default_rng(seed)
+    a = np.empty(n)
+    a[0] = 0.0
+    e = rng.normal(0.0, 0.6 * np.sqrt(1 - phi * phi), n)
+    for t in range(1, n):
+        a[t] = phi * a[t - 1] + e[t]
+    sig = 1e-4 * np.exp(a)
+    bars = bars_from_returns(rng.normal(0.0, 1.0, n) * sig, seed=seed)
+    bars["trades"] = 1.0 + rng.poisson(8.0 * np.exp(a)).astype(float)
+    return bars, sig
