@@ -259,6 +259,10 @@ _SUBCOMMANDS = {
         "lq.backtest.cli",
         "run the parameterised backtest notebook (once, on a schedule, or a grid)",
     ),
+    "forecast": (
+        "lq.forecast.cli",
+        "train forecasts honestly (papermill, --every), deploy them, list runs",
+    ),
 }
 
 

@@ -42,7 +42,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     _db(a)
     a.add_argument("name")
     a.add_argument("--metric", help="price, return, zscore, rsi, volatility, spread_zscore, "
-                   "correlation, hedge_drift, staleness, unfilled_gap")  # fmt: skip
+                   "correlation, hedge_drift, staleness, unfilled_gap, forecast")  # fmt: skip
     a.add_argument("--symbol", help="BTCUSDT, or Y/X for pair metrics (ETHUSDT/BTCUSDT)")
     a.add_argument("--condition", default=None,
                    help="above, below, crosses_above, crosses_below, outside")  # fmt: skip
@@ -56,6 +56,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     a.add_argument("--hedge-method", choices=("ols", "kalman"))
     a.add_argument("--vol-method", choices=("realized", "garch"))
     a.add_argument("--refit", type=int, help="GARCH refit cadence in samples")
+    a.add_argument("--model", help="forecast: the deployed model's name (`lq forecast models`)")
+    a.add_argument("--output", choices=("prediction", "edge"),
+                   help="forecast: the forecast itself, or its live edge over the baseline")  # fmt: skip
     a.add_argument("--cooldown", help="e.g. 30s, 5m")
     a.add_argument("--severity", choices=("info", "warning", "critical"))
     a.add_argument("--channels", help="comma-separated: dashboard,telegram,email,webhook")
@@ -122,6 +125,8 @@ def _spec(args: argparse.Namespace) -> dict[str, Any]:
         "hedge_method": args.hedge_method,
         "vol_method": args.vol_method,
         "refit": args.refit,
+        "model": args.model,
+        "output": args.output,
         "severity": args.severity,
     }
     spec.update({k: v for k, v in flags.items() if v is not None})

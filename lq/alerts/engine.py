@@ -463,6 +463,20 @@ class AlertEngine:
                     self._on_sample(group, s[0], s[1], event.recv_ts)
         elif type(event) is Gap and event.status == "unfilled":
             self._on_gap(event)
+        elif type(event).__name__ == "ForecastUpdate":  # from lq.forecast.hook
+            self._on_forecast(event)
+
+    def _on_forecast(self, up: Any) -> None:
+        for live in self._event_rules.get("forecast", ()):
+            r = live.rule
+            if r.model != up.model or r.symbol != up.symbol:
+                continue
+            v = up.value if r.output == "prediction" else up.edge
+            if v != v:
+                continue  # warming up, or no resolved forecast yet
+            f, live.state = step(live.rid, r, float(v), up.ts, live.state)
+            if f is not None:
+                self._fire(f, 0)
 
     def _on_sample(self, group: _Group, ts: int, prices: tuple[float, ...], recv_ts: int) -> None:
         self.stats.samples += 1

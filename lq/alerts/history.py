@@ -106,7 +106,12 @@ def load_samples(
     ``last`` reads roughly the latest ``last`` samples (warm-up) instead of ``start``.
     """
     if rule.metric in EVENT_METRICS:
-        raise RuleError("metric", rule.metric, "staleness/gap rules have no price history")
+        raise RuleError(
+            "metric",
+            rule.metric,
+            "staleness/gap rules have no price history; forecast rules fire on the collector's "
+            "live forecasts (their history is in the forecasts table and the Forecast tab)",
+        )
     lo, hi = to_us(start, field="start"), to_us(end, field="end")
     syms = rule.symbols
     sample_us = rule.sample_us

@@ -22,6 +22,10 @@ correlation       pair    rolling correlation of the two legs' log returns over 
 hedge_drift       pair    change of the hedge ratio over the last ``lookback`` samples
 staleness         one     seconds since the last trade was received (local clock)
 unfilled_gap      one     size (trade ids) of a gap the feed could not backfill
+forecast          one     a deployed forecast model's (``model``) latest forecast of a closed
+                          bar (``output="prediction"``: P(up), return or volatility) or its
+                          running out-of-sample edge over its baseline (``output="edge"``:
+                          baseline loss minus model loss; below 0 the model has stopped working)
 ================  ======  =====================================================================
 
 Samples: prices are sampled on a clock of ``sample`` seconds of exchange time (the last trade
@@ -73,19 +77,21 @@ Metric = Literal[
     "hedge_drift",
     "staleness",
     "unfilled_gap",
+    "forecast",
 ]
 Condition = Literal["above", "below", "crosses_above", "crosses_below", "outside"]
 Severity = Literal["info", "warning", "critical"]
 Channel = Literal["dashboard", "telegram", "email", "webhook"]
 HedgeMethod = Literal["ols", "kalman"]
 VolMethod = Literal["realized", "garch"]
+ForecastOutput = Literal["prediction", "edge"]
 
 METRICS: tuple[str, ...] = get_args(Metric)
 CONDITIONS: tuple[str, ...] = get_args(Condition)
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 CHANNELS: tuple[str, ...] = get_args(Channel)
 PAIR_METRICS: frozenset[str] = frozenset({"spread_zscore", "correlation", "hedge_drift"})
-EVENT_METRICS: frozenset[str] = frozenset({"staleness", "unfilled_gap"})
+EVENT_METRICS: frozenset[str] = frozenset({"staleness", "unfilled_gap", "forecast"})
 MAX_WINDOW = 1_000_000
 _UNBOUNDED = (-math.inf, math.inf)
 #: The values each metric can take, ``(low, high)`` (inclusive; infinite: unbounded). Every
@@ -198,6 +204,8 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     cooldown: float = 0.0
     severity: Severity = "warning"
     channels: tuple[Channel, ...] = ("dashboard",)
+    model: str | None = None
+    output: ForecastOutput = "prediction"
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -255,6 +263,7 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
             "hedge_drift": f", w={self.window}, {self.hedge_method}, lb={self.effective_lookback}",
             "staleness": "",
             "unfilled_gap": "",
+            "forecast": f", model={self.model}, {self.output}",
         }[self.metric]
         level = f"{self.band[0]:g}..{self.band[1]:g}" if self.band else f"{self.threshold:g}"
         return f"{self.metric}({self.symbol}{params}) {self.condition} {level}"
@@ -352,6 +361,13 @@ def _validate(r: Rule) -> None:
     for ch in r.channels:
         if ch not in CHANNELS:
             raise RuleError("channels", ch, f"unknown channel; expected one of {list(CHANNELS)}")
+    if r.metric == "forecast":
+        if not isinstance(r.model, str) or not r.model.strip():
+            raise RuleError("model", r.model, "a forecast rule needs model=<a deployed model name>")
+        if r.output not in ("prediction", "edge"):
+            raise RuleError("output", r.output, "expected 'prediction' or 'edge'")
+    elif r.model is not None:
+        raise RuleError("model", r.model, "only forecast rules take a model")
     if r.metric == "unfilled_gap" and r.condition not in ("above",):
         raise RuleError("condition", r.condition, "unfilled_gap supports 'above' only")
 

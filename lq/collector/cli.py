@@ -81,6 +81,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="where events wait while the database cannot be written (default <db>.spill/)",
     )
+    p.add_argument(
+        "--no-forecasts", action="store_true", help="do not score deployed forecast models"
+    )
     return p
 
 
@@ -159,12 +162,23 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         # alert rules are evaluated here, on every tick, so they fire with no dashboard open
         alerts = AlertEngine.attach(collector, settings)
         alerts.start()
+    forecasts = None
+    if not getattr(args, "no_forecasts", False):
+        from lq.forecast.hook import ForecastHook
+
+        # deployed models score every closed bar here; their forecasts feed "forecast" rules
+        forecasts = ForecastHook.attach(collector)
+        if alerts is not None:
+            forecasts.subscribe(alerts.on_event)
+        forecasts.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     waiter = loop.create_task(stop.wait())
     await asyncio.wait({task, waiter}, timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
+    if forecasts is not None:
+        await forecasts.stop()  # pending forecasts are stored first
     if alerts is not None:
         await alerts.stop()  # pending firings are stored and delivered first
     await collector.stop()

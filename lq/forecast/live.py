@@ -103,6 +103,7 @@ class LiveScorer:
         self._quote = (math.nan, math.nan, math.nan, math.nan)  # bid, ask, bid_qty, ask_qty
         self._pair_last = math.nan  # the pair's last price before the open bar's end
         self._pair_pending: deque[tuple[int, float]] = deque()
+        self._quote_pending: deque[tuple[int, tuple[float, float, float, float]]] = deque()
         self._k = 0  # bars closed
         self._hist: deque[tuple[int, int, float, float]] = deque()  # (k, ts, close, r^2)
         self._pending: deque[tuple[int, int, float, float, float]] = deque()
@@ -157,12 +158,6 @@ class LiveScorer:
             bar.buy += qty
         return out
 
-    def _roll(self, ts: int) -> list[Any]:
-        bar = self._bar
-        if bar is not None and ts >= bar.ts + self.step:
-            return self._close()
-        return []
-
     # -- bars -----------------------------------------------------------------------------
     def _close(self) -> list[Any]:
         bar = self._bar
@@ -171,6 +166,8 @@ class LiveScorer:
         end = bar.ts + self.step
         while self._pair_pending and self._pair_pending[0][0] < end:
             self._pair_last = self._pair_pending.popleft()[1]
+        while self._quote_pending and self._quote_pending[0][0] < end:
+            self._quote = self._quote_pending.popleft()[1]
         bid, ask, bq, aq = self._quote
         out = self.close_bar(
             bar.ts,
@@ -186,6 +183,8 @@ class LiveScorer:
         )
         while self._pair_pending:  # the rest belong to later bars
             self._pair_last = self._pair_pending.popleft()[1]
+        while self._quote_pending:
+            self._quote = self._quote_pending.popleft()[1]
         return out
 
     def close_bar(self, ts: int, close: float, *, emit: bool = True, **inputs: float) -> list[Any]:

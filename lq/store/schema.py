@@ -249,6 +249,31 @@ MIGRATIONS: list[str] = [
     DROP TABLE klines;
     ALTER TABLE klines_v6 RENAME TO klines;
     """,
+    # v7: forecasting: deployed models and the forecasts the collector scores live
+    """
+    CREATE TABLE forecast_models (
+        name TEXT NOT NULL PRIMARY KEY,
+        path TEXT NOT NULL,             -- the deployed model file (.lqm)
+        symbol TEXT NOT NULL,
+        manifest TEXT NOT NULL,         -- JSON: the file's manifest (spec, target, evaluation)
+        sha256 TEXT NOT NULL,           -- of the file: a redeploy is noticed by the collector
+        enabled INTEGER NOT NULL DEFAULT 1,
+        deployed_ts INTEGER NOT NULL
+    );
+    CREATE TABLE forecasts (
+        model TEXT NOT NULL,
+        ts INTEGER NOT NULL,            -- open time of the scored bar, µs
+        symbol TEXT NOT NULL,
+        value REAL,                     -- the model's forecast (P(up), return or volatility)
+        baseline REAL,                  -- its baseline's forecast
+        realised REAL,                  -- what happened (NULL until the horizon has passed)
+        loss REAL,
+        baseline_loss REAL,
+        edge REAL,                      -- running baseline loss - model loss when scored
+        created_ts INTEGER NOT NULL,
+        PRIMARY KEY (model, ts)
+    );
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -21,6 +21,7 @@ SAMPLE_ROWS = {
     5: "INSERT INTO bars_1m VALUES ('local', 'ETHUSDT', 1723161240000000, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3)",
     6: "INSERT INTO imported_ranges (what, exchange, symbol, first_key, last_key, first_ts,"
     " last_ts, source, updated_ts) VALUES ('ticks', 'binance', 'BTCUSDT', 1, 2, 1, 2, 'f.csv', 1)",
+    7: "INSERT INTO forecasts (model, ts, symbol, value, created_ts) VALUES ('m', 1, 'BTCUSDT', 0.5, 1)",
 }
 
 
@@ -34,7 +35,7 @@ def _schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 
 def test_latest_version_counts_the_migrations():
-    assert LATEST_VERSION == len(MIGRATIONS) == 6
+    assert LATEST_VERSION == len(MIGRATIONS) == 7
 
 
 def test_empty_file_is_migrated_to_the_latest_version(tmp_path):
@@ -66,6 +67,7 @@ def test_file_at_every_earlier_version_migrates_to_the_same_schema_with_data_kep
                 0
             ],
             6: w.conn.execute("SELECT count(*) FROM imported_ranges").fetchone()[0],
+            7: w.conn.execute("SELECT count(*) FROM forecasts").fetchone()[0],
         }
         if 1 <= start < 5:  # v5 gave the old bar its trade-id range and built the 1 m rollup
             assert w.conn.execute("SELECT first_id, last_id FROM bars_1s").fetchall() == [(7, 7)]
