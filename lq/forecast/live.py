@@ -114,13 +114,15 @@ class LiveScorer:
         self.resolved_total = 0
 
     # -- inputs ---------------------------------------------------------------------------
-    def on_quote(
-        self, ts: int, bid: float, bid_qty: float, ask: float, ask_qty: float
-    ) -> list[Any]:
-        """A best bid/ask update; may close the open bar (quotes carry time too)."""
-        out = self._roll(ts)
-        self._quote = (bid, ask, bid_qty, ask_qty)
-        return out
+    def on_quote(self, ts: int, bid: float, bid_qty: float, ask: float, ask_qty: float) -> None:
+        """A best bid/ask update. One stamped at or after the open bar's end is held back
+        until that bar has closed (the bar's features use the quote standing at its end)."""
+        q = (bid, ask, bid_qty, ask_qty)
+        bar = self._bar
+        if bar is None or ts < bar.ts + self.step:
+            self._quote = q
+        else:
+            self._quote_pending.append((ts, q))
 
     def on_pair_trade(self, ts: int, price: float) -> None:
         """A trade of the pair's other leg (``spread_z``)."""
