@@ -1,7 +1,8 @@
 """``python -m bench [name ...]`` (``make bench``): run the benchmark scripts in turn.
 
 Each ``bench/bench_<name>.py`` runs in its own process and prints its figures with the
-ratio against its baseline and the target. Names select a subset (store, feeds, ...).
+ratio against its baseline and the target. Names select a subset (store, feeds, backtest,
+forecast, ...).
 """
 
 from __future__ import annotations
