@@ -32,6 +32,10 @@ JS_FORECASTS = """() => {
 }"""
 
 
+JS_TRACES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(
+  gd => (gd.data || []).map(t => [t.name, t.y ? t.y.length : -1]))"""
+
+
 def test_forecast_tab_shows_a_deployed_model_live_and_warns_below_baseline(dashboard: dict) -> None:
     from _sim import ar1
     from playwright.sync_api import sync_playwright
@@ -68,12 +72,17 @@ def test_forecast_tab_shows_a_deployed_model_live_and_warns_below_baseline(dashb
             " return e && e.innerText.includes('btc-trend'); }",
             timeout=60_000,
         )
-        page.wait_for_function(f"() => ({JS_FORECASTS})() >= 5", timeout=90_000)
-        page.wait_for_function(
-            "() => { const e = document.querySelector('.lq-forecast-warning');"
-            " return e && e.innerText.includes('Live score below the baseline'); }",
-            timeout=150_000,
-        )
+        try:
+            page.wait_for_function(
+                "() => { const e = document.querySelector('.lq-forecast-warning');"
+                " return e && e.innerText.includes('Live score below the baseline'); }",
+                timeout=180_000,
+            )
+            page.wait_for_function(f"() => ({JS_FORECASTS})() >= 5", timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "dashboard_forecast_failed.png"))
+            traces = page.evaluate(JS_TRACES)
+            raise AssertionError(f"forecast tab not drawn; traces on the page: {traces}") from None
         page.screenshot(path=str(ARTIFACTS / "dashboard_forecast.png"))
         info = page.locator(".lq-forecast-info").first.inner_text()
         warning = page.locator(".lq-forecast-warning").first.inner_text()
