@@ -217,17 +217,20 @@ class ForecastTab:
             self.warning.value = ""
 
     def _draw(self, rows: pd.DataFrame, kind: str) -> None:
-        x = list(rows.index)
+        # naive UTC datetimes and float arrays, as the other panels send them (the widget
+        # serialiser does not take tz-aware Timestamps)
+        x = pd.DatetimeIndex(rows.index).tz_convert(None) if len(rows) else []
         res = rows.dropna(subset=["loss", "baseline_loss"])
+        rx = pd.DatetimeIndex(res.index).tz_convert(None) if len(res) else []
         rm = res["loss"].rolling(self.window, min_periods=1).mean()
         rb = res["baseline_loss"].rolling(self.window, min_periods=1).mean()
         d = self.fig.data
         with self.fig.batch_update():
-            d[0].x, d[0].y = x, _list(rows["value"])
-            d[1].x, d[1].y = x, _list(rows["baseline"])
-            d[2].x, d[2].y = x, _list(rows["realised"])
-            d[3].x, d[3].y = list(res.index), _list(rm)
-            d[4].x, d[4].y = list(res.index), _list(rb)
+            d[0].x, d[0].y = x, _arr(rows["value"])
+            d[1].x, d[1].y = x, _arr(rows["baseline"])
+            d[2].x, d[2].y = x, _arr(rows["realised"])
+            d[3].x, d[3].y = rx, _arr(rm)
+            d[4].x, d[4].y = rx, _arr(rb)
             self.fig.layout.yaxis.title = {
                 "sign": "P(up) / up=1",
                 "return": "log return",
@@ -235,6 +238,5 @@ class ForecastTab:
             }.get(kind, "")
 
 
-def _list(s: pd.Series) -> list[float | None]:
-    v = s.to_numpy(dtype=float)
-    return [None if not np.isfinite(t) else float(t) for t in v]
+def _arr(s: pd.Series) -> np.ndarray:
+    return np.asarray(s.to_numpy(dtype=float), dtype=np.float64)

@@ -25,7 +25,7 @@ pytestmark = [
 JS_FORECASTS = """() => {
   for (const gd of document.querySelectorAll('.js-plotly-plot')) {
     for (const t of (gd.data || [])) {
-      if (t.name === 'forecast' && t.y && t.y.filter(v => v !== null).length) return t.y.filter(v => v !== null).length;
+      if (t.name === 'forecast' && t.y && t.y.length) return Array.from(t.y).filter(v => v === v && v !== null).length;
     }
   }
   return 0;

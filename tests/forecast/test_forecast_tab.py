@@ -49,6 +49,7 @@ def test_tab_shows_forecasts_and_the_live_score_against_the_baseline(tmp_path):
         assert "last 80 resolved" in tab.info.value and "edge +0.1" in tab.info.value
         assert tab.warning.value == ""
         assert len(tab.fig.data[0].x) == 100 and len(tab.fig.data[3].x) == 80
+        assert tab.fig.data[0].y[0] == 0.6
 
 
 def test_tab_warns_when_the_live_score_falls_below_the_baseline(tmp_path):
