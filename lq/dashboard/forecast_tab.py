@@ -217,11 +217,11 @@ class ForecastTab:
             self.warning.value = ""
 
     def _draw(self, rows: pd.DataFrame, kind: str) -> None:
-        # naive UTC datetimes and float arrays, as the other panels send them (the widget
-        # serialiser does not take tz-aware Timestamps)
-        x = pd.DatetimeIndex(rows.index).tz_convert(None) if len(rows) else []
+        # plain JSON (ISO time strings, floats and None): the figure's first state is sent
+        # with the tab, and the widget serialiser takes no pandas objects there
+        x = _times(rows.index)
         res = rows.dropna(subset=["loss", "baseline_loss"])
-        rx = pd.DatetimeIndex(res.index).tz_convert(None) if len(res) else []
+        rx = _times(res.index)
         rm = res["loss"].rolling(self.window, min_periods=1).mean()
         rb = res["baseline_loss"].rolling(self.window, min_periods=1).mean()
         d = self.fig.data
@@ -238,5 +238,12 @@ class ForecastTab:
             }.get(kind, "")
 
 
-def _arr(s: pd.Series) -> np.ndarray:
-    return np.asarray(s.to_numpy(dtype=float), dtype=np.float64)
+def _arr(s: pd.Series) -> list[float | None]:
+    v = s.to_numpy(dtype=float)
+    return [float(t) if np.isfinite(t) else None for t in v]
+
+
+def _times(index: pd.Index) -> list[str]:
+    if not len(index):
+        return []
+    return list(pd.DatetimeIndex(index).tz_convert(None).strftime("%Y-%m-%d %H:%M:%S.%f"))

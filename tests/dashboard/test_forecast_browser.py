@@ -36,6 +36,7 @@ JS_TRACES = """() => [...document.querySelectorAll('.js-plotly-plot')].map(
   gd => (gd.data || []).map(t => [t.name, t.y ? t.y.length : -1]))"""
 
 
+@pytest.mark.timeout(900)  # a dashboard, a collector and Chromium on a shared 2-core machine
 def test_forecast_tab_shows_a_deployed_model_live_and_warns_below_baseline(dashboard: dict) -> None:
     from _sim import ar1
     from playwright.sync_api import sync_playwright
