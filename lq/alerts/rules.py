@@ -51,6 +51,7 @@ from lq.errors import RuleError
 __all__ = [
     "CHANNELS",
     "CONDITIONS",
+    "FORECAST_RANGES",
     "METRICS",
     "METRIC_RANGES",
     "PAIR_METRICS",
@@ -63,6 +64,7 @@ __all__ = [
     "rule_from_json",
     "rule_to_dict",
     "rule_to_json",
+    "validate_forecast_levels",
     "validate_symbols",
 ]
 
@@ -107,6 +109,17 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "hedge_drift": (-math.inf, math.inf),
     "staleness": (0.0, math.inf),
     "unfilled_gap": (0.0, math.inf),
+    # a forecast is P(up), a return or a volatility, as the deployed model's target says, and
+    # its edge is a difference of losses: the rule alone cannot bound it. AlertStore checks the
+    # levels of a rule on a deployed model against FORECAST_RANGES (validate_forecast_levels).
+    "forecast": _UNBOUNDED,
+}
+#: The values a forecast rule's ``output="prediction"`` can take, by the model's target kind
+#: (:class:`lq.forecast.TargetSpec`); ``output="edge"`` is unbounded.
+FORECAST_RANGES: dict[str, tuple[float, float]] = {
+    "sign": (0.0, 1.0),  # the probability of an up move
+    "return": _UNBOUNDED,
+    "volatility": (0.0, math.inf),
 }
 _CHOICES = {
     "metric": METRICS,
@@ -121,33 +134,69 @@ _SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 _NAME = re.compile(r"^[\w.\-: ]{1,80}$")
 
 
-def _range_text(metric: str) -> str:
-    lo, hi = METRIC_RANGES.get(metric, _UNBOUNDED)
+def _range_text(metric: str, rng: tuple[float, float] | None = None) -> str:
+    lo, hi = METRIC_RANGES.get(metric, _UNBOUNDED) if rng is None else rng
     if math.isinf(hi):
         return f"{metric} is never below {lo:g}"
     return f"{metric} lies between {lo:g} and {hi:g}"
 
 
-def _check_level(metric: str, field: str, v: float, condition: str | None = None) -> None:
-    """Refuse a level outside the metric's range, or where ``condition`` can never hold."""
-    lo, hi = METRIC_RANGES.get(metric, _UNBOUNDED)
+def _check_level(
+    metric: str,
+    field: str,
+    v: float,
+    condition: str | None = None,
+    rng: tuple[float, float] | None = None,
+) -> None:
+    """Refuse a level outside the metric's range (or ``rng``, for the quantity named
+    ``metric``), or where ``condition`` can never hold."""
+    lo, hi = METRIC_RANGES.get(metric, _UNBOUNDED) if rng is None else rng
+    text = _range_text(metric, (lo, hi))
     if not lo <= v <= hi:
         way = (
             f"choose one between {lo:g} and {hi:g}"
             if math.isfinite(hi)
             else f"choose one above {lo:g}"
         )
-        raise RuleError(field, v, f"{_range_text(metric)}, so {v:g} is never reached; {way}")
+        raise RuleError(field, v, f"{text}, so {v:g} is never reached; {way}")
     if condition in ("above", "crosses_above") and v >= hi:
         raise RuleError(
-            field, v, f"{_range_text(metric)}, so {condition} {v:g} can never fire; choose a "
+            field, v, f"{text}, so {condition} {v:g} can never fire; choose a "
             f"threshold below {hi:g}"
         )  # fmt: skip
     if condition in ("below", "crosses_below") and v <= lo:
         raise RuleError(
-            field, v, f"{_range_text(metric)}, so {condition} {v:g} can never fire; choose a "
+            field, v, f"{text}, so {condition} {v:g} can never fire; choose a "
             f"threshold above {lo:g}"
         )  # fmt: skip
+
+
+def _check_band(metric: str, band: tuple[float, float], rng: tuple[float, float] | None) -> None:
+    lo, hi = band
+    for v in (lo, hi):
+        _check_level(metric, "band", v, rng=rng)
+    m_lo, m_hi = METRIC_RANGES.get(metric, _UNBOUNDED) if rng is None else rng
+    if lo <= m_lo and hi >= m_hi:
+        raise RuleError(
+            "band", band, f"{_range_text(metric, (m_lo, m_hi))}, so it is never outside "
+            f"{lo:g}..{hi:g}; narrow the band"
+        )  # fmt: skip
+
+
+def validate_forecast_levels(rule: Rule, target_kind: str) -> None:
+    """Refuse a forecast rule whose levels its model's forecasts can never reach (a sign
+    model's P(up) lies in 0..1, a volatility is never negative). Called where the deployed
+    model is known (``AlertStore.add``/``update``); ``output="edge"`` is unbounded."""
+    if rule.metric != "forecast" or rule.output != "prediction":
+        return
+    rng = FORECAST_RANGES.get(target_kind, _UNBOUNDED)
+    name = f"a {target_kind} forecast" if target_kind != "sign" else "a sign forecast (P(up))"
+    if rule.condition == "outside" and rule.band is not None:
+        _check_band(name, (float(rule.band[0]), float(rule.band[1])), rng)
+    if rule.threshold is not None:
+        _check_level(name, "threshold", float(rule.threshold), rule.condition, rng)
+    if rule.rearm is not None:
+        _check_level(name, "rearm", float(rule.rearm), rng=rng)
 
 
 def _finite(field: str, v: Any) -> float:
@@ -298,14 +347,7 @@ def _validate(r: Rule) -> None:
         lo, hi = (_finite("band", v) for v in r.band)
         if not lo < hi:
             raise RuleError("band", r.band, "low must be < high")
-        for v in (lo, hi):
-            _check_level(r.metric, "band", v)
-        m_lo, m_hi = METRIC_RANGES.get(r.metric, _UNBOUNDED)
-        if lo <= m_lo and hi >= m_hi:
-            raise RuleError(
-                "band", r.band, f"{_range_text(r.metric)}, so it is never outside "
-                f"{lo:g}..{hi:g}; narrow the band"
-            )  # fmt: skip
+        _check_band(r.metric, (lo, hi), None)
         if r.threshold is not None:
             raise RuleError("threshold", r.threshold, "use band=(low, high) with 'outside'")
         if r.rearm is not None:

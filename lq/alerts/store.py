@@ -26,7 +26,13 @@ import msgspec
 import pandas as pd
 
 from lq.alerts.evaluate import Firing
-from lq.alerts.rules import Rule, rule_from_json, rule_to_json, validate_symbols
+from lq.alerts.rules import (
+    Rule,
+    rule_from_json,
+    rule_to_json,
+    validate_forecast_levels,
+    validate_symbols,
+)
 from lq.errors import RuleError, StoreError
 from lq.store.sqlite import connect_writer
 
@@ -253,9 +259,36 @@ class AlertStore:
             raise
         return cur
 
+    def _check_deployment(self, rule: Rule) -> None:
+        """A forecast rule on a deployed model: its symbol must be the model's, and its levels
+        within what the model's forecasts can be (P(up) in 0..1 for a sign model). A model not
+        deployed yet is not refused: the rule waits for it."""
+        if rule.metric != "forecast":
+            return
+        try:
+            row = self.conn.execute(
+                "SELECT symbol, manifest FROM forecast_models WHERE name = ?", (rule.model,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # a file without the forecast tables
+            return
+        if row is None:
+            return
+        symbol, manifest = row
+        if symbol != rule.symbol:
+            raise RuleError(
+                "symbol",
+                rule.symbol,
+                f"model {rule.model!r} forecasts {symbol}; use --symbol {symbol}",
+            )
+        kind = (json.loads(manifest).get("target") or {}).get("kind")
+        if isinstance(kind, str):
+            validate_forecast_levels(rule, kind)
+
     def add(self, rule: Rule, *, enabled: bool = True) -> StoredRule:
-        """Validate (symbols included) and store a new rule; a refused rule changes nothing."""
+        """Validate (symbols and a forecast rule's model included) and store a new rule; a
+        refused rule changes nothing."""
         validate_symbols(rule, self.known_symbols())
+        self._check_deployment(rule)
         now = _now_us()
         cur = self._tx(
             "INSERT INTO alert_rules (name, spec, enabled, created_ts, updated_ts)"
@@ -268,6 +301,7 @@ class AlertStore:
         """Replace a rule's spec (same id; the engine rebuilds its state)."""
         old = self.get(ref)
         validate_symbols(rule, self.known_symbols())
+        self._check_deployment(rule)
         self._tx(
             "UPDATE alert_rules SET name = ?, spec = ?, updated_ts = ? WHERE id = ?",
             (rule.name, rule_to_json(rule), max(_now_us(), old.updated_ts + 1), old.id),

@@ -49,7 +49,8 @@ class ForecastTab:
     window
         Resolved forecasts in the running score.
     min_resolved
-        Resolved forecasts needed before the tab judges the model (no warning before).
+        Resolved forecasts needed before the tab judges the model (no warning before);
+        default :data:`lq.forecast.live.MIN_RESOLVED` (30), as for alert rules on the edge.
     rows
         Forecasts drawn.
     """
@@ -62,13 +63,15 @@ class ForecastTab:
         store: Any,
         db: str | os.PathLike[str],
         window: int = 500,
-        min_resolved: int = 30,
+        min_resolved: int | None = None,
         rows: int = 600,
     ) -> None:
         self.store = store
         self.db = db
         self.window = int(window)
-        self.min_resolved = int(min_resolved)
+        from lq.forecast.live import MIN_RESOLVED  # the alert engine's edge waits as long
+
+        self.min_resolved = MIN_RESOLVED if min_resolved is None else int(min_resolved)
         self.rows = int(rows)
         self.models: pd.DataFrame = pd.DataFrame()
         self.model = W.Dropdown(options=[], value=None)

@@ -20,13 +20,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from lq.feeds.events import BookTicker, Trade
-from lq.forecast.live import ForecastPoint, LiveScorer, Resolved
+from lq.forecast.live import MIN_RESOLVED, ForecastPoint, LiveScorer, Resolved
 
 __all__ = ["ForecastHook", "ForecastUpdate"]
 
@@ -137,9 +138,10 @@ class ForecastHook:
         for ev in out:
             if isinstance(ev, ForecastPoint):
                 self._points.append(ev)
-                up = ForecastUpdate(
-                    ev.model, ev.symbol, ev.close_ts, ev.value, ev.edge, ev.resolved
-                )
+                # an edge from fewer than MIN_RESOLVED forecasts is not reported (NaN): a
+                # rule on it waits, as the Forecast tab's warning does
+                edge = ev.edge if ev.resolved >= MIN_RESOLVED else math.nan
+                up = ForecastUpdate(ev.model, ev.symbol, ev.close_ts, ev.value, edge, ev.resolved)
                 for fn in self._listeners:
                     try:
                         fn(up)

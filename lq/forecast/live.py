@@ -27,6 +27,10 @@ from lq.forecast.trained import TrainedModel
 __all__ = ["ForecastPoint", "LiveScorer", "Resolved", "point_loss"]
 
 _EPS = 1e-15
+#: Resolved forecasts needed before the live edge is reported: the Forecast tab's warning
+#: and a ``forecast`` alert rule on ``output="edge"`` wait for this many (an edge from a
+#: handful of forecasts is noise).
+MIN_RESOLVED = 30
 
 
 def point_loss(kind: str, y: float, f: float) -> float:
