@@ -15,6 +15,11 @@ A given database is opened through :class:`lq.store.Store`, whose SQLite connect
 ``-wal`` from such a connection; on a WAL database that has no ``-wal``/``-shm`` yet it
 creates both empty (the shared-memory index every WAL reader needs), which holds no data.
 
+The research notebooks share their loading here too: :func:`closes` (aligned close prices
+of a store) and :func:`simulated_store` (the local exchange's simulator, whose true
+parameters are known, written to a temporary file), and word their conclusions with
+:func:`pair_verdict` from the numbers they computed.
+
 Demo data (the real Binance recordings in ``shared/data/binance/`` beside the repository)
 is parsed with the feed's parser and written by the single writer into a file under a new
 temporary directory, removed when the process exits. Nothing is written beside the notebook.
@@ -24,21 +29,28 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+import pandas as pd
 
 from lq.errors import StoreError
 from lq.store.reader import Store
 
 __all__ = [
     "HOW_TO_GET_DATA",
+    "SIM_SYMBOLS",
     "NoDataError",
+    "closes",
     "default_data_dir",
     "demo_store",
     "open_store",
+    "pair_verdict",
     "require_data",
+    "simulated_store",
 ]
 
 log = logging.getLogger(__name__)
@@ -152,3 +164,94 @@ def require_data(db: str | os.PathLike[str] = "") -> str:
         print(f"No data to work on: {reason}.\nTo get some, {HOW_TO_GET_DATA}.")
         raise SystemExit()
     return str(path)
+
+
+#: The simulator's default symbols in the notebooks (ETHUSDT cointegrated with BTCUSDT).
+SIM_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
+
+
+def _temp_db(prefix: str) -> Path:
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    return tmp / "data.sqlite"
+
+
+def simulated_store(
+    symbols: tuple[str, ...] | list[str] = SIM_SYMBOLS,
+    *,
+    seconds: float = 3600.0,
+    seed: int = 7,
+    step: float = 0.05,
+    rate: float = 2.0,
+) -> Store:
+    """``seconds`` of the local exchange's simulated market in a new temporary database.
+
+    The model (:mod:`lq.exchange.simulator`) is known: every symbol moves with one market
+    factor (loading drawn in U(0.5, 1.5), the first symbol's is 1) plus its own noise, and
+    ETHUSDT is cointegrated with BTCUSDT on log prices with hedge ratio 0.8 and a spread
+    half-life of 30 s. A research result on it can be checked against that truth. The trades
+    are stored with ``exchange = "local"``; the same seed gives the same trades.
+    """
+    from lq.exchange import SimulatorParams, SimulatorSource
+    from lq.exchange.market import TradeIn
+    from lq.feeds.events import Trade
+    from lq.store import Writer
+
+    start = 1_723_161_600_000_000  # 2024-08-09 00:00 UTC: a fixed, reproducible start
+    src = SimulatorSource(
+        symbols=list(symbols),
+        seed=seed,
+        speed=None,
+        start_time_us=start,
+        params=SimulatorParams(step=step, rate=rate),
+        duration=seconds,
+    )
+    trades = [
+        Trade(
+            symbol=it.symbol,
+            trade_id=it.trade_id,
+            price=float(it.price),
+            qty=float(it.qty),
+            ts=it.ts,
+            event_ts=it.event_ts,
+            is_buyer_maker=it.is_buyer_maker,
+            exchange="local",
+        )
+        for _at, it in src.items()
+        if isinstance(it, TradeIn)
+    ]
+    path = _temp_db("lq-sim-")
+    with Writer(path) as w:
+        w.write_trades(trades)
+    log.info("%d simulated trades of %s in %s (temporary)", len(trades), symbols, path)
+    return Store(path)
+
+
+def closes(store: Store, symbols: list[str] | None = None, interval: str = "5s") -> pd.DataFrame:
+    """Close prices of ``symbols`` (default: all stored) on one bar grid, side by side.
+
+    Bars from :meth:`lq.store.Store.bars`, aligned by :func:`lq.analytics.align_prices`
+    (a symbol without a trade in a bar keeps its last price; rows before every symbol
+    traded are dropped).
+    """
+    from lq.analytics import align_prices
+
+    syms = list(symbols) if symbols is not None else store.symbols()
+    if not syms:
+        raise NoDataError(f"no symbols stored; {HOW_TO_GET_DATA}")
+    return align_prices({s: store.bars(s, interval) for s in syms}).dropna()
+
+
+def pair_verdict(pvalue: float, *, level: float = 0.05, what: str = "the spread") -> str:
+    """The conclusion a unit-root test allows, worded from its p-value (never fixed text)."""
+    if not math.isfinite(pvalue):
+        return f"the test could not be computed for {what}"
+    if pvalue < level:
+        return (
+            f"p = {pvalue:.3f} < {level}: reject a unit root, {what} looks mean-reverting "
+            "over this sample"
+        )
+    return (
+        f"p = {pvalue:.3f} >= {level}: no evidence that {what} mean-reverts over this sample "
+        "(a unit root cannot be rejected)"
+    )

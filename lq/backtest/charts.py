@@ -23,6 +23,8 @@ from pandas.io.formats.style import Styler
 from plotly.subplots import make_subplots
 
 from lq.backtest.engine import BacktestResult
+from lq.formatting import BAD_CSS, GREY_CSS, fmt, table
+from lq.theme import TEMPLATE
 
 __all__ = [
     "DEFAULT_MAX_MARKERS",
@@ -57,9 +59,7 @@ DEFAULT_MAX_MARKERS = 2000
 _PERCENT = {"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "psr", "dsr"}
 #: Metrics a ruined run shows as "ruined" (their values are the worst possible, by decree).
 RUINED_METRICS = ("cagr", "sharpe", "sortino", "calmar", "psr", "dsr")
-#: CSS of a figure from a short sample: readable, visibly second-class, on light or dark pages.
-GREY_CSS = "opacity: 0.45; font-style: italic;"
-RUINED_CSS = "color: #cf222e; font-weight: bold;"
+RUINED_CSS = BAD_CSS
 #: Rows of the metrics table that are not metrics (shown elsewhere: the note, the caption).
 _NOT_ROWS = {"periods_per_year", "caveats", "ruined", "ruined_at"}
 
@@ -114,13 +114,13 @@ def new_figure(*, widget: bool = False, height: int = 640) -> go.Figure:
         col=1,
     )
     base.update_layout(
-        template="plotly_dark",
+        template=TEMPLATE,
         height=height,
         margin={"l": 60, "r": 20, "t": 40, "b": 30},
         legend={"orientation": "h", "y": 1.06, "x": 0, "yanchor": "bottom"},
         uirevision="keep",
     )
-    base.update_yaxes(tickformat=".1%", row=3, col=1)
+    base.update_yaxes(tickformat=".1%", title_text="drawdown (%)", row=3, col=1)
     return go.FigureWidget(base) if widget else base
 
 
@@ -199,8 +199,8 @@ def fill_figure(
         fig.data[6].x, fig.data[6].y = x, result.benchmark.to_numpy()[keep]
         starts, dd = _block_min(result.drawdown.to_numpy(dtype=float), max_points)
         fig.data[7].x, fig.data[7].y = index[starts], dd
-        fig.layout.yaxis.title = "price (rebased)" if rebase else "price"
-        fig.layout.yaxis2.title = "equity"
+        fig.layout.yaxis.title = "price (rebased to 100)" if rebase else "price (quote ccy)"
+        fig.layout.yaxis2.title = "equity (account ccy)"
     return fig
 
 
@@ -252,11 +252,11 @@ def format_metric(name: str, v: Any, *, ruined: bool = False) -> str:
     if name.endswith("_seconds"):
         return str(pd.Timedelta(seconds=float(v)).round("1s"))
     if name in ("number_of_trades", "bars"):
-        return f"{int(v):,}"
+        return fmt(v, "int")
     if name in _PERCENT:
-        return f"{float(v):.2%}"
-    if isinstance(v, float):
-        return f"{v:,.3f}" if abs(v) < 1e6 else f"{v:,.3g}"
+        return fmt(v, "pct")
+    if isinstance(v, float | int) and not isinstance(v, bool):
+        return fmt(v, "ratio")
     return str(v)
 
 
@@ -300,11 +300,27 @@ def _metrics_cells(
             "Greyed figures are annualised from too short a sample to mean anything "
             "(kept for reference; see the note)."
         )
-    index = pd.Index([k.removesuffix("_seconds").replace("_", " ") for k in rows], name="metric")
+    index = pd.Index([_label(k) for k in rows], name="metric")
     frame = pd.DataFrame({**text, "note": notes}, index=index)
     style = pd.DataFrame({**css, "note": [GREY_CSS if n else "" for n in notes]}, index=index)
     tip = pd.DataFrame({**tips, "note": [""] * len(rows)}, index=index)
     return frame, style, tip, caption
+
+
+_LABELS = {
+    "cagr": "CAGR",
+    "sharpe": "Sharpe",
+    "sortino": "Sortino",
+    "calmar": "Calmar",
+    "psr": "PSR",
+    "dsr": "DSR",
+    "number_of_trades": "trades",
+}
+
+
+def _label(metric: str) -> str:
+    """A metric's row label: acronyms in capitals, words spaced (``max_drawdown`` -> ...)."""
+    return _LABELS.get(metric, metric.removesuffix("_seconds").replace("_", " "))
 
 
 def metrics_text(result: BacktestResult) -> pd.DataFrame:
@@ -319,22 +335,17 @@ def metrics_table(result: BacktestResult) -> Styler:
     the reason in the note and as a tooltip; a ruined run's figures in red, with a caption
     saying when it went bust."""
     frame, style, tips, caption = _metrics_cells(result)
-    styler = (
-        frame.style.apply(lambda _f: style, axis=None)
-        .set_tooltips(tips)
-        .set_table_attributes('class="lq-backtest-metrics"')
-        .set_table_styles(
-            [
-                {"selector": "td", "props": "text-align: right; padding: 2px 10px;"},
-                {"selector": "td.col2", "props": "text-align: left; font-size: 85%;"},
-                {"selector": "th", "props": "text-align: left; padding: 2px 10px;"},
-                {"selector": "caption", "props": "caption-side: bottom; text-align: left;"},
-            ]
-        )
+    # the cells are display text already (format_metric): figures right-aligned, the note not
+    return table(
+        frame,
+        kinds={c: "text" for c in frame.columns},
+        right=["strategy", "buy and hold"],
+        css=style,
+        tooltips=tips,
+        caption=" ".join(caption),
+        index=True,
+        cls="lq-backtest-metrics",
     )
-    if caption:
-        styler = styler.set_caption(" ".join(caption))
-    return styler
 
 
 #: The name the backtest notebook calls (``metrics_frame(result)`` renders the styled table).

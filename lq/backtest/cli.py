@@ -250,24 +250,26 @@ def _summary_line(db: Path, rid: str, path: Path | None, *, tty: bool = False) -
     if ruined:
         when = str(m.get("ruined_at") or "?").replace("+00:00", " UTC").replace("T", " ")
         bits.append(f"RUINED: equity reached zero at {when}, account liquidated")
-    for key, label, fmt in (
-        ("total_return", "return", "{:.2%}"),
-        ("sharpe", "Sharpe", "{:.2f}"),
-        ("max_drawdown", "max DD", "{:.2%}"),
-        ("number_of_trades", "trades", "{}"),
+    from lq.backtest.charts import format_metric  # the tables' formats (lq.formatting)
+
+    for key, label in (
+        ("total_return", "return"),
+        ("sharpe", "Sharpe"),
+        ("max_drawdown", "max DD"),
+        ("number_of_trades", "trades"),
     ):
         v = m.get(key)
         if key == "sharpe" and ruined:
             bits.append("Sharpe ruined")
             continue
         if isinstance(v, int | float) and not (isinstance(v, float) and math.isnan(v)):
-            text = f"{label} {fmt.format(v)}"
+            text = f"{label} {format_metric(key, v)}"
             if key == "sharpe" and caveat:
                 text = _dim(f"{text} (not meaningful: {caveat})", tty)
             bits.append(text)
     if run.kind == "sweep":
         dsr = run.metrics.get("dsr")
-        bits.append(f"DSR {dsr:.3f}" if isinstance(dsr, int | float) else f"DSR {dsr}")
+        bits.append(f"DSR {format_metric('dsr', dsr)}")
         bits.append(f"best {run.params}")
         n_ruined = int(run.metrics.get("ruined_trials") or 0)
         if n_ruined:

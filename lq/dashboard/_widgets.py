@@ -18,11 +18,35 @@ import plotly.graph_objects as go
 import traitlets
 from plotly.subplots import make_subplots
 
-__all__ = ["Heartbeat", "error_html", "figure", "note_html", "sync_figure_state"]
+from lq.theme import TEMPLATE
+
+__all__ = [
+    "PAGE_CSS",
+    "Heartbeat",
+    "empty_state_html",
+    "error_html",
+    "figure",
+    "note_html",
+    "sync_figure_state",
+]
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = "plotly_dark"
+#: The page's CSS (one ``<style>``, shown once by the dashboard): tab titles take the width
+#: they need instead of ipywidgets' fixed 144 px (which cut "Correlation & clusters" off),
+#: and lq's tables (:mod:`lq.formatting`) read well on Voila's dark theme.
+PAGE_CSS = """<style>
+.lq-dashboard .lm-TabBar-tab, .lq-dashboard .p-TabBar-tab {
+  flex: 0 0 auto !important; min-width: 0 !important; max-width: none !important;
+  padding: 0 14px !important;
+}
+.lq-dashboard .lm-TabBar-tabLabel, .lq-dashboard .p-TabBar-tabLabel {
+  overflow: visible !important; text-overflow: clip !important;
+}
+.lq-dashboard table.lq-table { margin: 4px 0 10px 0; }
+.lq-empty { border: 1px dashed rgba(128,128,128,0.5); border-radius: 6px; padding: 48px 24px;
+  margin: 8px 0; text-align: center; color: #aaa; font-size: 110%; }
+</style>"""
 
 
 def figure(
@@ -72,6 +96,14 @@ def sync_figure_state(fig: go.FigureWidget) -> None:
 
 def note_html(text: str, *, cls: str = "lq-note") -> str:
     return f'<div class="{cls}" style="color:#aaa;font-size:90%">{html.escape(text)}</div>'
+
+
+def empty_state_html(title: str, hint: str, *, cls: str = "lq-empty") -> str:
+    """A clear empty state (instead of empty axes): what will be here, and how to fill it."""
+    return (
+        f'<div class="{cls}"><div style="font-weight:bold;margin-bottom:6px">'
+        f"{html.escape(title)}</div><div>{html.escape(hint)}</div></div>"
+    )
 
 
 def error_html(text: str, *, cls: str = "lq-error") -> str:

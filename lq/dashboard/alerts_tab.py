@@ -23,6 +23,7 @@ from lq.alerts.history import HistoryResult
 from lq.alerts.rules import CHANNELS, CONDITIONS, EVENT_METRICS, METRICS, Rule, rule_from_dict
 from lq.alerts.store import AlertStore, StoredRule
 from lq.errors import LqError, RuleError
+from lq.formatting import header, table
 
 __all__ = ["AlertsTab", "history_html"]
 
@@ -62,8 +63,26 @@ def history_html(res: HistoryResult, name: str) -> str:
         f"<b>{html.escape(name)}</b>: would have fired {res.count} {times} in "
         f"{res.samples:,} samples over {format_span(res.span_seconds)}, {rate}"
     )
-    table = res.summary.to_html(index=False, float_format=lambda v: f"{v:.5f}", border=0)
-    return f"<div class='lq-rule-history'>{head}<br>{table}</div>"
+    shown = table(
+        res.summary,
+        kinds={
+            "horizon": "text",
+            "n": "int",
+            "mean": "pct",
+            "median": "pct",
+            "hit_rate": "pct1",
+            "reverted": "pct1",
+        },
+        headers={
+            "n": "firings with data",
+            "mean": header("mean fwd log return", "%"),
+            "median": header("median fwd log return", "%"),
+            "hit_rate": header("share > 0", "%"),
+            "reverted": header("spread reverted", "%"),
+        },
+        caption="Forward log returns of the first symbol after each firing, per horizon.",
+    ).to_html()
+    return f"<div class='lq-rule-history'>{head}<br>{shown}</div>"
 
 
 class AlertsTab:
@@ -401,7 +420,12 @@ class AlertsTab:
         show["delivery"] = [
             ", ".join(f"{k}: {v.get('status')}" for k, v in d.items()) for d in df["delivery"]
         ]
-        self.history_table.value = show.head(500).to_html(index=False, escape=True)
+        self.history_table.value = table(
+            show.head(500),
+            kinds={"id": "int", "value": "num", "time": "text"},
+            headers={"time": "time (UTC)"},
+            caption=f"{min(len(show), 500):,} of {len(show):,} events",
+        ).to_html()
 
     def export_csv(self) -> str:
         """The filtered history as CSV text (delivery status as JSON)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from lq.dashboard._widgets import Heartbeat, error_html, note_html, sync_figure_state
+from lq.dashboard._widgets import PAGE_CSS, Heartbeat, error_html, note_html, sync_figure_state
 from lq.dashboard.clusters import CorrelationPanel
 from lq.dashboard.data import DataPanel
 from lq.dashboard.feed import BarFeed
@@ -157,7 +157,7 @@ class Dashboard:
         # a page that beats after the loop gave up on it (it took longer than the orphan
         # timeout to render, e.g. on a loaded machine) gets its loop back
         self.heartbeat.observe(lambda _c: self._resume(), names="beat")
-        self.widget = W.VBox([self.status.widget, self.tabs, self.heartbeat])
+        self.widget = W.VBox([W.HTML(PAGE_CSS), self.status.widget, self.tabs, self.heartbeat])
         self.widget.add_class("lq-dashboard")
         self.refreshes = 0
         self.stopped_reason: str | None = None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import html
 import logging
 import os
 import time
@@ -58,8 +57,15 @@ from lq.backtest.runs import (
     load_bars,
     record_backtest,
 )
-from lq.dashboard._widgets import error_html, labelled, note_html, sync_figure_state
+from lq.dashboard._widgets import (
+    empty_state_html,
+    error_html,
+    labelled,
+    note_html,
+    sync_figure_state,
+)
 from lq.errors import LqError, ValidationError
+from lq.formatting import table
 
 __all__ = [
     "INTERVALS",
@@ -92,72 +98,61 @@ RANGES: dict[str, str | None] = {
 
 # ----------------------------------------------------------------------------- runs
 def runs_html(runs: pd.DataFrame, *, max_rows: int = 25) -> str:
-    """The history of stored runs as an HTML table (newest first; scheduled ones marked)."""
+    """The history of stored runs as an lq table (newest first; scheduled ones marked).
+
+    A ruined run's Sharpe reads "ruined" in red; a Sharpe from a short sample is greyed
+    with the reason as its tooltip (:mod:`lq.formatting`)."""
     if runs.empty:
         return note_html("no stored runs yet (run one here, or `lq backtest`)")
-    rows = []
-    for r in runs.head(max_rows).itertuples(index=False):
+    head = runs.head(max_rows)
+    rows: list[dict[str, str]] = []
+    css: list[dict[str, str]] = []
+    tips: list[dict[str, str]] = []
+    for r in head.itertuples(index=False):
         p = ", ".join(f"{k}={v}" for k, v in (r.params or {}).items() if v is not None)
         ruined = bool(getattr(r, "ruined", False))
         caveat = str(getattr(r, "caveat", "") or "")
-        if ruined:
-            sharpe = f"<td style='{RUINED_CSS}' title='equity reached zero'>ruined</td>"
-        elif caveat:
-            sharpe = (
-                f"<td style='{GREY_CSS}' title='{html.escape(caveat, quote=True)}'>"
-                f"{format_metric('sharpe', r.sharpe)}</td>"
-            )
-        else:
-            sharpe = f"<td>{format_metric('sharpe', r.sharpe)}</td>"
         rows.append(
-            "<tr>"
-            f"<td>{html.escape(r.time.strftime('%Y-%m-%d %H:%M:%S'))}</td>"
-            f"<td>{html.escape(str(r.kind))}</td>"
-            f"<td>{'⏱ yes' if r.scheduled else ''}</td>"
-            f"<td>{html.escape(str(r.strategy))}</td>"
-            f"<td>{html.escape(str(r.symbols))}</td>"
-            f"<td>{html.escape(str(r.interval or ''))}</td>"
-            f"<td>{format_metric('total_return', r.total_return)}</td>"
-            f"{sharpe}"
-            f"<td>{format_metric('max_drawdown', r.max_drawdown)}</td>"
-            f"<td>{format_metric('number_of_trades', r.number_of_trades)}</td>"
-            f"<td>{format_metric('dsr', r.dsr, ruined=ruined)}</td>"
-            f"<td style='font-size:85%'>{html.escape(p)}</td>"
-            f"<td style='font-family:monospace'>{html.escape(str(r.run_id))}</td>"
-            "</tr>"
+            {
+                "time (UTC)": r.time.strftime("%Y-%m-%d %H:%M:%S"),
+                "kind": str(r.kind),
+                "scheduled": "⏱ yes" if r.scheduled else "",
+                "strategy": str(r.strategy),
+                "symbols": str(r.symbols),
+                "interval": str(r.interval or ""),
+                "return": format_metric("total_return", r.total_return),
+                "Sharpe": format_metric("sharpe", r.sharpe, ruined=ruined),
+                "max DD": format_metric("max_drawdown", r.max_drawdown),
+                "trades": format_metric("number_of_trades", r.number_of_trades),
+                "DSR": format_metric("dsr", r.dsr, ruined=ruined),
+                "parameters": p,
+                "run id": str(r.run_id),
+            }
         )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "time (UTC)",
-            "kind",
-            "scheduled",
-            "strategy",
-            "symbols",
-            "interval",
-            "return",
-            "Sharpe",
-            "max DD",
-            "trades",
-            "DSR",
-            "parameters",
-            "run id",
+        sharpe_css = RUINED_CSS if ruined else GREY_CSS if caveat else ""
+        css.append({"Sharpe": sharpe_css, "DSR": RUINED_CSS if ruined else ""})
+        tips.append({"Sharpe": "equity reached zero" if ruined else caveat})
+    frame = pd.DataFrame(rows)
+    style = pd.DataFrame(css, columns=frame.columns).fillna("")
+    tip = pd.DataFrame(tips, columns=frame.columns).fillna("")
+    more = ""
+    if len(runs) > max_rows:
+        more = f"showing the newest {max_rows} of {len(runs)} runs. "
+    if "caveat" in runs.columns and (head["caveat"].astype(bool)).any():
+        more += (
+            "Greyed Sharpe: annualised from too short a sample (under 1 day of bars or "
+            "30 trades) to mean anything; hover for the reason."
         )
+    styler = table(
+        frame,
+        kinds={c: "text" for c in frame.columns},
+        right=["return", "Sharpe", "max DD", "trades", "DSR"],
+        css=style,
+        tooltips=tip,
+        caption=more,
+        cls="lq-backtest-runs",
     )
-    more = (
-        note_html(f"showing the newest {max_rows} of {len(runs)} runs")
-        if len(runs) > max_rows
-        else ""
-    )
-    if "caveat" in runs.columns and (runs.head(max_rows)["caveat"].astype(bool)).any():
-        more += note_html(
-            "greyed Sharpe: annualised from too short a sample (under 1 day of bars or "
-            "30 trades) to mean anything; hover for the reason"
-        )
-    return (
-        '<table class="lq-backtest-runs" style="font-size:90%;border-collapse:collapse">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
-    )
+    return styler.to_html()
 
 
 # ------------------------------------------------------------------- the run (a thread)
@@ -344,6 +339,17 @@ class BacktestTab:
         self.param_widgets: dict[str, tuple[Any, W.Widget]] = {}
         self.params_box = W.HBox(layout=W.Layout(flex_flow="row wrap", align_items="center"))
         self.fig = new_figure(widget=True)
+        # no empty axes before the first run: a clear empty state, the figure once drawn
+        # (the figure's view is created when it is first shown, so it measures the page)
+        self.fig_box = W.VBox([], layout=W.Layout(width="100%"))
+        self.empty = W.HTML(
+            empty_state_html(
+                "No backtest yet",
+                "Pick a strategy, its parameters and costs above, then press Run backtest: "
+                "price and trades, equity against buy-and-hold, the drawdown and the metrics "
+                "appear here.",
+            )
+        )
         self.metrics = W.HTML()
         self.history = W.HTML(note_html("no stored runs yet"))
 
@@ -383,7 +389,8 @@ class BacktestTab:
                     [self.button, self.lookahead, self.save, self.status],
                     layout=W.Layout(align_items="center"),
                 ),
-                self.fig,
+                self.empty,
+                self.fig_box,
                 W.HBox([self.metrics], layout=W.Layout(overflow="auto")),
                 W.HTML("<h4>Run history</h4>"),
                 self.history,
@@ -525,6 +532,10 @@ class BacktestTab:
         self.outcome = out
         self.button.disabled = False
         fill_figure(self.fig, out.result, out.data)
+        if not self.fig_box.children:
+            sync_figure_state(self.fig)  # the view about to be created renders these traces
+            self.empty.layout.display = "none"
+            self.fig_box.children = [self.fig]
         self.metrics.value = metrics_table(out.result).to_html()
         bits = [f"{out.result.metrics.bars:,} bars in {out.seconds:.2f} s"]
         if out.result.ruined:

@@ -18,6 +18,7 @@ from lq.analytics import ClusterResult, cluster_symbols, correlation_matrix, ret
 from lq.dashboard._widgets import error_html, figure, labelled, note_html, sync_figure_state
 from lq.dashboard.feed import BarFeed
 from lq.errors import ValidationError
+from lq.formatting import header, table
 
 __all__ = ["ClusterView", "CorrelationPanel", "cluster_view"]
 
@@ -90,12 +91,21 @@ class CorrelationPanel:
                 zmax=1,
                 colorscale="RdBu",
                 reversescale=True,
-                colorbar={"x": 0.45, "len": 0.9},
+                colorbar={"x": 0.45, "len": 0.9, "title": {"text": "ρ", "side": "right"}},
+                text=[],
+                texttemplate="%{z:.2f}",
+                textfont={"size": 12},
+                hovertemplate="%{y} ~ %{x}: ρ = %{z:.3f}<extra></extra>",
             ),
             row=1,
             col=1,
         )
         self.fig.update_yaxes(autorange="reversed", row=1, col=1)
+        # the dendrogram: leaves along x (room kept at both ends for their labels), the
+        # merge height on y in the unit scipy's correlation distance has
+        self.fig.update_xaxes(tickangle=-45, automargin=True, row=1, col=2)
+        self.fig.update_yaxes(title_text="distance √((1−ρ)/2)", row=1, col=2)
+        self.fig.update_layout(margin={"b": 80})
         self._n_dendro = 0
         controls = W.HBox(
             [self.interval, labelled("clusters ", self.n_clusters, "70px")],
@@ -163,20 +173,64 @@ class CorrelationPanel:
                     col=2,
                 )
             ticks = 5.0 + 10.0 * np.arange(len(dg["ivl"]))
-            self.fig.update_xaxes(tickvals=ticks, ticktext=dg["ivl"], row=1, col=2)
-        labels = ", ".join(f"{s}→{c}" for s, c in v.clusters.labels.items())
+            # the last leaf sits at 10 n - 5: a range of [0, 10 n] keeps its label inside
+            self.fig.update_xaxes(
+                tickvals=ticks,
+                ticktext=dg["ivl"],
+                range=[0, 10.0 * len(dg["ivl"])],
+                row=1,
+                col=2,
+            )
+        if len(names) < 3:
+            # two symbols are one pair, not a clustering: say so instead of "1 cluster"
+            rho = float(v.correlation.iloc[0, 1])
+            what = (
+                f"only {len(names)} symbols: too few to cluster (that needs 3 or more); "
+                f"their correlation is ρ = {rho:.2f}"
+            )
+        else:
+            k = int(v.clusters.labels.max())
+            groups = [
+                "{" + ", ".join(v.clusters.labels.index[v.clusters.labels == c]) + "}"
+                for c in range(1, k + 1)
+            ]
+            what = f"{k} clusters: {' '.join(groups)}"
         self.info.value = (
-            f'<div class="lq-clusters">{len(names)} symbols on {v.nobs} returns · '
-            f"clusters: {html.escape(labels)}</div>"
+            f'<div class="lq-clusters">{len(names)} symbols on {v.nobs:,} returns of '
+            f"{html.escape(self.interval.value)} bars · {html.escape(what)}</div>"
         )
-        self.table.value = _pairs_table(v.pairs)
+        self.table.value = _pairs_table(v.pairs, interval=self.interval.value)
 
 
-def _pairs_table(df: pd.DataFrame) -> str:
+def _pairs_table(df: pd.DataFrame, *, interval: str = "1s") -> str:
+    """The pair scanner's ranking as an lq table: p-values to 3 decimals, the half-life in
+    bars and in time (``interval`` is the bar)."""
     if df.empty:
         return note_html("no pairs")
-    fmt = df.copy()
-    for c in ("pvalue", "statistic", "hedge_ratio", "alpha", "half_life"):
-        if c in fmt:
-            fmt[c] = fmt[c].map(lambda v: f"{v:.4g}")
-    return fmt.to_html(index=False, classes="lq-pair-table", border=0, escape=True)
+    from lq.analytics import interval_us
+
+    frame = df.copy()
+    if "half_life" in frame:
+        frame["half_life_s"] = frame["half_life"] * interval_us(interval) / 1e6
+    return table(
+        frame,
+        kinds={
+            "pvalue": "pvalue",
+            "statistic": "fixed2",
+            "hedge_ratio": "ratio",
+            "alpha": "ratio",
+            "half_life": "fixed2",
+            "half_life_s": "duration",
+        },
+        headers={
+            "pvalue": "EG p-value",
+            "statistic": "EG statistic",
+            "hedge_ratio": "hedge ratio β",
+            "alpha": "α",
+            "half_life": header("half-life", f"bars of {interval}"),
+            "half_life_s": "half-life (time)",
+        },
+        caption="Engle-Granger cointegration on log prices, best first; "
+        "p < 0.05 rejects 'no cointegration'.",
+        cls="lq-pair-table",
+    ).to_html()

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from lq.analytics import bollinger, ema, rsi, sma
 from lq.dashboard._widgets import figure, labelled, note_html, sync_figure_state
 from lq.dashboard.feed import BarFeed
+from lq.formatting import fmt
 
 __all__ = ["MarketPanel"]
 
@@ -107,7 +108,9 @@ class MarketPanel:
             f.add_hline(y=level, line={"color": "#777", "dash": "dash", "width": 1}, row=3, col=1)
         f.update_layout(xaxis_rangeslider_visible=False, showlegend=True)
         f.update_yaxes(title_text="RSI", range=[0, 100], row=3, col=1)
-        f.update_yaxes(title_text="vol", row=2, col=1)
+        f.update_yaxes(title_text="volume", row=2, col=1)
+        f.update_yaxes(title_text="price", row=1, col=1)
+        self._units: tuple[str, str] | None = None
         controls = W.HBox(
             [
                 labelled("symbol ", self.symbol, "140px"),
@@ -151,8 +154,8 @@ class MarketPanel:
         n = int(self.bars.value)
         warm = max(self.window, self.ema_span, self.rsi_window) * 3
         df = self.feed.bars(sym, self.interval.value, last=n + warm)
-        self._draw_header(sym, df)
         if df.empty:
+            self._draw_header(sym, df)
             self._drawn = key
             return
         close = df["close"]
@@ -163,6 +166,20 @@ class MarketPanel:
         s_ema = ema(close, self.ema_span).iloc[tail] if self.show_ema.value else None
         bb = bollinger(close, self.window).iloc[tail] if self.show_bb.value else None
         s_rsi = rsi(close, self.rsi_window).iloc[tail]
+        # a ticked overlay with no value to draw says why, instead of silently missing
+        hints = []
+        for ticked, series, what, need in (
+            (self.show_sma.value, s_sma, f"SMA {self.window}", self.window),
+            (self.show_ema.value, s_ema, f"EMA {self.ema_span}", self.ema_span),
+            (self.show_bb.value, bb, f"Bollinger {self.window}", self.window),
+            (True, s_rsi, f"RSI {self.rsi_window}", self.rsi_window + 1),
+        ):
+            if ticked and series is not None and not series.notna().to_numpy().any():
+                hints.append(
+                    f"{what} not drawn: needs {need} bars of {self.interval.value}, "
+                    f"{len(df)} so far"
+                )
+        self._draw_header(sym, df, hints)
         d = self.fig.data
         with self.fig.batch_update():
             d[0].x, d[0].open, d[0].high, d[0].low, d[0].close = (
@@ -180,7 +197,7 @@ class MarketPanel:
             _line(d[6], x, s_rsi)
         self._drawn = key
 
-    def _draw_header(self, sym: str, df: pd.DataFrame) -> None:
+    def _draw_header(self, sym: str, df: pd.DataFrame, hints: Sequence[str] = ()) -> None:
         lt = self.feed.last_trade(sym)
         base = self.feed.base_interval(sym)
         if lt is None and base != "1s":  # imported klines only (an OHLC or klines file)
@@ -203,12 +220,36 @@ class MarketPanel:
             self.header.value = note_html(f"{sym}: waiting for trades...")
             return
         t = pd.Timestamp(lt.ts, unit="us", tz="UTC")
+        base, quote = split_symbol(sym)
+        hint = (
+            f"<span class='lq-overlay-hint' style='color:#ffb74d;font-size:85%'> · "
+            f"{html.escape('; '.join(hints))}</span>"
+            if hints
+            else ""
+        )
         self.header.value = (
             f'<div class="lq-market-head" style="font-size:115%">'
-            f"<b>{html.escape(sym)}</b> last <b class='lq-last-price'>{lt.price:,.2f}</b> at "
+            f"<b>{html.escape(sym)}</b> last <b class='lq-last-price'>{fmt(lt.price, 'price')}"
+            f"</b> {html.escape(quote)} at "
             f'<span class="lq-last-tick" data-ts="{lt.ts}">{t:%H:%M:%S.%f}</span> UTC'
-            f" · {len(df)} bars ({html.escape(self.interval.value)})</div>"
+            f" · {len(df):,} bars of {html.escape(self.interval.value)}{hint}</div>"
         )
+        f = self.fig
+        if self._units != (base, quote):
+            self._units = (base, quote)
+            f.layout.yaxis.title.text = f"price ({quote})" if quote else "price"
+            f.layout.yaxis2.title.text = f"volume ({base})" if base else "volume"
+
+
+_QUOTES = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "USD", "EUR", "BTC", "ETH", "BNB")
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """``"BTCUSDT"`` -> ``("BTC", "USDT")`` for the axis units (``("", "")`` if unknown)."""
+    for q in _QUOTES:
+        if symbol.endswith(q) and len(symbol) > len(q):
+            return symbol[: -len(q)], q
+    return "", ""
 
 
 def _col(frame: pd.DataFrame, word: str) -> int:

@@ -20,6 +20,7 @@ from lq.analytics import (
     adf,
     half_life,
     hedge_ratio,
+    interval_us,
     kalman_hedge_ratio,
     rolling_correlation,
     rolling_hedge_ratio,
@@ -29,6 +30,7 @@ from lq.analytics import (
 from lq.dashboard._widgets import error_html, figure, labelled, note_html, sync_figure_state
 from lq.dashboard.feed import BarFeed
 from lq.errors import ValidationError
+from lq.formatting import fmt, fmt_duration
 
 __all__ = ["PairStats", "PairsPanel", "pair_reading", "pair_stats"]
 
@@ -51,6 +53,7 @@ class PairStats:
     adf: ADFResult | None
     half_life: float
     window: int
+    window_asked: int  # the window asked for (``window`` is smaller on a short history)
 
 
 def pair_stats(prices: pd.DataFrame, *, method: Method = "ols", window: int = 120) -> PairStats:
@@ -98,7 +101,16 @@ def pair_stats(prices: pd.DataFrame, *, method: Method = "ols", window: int = 12
         adf=adf_res,
         half_life=float(hl),
         window=w,
+        window_asked=int(window),
     )
+
+
+def half_life_text(bars: float, interval: str) -> str:
+    """``"12.3 bars of 1s (12.3 s)"``: a half-life in bars and in time."""
+    if not math.isfinite(bars) or bars <= 0:
+        return "– (the spread does not revert)"
+    secs = bars * interval_us(interval) / 1e6
+    return f"{bars:.1f} bars of {interval} ({fmt_duration(secs)})"
 
 
 def pair_reading(
@@ -109,7 +121,7 @@ def pair_reading(
         return "not enough variation in the spread to test it yet"
     hl = ""
     if math.isfinite(half_life_bars) and half_life_bars > 0:
-        hl = f"; half-life {half_life_bars:.1f} bars of {interval}"
+        hl = f"; half-life {half_life_text(half_life_bars, interval)}"
     if adf_res.pvalue < level:
         return f"ADF p={adf_res.pvalue:.3f} < {level}: the spread looks mean-reverting{hl}"
     return (
@@ -208,7 +220,11 @@ class PairsPanel:
             row=5,
             col=1,
         )
-        f.update_yaxes(range=[-1, 1], row=5, col=1)
+        f.update_yaxes(title_text="× first bar", row=1, col=1)
+        f.update_yaxes(title_text="β", row=2, col=1)
+        f.update_yaxes(title_text="log units", row=3, col=1)
+        f.update_yaxes(title_text="σ", row=4, col=1)
+        f.update_yaxes(range=[-1, 1], title_text="ρ", row=5, col=1)
         controls = W.HBox(
             [
                 labelled("y ", self.y, "130px"),
@@ -279,12 +295,22 @@ class PairsPanel:
             fit = f"β={st.beta.iloc[-1]:.4f} (kalman, latest)"
         z = st.zscore.iloc[-1]
         reading = pair_reading(st.adf, st.half_life, interval=self.interval.value)
-        pv = "–" if st.adf is None else f"{st.adf.pvalue:.3f}"
-        hl = f"{st.half_life:.1f}" if math.isfinite(st.half_life) else "–"
+        pv = "–" if st.adf is None else fmt(st.adf.pvalue, "pvalue")
+        hl = half_life_text(st.half_life, self.interval.value)
+        n = len(st.prices)
+        if st.window < st.window_asked:
+            # said on screen: the statistics use fewer bars than the window box shows
+            win = (
+                f"<span class='lq-window-short' style='color:#ffb74d'>window {st.window} bars "
+                f"(asked {st.window_asked}: only {n} bars of {self.interval.value} so far, "
+                f"so half of them are used)</span>"
+            )
+        else:
+            win = f"window {st.window} bars"
         return (
             '<div class="lq-pairs-stats">'
             f"<b>{html.escape(str(st.prices.columns[0]))} ~ {html.escape(str(st.prices.columns[1]))}</b>"
             f" · hedge ratio {fit} · z = <b class='lq-z'>{z:+.2f}</b>"
-            f" · ADF p <b class='lq-adf-p'>{pv}</b> · half-life <b>{hl}</b> bars"
-            f" · window {st.window}<br><i class='lq-reading'>{html.escape(reading)}</i></div>"
+            f" · ADF p <b class='lq-adf-p'>{pv}</b> · half-life <b class='lq-half-life'>{hl}</b>"
+            f" · {win}<br><i class='lq-reading'>{html.escape(reading)}</i></div>"
         )

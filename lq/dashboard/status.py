@@ -32,14 +32,38 @@ def _fmt(v: Any, spec: str, unit: str = "") -> str:
         return html.escape(str(v))
 
 
+_LAG_TIP = (
+    "lag = exchange event time to receipt here = transit + clock offset (our clock minus "
+    "the exchange's). Latency is shown above the fastest of the last 2048 trades, which "
+    "takes the offset out; the offset itself is at most that fastest lag."
+)
+
+
+def _lag_html(r: Mapping[str, Any]) -> str:
+    """Latency and clock offset apart (a raw lag of "-1 ms" is a clock offset, not speed)."""
+    p50, p99, low = r.get("lag_p50_ms"), r.get("lag_p99_ms"), r.get("lag_min_ms")
+    if p50 is None or p99 is None or low is None:  # no lags yet, or an older collector
+        raw = f"lag p50 {_fmt(p50, '.0f', ' ms')} · p99 {_fmt(p99, '.0f', ' ms')}" + (
+            " (negative: the clocks differ)" if p50 is not None and float(p50) < 0 else ""
+        )
+        return f'<span title="{html.escape(_LAG_TIP, quote=True)}">{raw}</span>'
+    lat50, lat99 = float(p50) - float(low), float(p99) - float(low)
+    return (
+        f'<span class="lq-latency" title="{html.escape(_LAG_TIP, quote=True)}">latency p50 '
+        f"<b>{lat50:.0f} ms</b> · p99 <b>{lat99:.0f} ms</b> above the fastest</span>"
+        f'<span class="lq-clock-offset">clock offset ≤ {float(low):+.0f} ms</span>'
+    )
+
+
 def status_html(rows: Sequence[Mapping[str, Any]], *, now_us: int) -> str:
     """The status bar's HTML for the collectors' published ``feed_status`` rows.
 
     Each row shows its source label (LIVE BINANCE / LOCAL EXCHANGE / REPLAY) in a coloured
     banner, the connection state, whether rows are being stored (``storing``, or ``RECEIVING
     BUT NOT STORING: <reason>`` in red, with what waits in memory and in the spill), messages
-    and messages/s, exchange->receipt lag (p50/p99), last-tick age, gaps found/filled and
-    reconnects. "live" means connected *and* committing. A row not refreshed for
+    and messages/s, latency (p50/p99, above the fastest message) apart from the clock offset
+    (:func:`_lag_html`), last-tick age, gaps found/filled and reconnects. "live" means
+    connected *and* committing. A row not refreshed for
     :data:`STALE_AFTER_S` is shown as ``STALE``; no rows at all says no collector ever wrote.
     """
     if not rows:
@@ -90,8 +114,7 @@ def status_html(rows: Sequence[Mapping[str, Any]], *, now_us: int) -> str:
             f'<b class="lq-storage">{html.escape(storage_text)}</b>'
             f'<span>messages <b class="lq-messages">{messages:,}</b></span>'
             f'<span><b class="lq-rate">{_fmt(r.get("messages_per_s"), ".1f")}</b>/s</span>'
-            f"<span>lag p50 {_fmt(r.get('lag_p50_ms'), '.0f', ' ms')} · "
-            f"p99 {_fmt(r.get('lag_p99_ms'), '.0f', ' ms')}</span>"
+            f"{_lag_html(r)}"
             f'<span>last tick <b class="lq-tick-age">{_fmt(tick_age, ".1f", " s")}</b> ago</span>'
             f"<span>gaps {int(r.get('gaps_found') or 0)} found · "
             f"{int(r.get('gaps_filled') or 0)} filled"

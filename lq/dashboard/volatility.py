@@ -80,14 +80,14 @@ class VolatilityPanel:
             shared_xaxes=False,
             subplot_titles=(
                 "annualised volatility: realised windows, EWMA, GARCH forecast",
-                "log returns with the GARCH ±2σ band",
+                "log returns per bar with the GARCH ±2σ band",
             ),
         )
         f = self.fig
         for w, colour in zip(self.windows, COLOURS, strict=False):
             f.add_trace(
                 go.Scatter(
-                    name=f"realised {w}",
+                    name=f"realised {w} bars",
                     x=[],
                     y=[],
                     mode="lines",
@@ -148,6 +148,9 @@ class VolatilityPanel:
             row=2,
             col=1,
         )
+        # the numbers are fractions; the axes show them as percentages and say so
+        f.update_yaxes(title_text="annualised vol (%)", tickformat=".0%", row=1, col=1)
+        f.update_yaxes(title_text="log return (%)", tickformat=".2%", row=2, col=1)
         self._i_ewma = len(self.windows)
         self._i_garch = self._i_ewma + 1
         self._i_ret = self._i_garch + 1
@@ -208,12 +211,13 @@ class VolatilityPanel:
                 rv = realized_vol(r, interval=iv, window=eff)
                 d[i].x, d[i].y = x, np.asarray(rv, dtype=float)[view]
                 short = "" if eff == w else f" (on {eff} bars so far)"
-                latest.append(f"{w}: {np.asarray(rv)[-1]:.1%}{short}")
+                d[i].name = f"realised {w} bars{short}"
+                latest.append(f"{w} bars: {np.asarray(rv)[-1]:.1%}{short}")
             ew = np.asarray(ewma_vol(r, interval=iv), dtype=float)
             d[self._i_ewma].x, d[self._i_ewma].y = x, ew[view]
             d[self._i_ret].x, d[self._i_ret].y = x, r.to_numpy()[view]
         self.info.value = (
-            f'<div class="lq-vol-stats">{html.escape(self.symbol.value)} annualised · realised '
+            f'<div class="lq-vol-stats">{html.escape(self.symbol.value)} annualised (24×365) · realised '
             f"{html.escape(', '.join(latest))} · EWMA(0.94) <b>{ew[-1]:.1%}</b></div>"
         )
 

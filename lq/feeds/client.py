@@ -304,11 +304,12 @@ class BinanceClient:
         recent = [c for s, c in self._per_sec if s >= sec - 10 and s < sec]
         span = min(10.0, max(now - self._started, 1e-9)) if self._started else 0.0
         rate = sum(recent) / span if span else 0.0
-        p50 = p99 = None
+        p50 = p99 = low = None
         if self._lags:
             lags = sorted(self._lags)
             p50 = lags[min(len(lags) - 1, int(0.50 * len(lags)))] / 1000.0
             p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))] / 1000.0
+            low = lags[0] / 1000.0
         n = self._n
         return FeedStatus(
             state=self._state,
@@ -321,6 +322,7 @@ class BinanceClient:
             connect_failures=n["connect_failures"],
             lag_p50_ms=p50,
             lag_p99_ms=p99,
+            lag_min_ms=low,
             gaps_found=n["gaps_found"],
             gaps_filled=n["gaps_filled"],
             gaps_unfilled=n["gaps_unfilled"],

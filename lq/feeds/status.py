@@ -36,6 +36,9 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
         Connection attempts that failed.
     lag_p50_ms, lag_p99_ms
         Exchange event time to local receipt, over the last 2048 trades (includes clock skew).
+    lag_min_ms
+        The smallest of those lags: the clock offset (local minus exchange) plus the fastest
+        transit. ``lag - lag_min`` is latency above the fastest message, free of the offset.
     gaps_found, gaps_filled, gaps_unfilled
         :class:`~lq.feeds.events.Gap` events emitted by status.
     backfilled
@@ -65,6 +68,7 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
     connect_failures: int = 0
     lag_p50_ms: float | None = None
     lag_p99_ms: float | None = None
+    lag_min_ms: float | None = None
     gaps_found: int = 0
     gaps_filled: int = 0
     gaps_unfilled: int = 0

@@ -73,7 +73,7 @@ def test_the_issue_case_six_minutes_gives_absurd_figures_that_are_greyed():
     reason = res.metrics.caveats["sharpe"]
     assert reason.startswith("annualised from 6.0 min of bars (under 1 day)")
     text = metrics_text(res)
-    assert text.loc["sharpe", "note"] == reason
+    assert text.loc["Sharpe", "note"] == reason
     assert text.loc["total return", "note"] == ""  # not annualised: not greyed
     html = metrics_table(res).to_html()
     assert GREY_CSS.split(";")[0] in html and reason in html
@@ -93,7 +93,7 @@ def test_a_ruined_run_reads_ruined_in_the_table():
         capital=1000,
     )
     text = metrics_text(res)
-    assert text.loc["sharpe", "strategy"] == "ruined" and text.loc["cagr", "strategy"] == "ruined"
+    assert text.loc["Sharpe", "strategy"] == "ruined" and text.loc["CAGR", "strategy"] == "ruined"
     assert text.loc["total return", "strategy"] == "-120.00%"
     html = metrics_table(res).to_html()
     assert RUINED_CSS.split(";")[0] in html

@@ -142,6 +142,31 @@ def test_tab_cli_and_notebook_default_to_the_same_interval(store_db):
     assert tab.interval.value == DEFAULT_INTERVAL == notebook_parameters(NOTEBOOK)["interval"]
 
 
+def _cell(html: str, row: int, column: str) -> dict:
+    """One cell of an lq table (a pandas Styler's HTML): its text, its own CSS declarations
+    (spaces removed) and its tooltip."""
+    import re
+
+    tid = re.search(r'<table id="(T_\w+)"', html).group(1)
+    heads = re.findall(rf'<th id="{tid}_level0_col(\d+)"[^>]*>(.*?)</th>', html)
+    col = next(int(i) for i, h in heads if h == column)
+    cid = f"{tid}_row{row}_col{col}"
+    css = [
+        d
+        for sel, body in re.findall(r"(?m)^([^{}\n][^{}]*)\{([^{}]*)\}", html)
+        if f"#{cid}" in [x.strip() for x in sel.split(",")]
+        for d in body.replace(" ", "").replace("\n", "").split(";")
+        if d
+    ]
+    tip = re.search(rf"#{cid} \.pd-t::after \{{\s*content: \"(.*?)\";", html, re.S)
+    text = re.search(rf'id="{cid}"[^>]*>(.*?)(?:<span|</td>)', html, re.S)
+    return {
+        "text": text.group(1) if text else None,
+        "css": css,
+        "tip": tip.group(1) if tip else "",
+    }
+
+
 def test_tab_greys_a_short_sample_and_names_a_ruined_run(store_db):
     from lq.backtest.charts import GREY_CSS, RUINED_CSS
     from lq.backtest.runs import record_backtest
@@ -156,7 +181,9 @@ def test_tab_greys_a_short_sample_and_names_a_ruined_run(store_db):
     assert "annualised from 5.8 min of bars (under 1 day)" in html and "opacity: 0.45" in html
     # the history: the stored run's Sharpe greyed with its reason as a tooltip
     hist = tab.history.value
-    assert GREY_CSS in hist and "title='annualised from 5.8 min of bars" in hist
+    sharpe = _cell(hist, 0, "Sharpe")
+    assert sharpe["css"] == GREY_CSS.replace(" ", "").rstrip(";").split(";")
+    assert sharpe["tip"].startswith("annualised from 5.8 min of bars")
     # a ruined run, stored and listed
     data = load_bars(store_db, ["BTCUSDT", "ETHUSDT"], interval="1s")
     bust = run_backtest(
@@ -169,4 +196,9 @@ def test_tab_greys_a_short_sample_and_names_a_ruined_run(store_db):
     assert bust.ruined
     record_backtest(store_db, bust)
     out = runs_html(list_runs(store_db))
-    assert f"<td style='{RUINED_CSS}' title='equity reached zero'>ruined</td>" in out
+    row = next(
+        i for i in range(len(list_runs(store_db))) if _cell(out, i, "Sharpe")["text"] == "ruined"
+    )
+    ruined = _cell(out, row, "Sharpe")
+    assert ruined["css"] == RUINED_CSS.replace(" ", "").rstrip(";").split(";")
+    assert ruined["tip"] == "equity reached zero"

@@ -56,6 +56,21 @@ def test_status_bar_shows_source_rate_lag_age_gaps_and_reconnects() -> None:
     assert "#b8860b" in out  # healthy local: amber banner, not the red alarm
 
 
+def test_status_bar_shows_latency_apart_from_the_clock_offset() -> None:
+    # the "lag p50 -1 ms": the exchange's clock is ahead of ours. With the fastest
+    # lag known (-4 ms), latency is lag minus it (hand-computed: -1 - -4 = 3, 6 - -4 = 10)
+    # and the offset is bounded by it; no negative latency is shown
+    out = status_html(
+        [_row(lag_p50_ms=-1.0, lag_p99_ms=6.0, lag_min_ms=-4.0)], now_us=1_000_500_000
+    )
+    assert "latency p50 <b>3 ms</b> · p99 <b>10 ms</b> above the fastest" in out
+    assert "clock offset ≤ -4 ms" in out
+    assert "lag p50 -1" not in out
+    # an older collector's row (no fastest lag): the raw lag, a negative one explained
+    old = status_html([_row(lag_p50_ms=-1.0, lag_p99_ms=6.0)], now_us=1_000_500_000)
+    assert "lag p50 -1 ms · p99 6 ms (negative: the clocks differ)" in old
+
+
 def test_status_bar_marks_a_silent_collector_stale_and_red() -> None:
     out = status_html([_row()], now_us=1_000_000_000 + 12_000_000)
     assert "STALE (12 s without an update)" in out
