@@ -76,7 +76,7 @@ class NoDataError(StoreError):
 
 def default_data_dir() -> Path:
     """``shared/data/binance`` beside the repository (where the real recordings live)."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "binance"
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binance"
 
 
 def open_store(db: str | os.PathLike[str] = "", *, data_dir: str | os.PathLike[str] = "") -> Store:
@@ -246,12 +246,10 @@ def pair_verdict(pvalue: float, *, level: float = 0.05, what: str = "the spread"
     """The conclusion a unit-root test allows, worded from its p-value (never fixed text)."""
     if not math.isfinite(pvalue):
         return f"the test could not be computed for {what}"
+    p = "p < 0.001" if pvalue < 0.001 else f"p = {pvalue:.3f}"
     if pvalue < level:
-        return (
-            f"p = {pvalue:.3f} < {level}: reject a unit root, {what} looks mean-reverting "
-            "over this sample"
-        )
+        return f"{p} < {level}: reject a unit root, {what} looks mean-reverting over this sample"
     return (
-        f"p = {pvalue:.3f} >= {level}: no evidence that {what} mean-reverts over this sample "
+        f"{p} >= {level}: no evidence that {what} mean-reverts over this sample "
         "(a unit root cannot be rejected)"
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import plotly.io as pio
 
-__all__ = ["COLORWAY", "TEMPLATE", "template"]
+__all__ = ["COLORWAY", "TEMPLATE", "template", "use"]
 
 TEMPLATE = "lq"
 #: Series colours, in order (readable on the dark background, distinct for colour-blind eyes
@@ -55,3 +55,8 @@ def template() -> go.layout.Template:
 
 
 pio.templates[TEMPLATE] = template()
+
+
+def use() -> None:
+    """Make ``"lq"`` plotly's default template (what a research notebook calls first)."""
+    pio.templates.default = TEMPLATE

@@ -28,9 +28,9 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
 #: Small parameters per notebook; every notebook in notebooks/ must be listed.
 PARAMS: dict[str, dict[str, object]] = {
-    "pairs_research": {"interval": "5s"},
-    "volatility": {},
-    "clustering": {},
+    "pairs_research": {"interval": "5s", "sim_minutes": 10},
+    "volatility": {"sim_minutes": 10},
+    "clustering": {"sim_minutes": 10},
     "dashboard": {"live": False},
     "backtest": {
         "interval": "1s",
@@ -144,14 +144,74 @@ def test_notebook_leaves_the_database_it_is_given_unchanged(
     # each notebook did its job on the data it was given
     if name == "pairs_research":
         _check_pairs_adf(text, given_db)
+        _check_pairs_conclusion(text)
     elif name == "volatility":
         assert re.search(r"garch: next-bar annualised vol [\d.]+%, converged True", text)
+        _check_volatility_conclusion(text)
     elif name == "clustering":
         assert "leaf order:" in text and "ETHUSDT" in text and "BTCUSDT" in text
+        _check_clustering_conclusion(text)
     elif name == "dashboard":
         assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outs)
     elif name == "backtest":
         assert "'run_id': None" in text  # read-only by default: no run stored
+
+
+def _verdicts(text: str, test: str, yes: str, no: str) -> dict[str, float]:
+    """Every ``<Data...>: <test> p = X < 0.05: <yes...>`` line: the words follow the number.
+
+    Returns the p-value per data set (``Simulator``, ``Recording``)."""
+    found = {}
+    pat = rf"^(Simulator|Recording)[^:\n]*: {test}p (=|<) ([\d.]+) (<|>=) 0\.05: (.*)$"
+    for m in re.finditer(pat, text, re.M):
+        data, rel, p, cmp, words = m.groups()
+        value = float(p)
+        if rel == "<":  # "p < 0.001"
+            assert value == 0.001 and cmp == "<", m.group(0)
+        assert (cmp == "<") == (value < 0.05 or rel == "<"), m.group(0)
+        assert (yes in words) == (cmp == "<") and (no in words) == (cmp == ">="), m.group(0)
+        found[data] = value if rel == "=" else 0.0
+    assert set(found) == {"Simulator", "Recording"}, text
+    return found
+
+
+def _check_pairs_conclusion(text: str) -> None:
+    """The conclusion is worded from the two ADF p-values (never fixed text)."""
+    p = _verdicts(text, "", "looks mean-reverting", "no evidence")
+    (conclusion,) = re.findall(r"^Conclusion: (.*)$", text, re.M)
+    if p["Simulator"] < 0.05 and p["Recording"] >= 0.05:
+        assert "none in the recording" in conclusion
+    elif p["Simulator"] < 0.05:
+        assert "also a mean-reverting recorded spread" in conclusion
+    else:
+        assert "did not find the relation" in conclusion
+    # the simulator builds ETH = 0.8 BTC in: the fitted hedge ratio is near it
+    beta = float(re.search(r"fitted β ([\d.]+), built in: 0\.8", text).group(1))
+    assert 0.6 < beta < 1.0
+
+
+def _check_volatility_conclusion(text: str) -> None:
+    p = _verdicts(text, "ARCH LM ", "shows volatility clustering", "no evidence")
+    (conclusion,) = re.findall(r"^Conclusion: (.*)$", text, re.M)
+    clusters = p["Recording"] < 0.05
+    assert ("volatility clusters in the recording" in conclusion) == clusters
+    assert ("shows no clustering" in conclusion) == (not clusters)
+    # the simulator switches between a calm and a stressed regime: clustering is built in
+    assert p["Simulator"] < 0.05
+
+
+def _check_clustering_conclusion(text: str) -> None:
+    a, b = re.search(r"^Simulator: first merge (\w+) \+ (\w+) at distance", text, re.M).groups()
+    (conclusion,) = re.findall(r"^Conclusion: (.*)$", text, re.M)
+    recovered = {a, b} == {"ETHUSDT", "BTCUSDT"}
+    assert ("recovers the ETH-BTC tie" in conclusion) == recovered
+    if not recovered:
+        assert f"merges {a} and {b} first" in conclusion
+    k = int(re.search(r"^Simulator: (\d+) clusters: (.*)$", text, re.M).group(1))
+    assert k >= 2  # five symbols are never lumped into one cluster
+    # two real symbols are one pair, not "1 cluster"
+    assert re.search(r"^Recording: only 2 symbols .*one pair, not a clustering", text, re.M)
+    assert "1 clusters" not in text
 
 
 def _check_pairs_adf(text: str, db: Path) -> None:
