@@ -346,6 +346,11 @@ class Dashboard:
         from IPython.display import display
 
         self.refresh()
+        # the visible tab's figures were drawn before any view exists: put those traces in
+        # the synced state, so the page's first render already shows data (plotly 7 would
+        # render the construction-time, empty traces and lose the first restyles)
+        for fig in _figures(self.panels.get(self.tabs.selected_index or 0)):
+            sync_figure_state(fig)
         display(self.widget)
         if self.live:
             try:
