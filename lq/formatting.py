@@ -189,8 +189,8 @@ def table(
     styler = data.style.format(
         {c: (lambda v, k=k: fmt(v, k)) for c, k in kinds_shown.items() if c in data.columns}
     )
-    if not index:
-        styler = styler.hide(axis="index")
+    # no index, or the index without an extra header row for its name
+    styler = styler.hide(axis="index", names=index)
     right_shown = {shown.get(c, c) for c in right}
     numeric = [
         i

@@ -250,7 +250,7 @@ def format_metric(name: str, v: Any, *, ruined: bool = False) -> str:
 
         return format_span(float(v))
     if name.endswith("_seconds"):
-        return str(pd.Timedelta(seconds=float(v)).round("1s"))
+        return fmt(v, "duration")
     if name in ("number_of_trades", "bars"):
         return fmt(v, "int")
     if name in _PERCENT:

@@ -334,6 +334,9 @@ class BacktestTab:
         self.capital = W.FloatText(value=10_000.0)
         self.lookahead = W.Checkbox(value=True, description="look-ahead check", indent=False)
         self.save = W.Checkbox(value=True, description="save to history", indent=False)
+        for box in (self.lookahead, self.save):
+            box.layout.width = "auto"
+            box.layout.margin = "0 12px"
         self.button = W.Button(description="Run backtest", icon="play", button_style="primary")
         self.status = W.HTML(note_html("choose a strategy and press Run"))
         self.param_widgets: dict[str, tuple[Any, W.Widget]] = {}

@@ -64,6 +64,9 @@ class MarketPanel:
         self.show_sma = W.Checkbox(value=True, description=f"SMA {window}", indent=False)
         self.show_ema = W.Checkbox(value=True, description=f"EMA {ema_span}", indent=False)
         self.show_bb = W.Checkbox(value=True, description="Bollinger", indent=False)
+        for box in (self.show_sma, self.show_ema, self.show_bb):
+            box.layout.width = "auto"  # side by side, not spread over the row
+            box.layout.margin = "0 12px 0 4px"
         self.header = W.HTML(note_html("waiting for bars..."))
         self.fig = figure(rows=3, height=560, row_heights=[0.6, 0.18, 0.22])
         f = self.fig
