@@ -58,7 +58,12 @@ class Running:
 
     def warm_count(self) -> int:
         """How many times Voila's pool said it was filled (one per refill)."""
-        return self.log.read_text(errors="replace").count(WARM_LINE)
+        # Voila's log goes to <db>.dashboard.log (older versions: lq dashboard's stderr)
+        return sum(
+            p.read_text(errors="replace").count(WARM_LINE)
+            for p in (self.log, Path(f"{self.db}.dashboard.log"))
+            if p.exists()
+        )
 
     def wait_warm(self, count: int = 1, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
