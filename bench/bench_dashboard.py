@@ -22,18 +22,21 @@ from bench._util import report
 def main() -> int:
     with browser() as b:
         base = statistics.median(static_plotly_baseline(b) for _ in range(3))
+        print(f"baseline (static plotly page, median of 3): {base:.2f} s", flush=True)
         warm: list[float] = []
         with dashboard(warm_kernels=1) as run:
             for i in range(5):
                 run.wait_warm(count=i + 1)  # the pool refilled after the previous page
                 took, page = open_to_first_chart(b, run.url)
                 warm.append(took)
+                print(f"warm open {i + 1}: {took:.2f} s", flush=True)
                 page.close(run_before_unload=True)
         cold: list[float] = []
         with dashboard(warm_kernels=0) as run:
             for _ in range(3):
                 took, page = open_to_first_chart(b, run.url)
                 cold.append(took)
+                print(f"cold open {len(cold)}: {took:.2f} s", flush=True)
                 page.close(run_before_unload=True)
     w, c = statistics.median(warm), statistics.median(cold)
     print("warm runs:", ", ".join(f"{t:.2f}" for t in warm), "s")
