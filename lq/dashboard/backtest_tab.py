@@ -539,6 +539,12 @@ class BacktestTab:
             sync_figure_state(self.fig)  # the view about to be created renders these traces
             self.empty.layout.display = "none"
             self.fig_box.children = [self.fig]
+            # a view created now measures its container once, maybe before the layout
+            # settles (then plotly keeps its 700 px default): measure again shortly after
+            try:
+                asyncio.get_running_loop().call_later(0.8, self._refit_width)
+            except RuntimeError:  # no running loop (a plain console): nothing is shown live
+                pass
         self.metrics.value = metrics_table(out.result).to_html()
         bits = [f"{out.result.metrics.bars:,} bars in {out.seconds:.2f} s"]
         if out.result.ruined:
@@ -555,6 +561,13 @@ class BacktestTab:
         ok = (out.lookahead is None or out.lookahead.passed) and not out.result.ruined
         self.status.value = note_html(text) if ok else error_html(text)
         self.refresh_history(force=True)
+
+    def _refit_width(self) -> None:
+        try:
+            self.fig.layout.autosize = False
+            self.fig.layout.autosize = True
+        except Exception:  # a closed widget: nothing to measure
+            log.debug("refit of the backtest figure failed", exc_info=True)
 
     # -- history --------------------------------------------------------------------------
     def _version(self) -> tuple[int, int] | None:
