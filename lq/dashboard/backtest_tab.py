@@ -13,6 +13,7 @@ stored with :func:`lq.backtest.runs.record_backtest`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -541,10 +542,9 @@ class BacktestTab:
             self.fig_box.children = [self.fig]
             # a view created now measures its container once, maybe before the layout
             # settles (then plotly keeps its 700 px default): measure again shortly after
-            try:
+            # (no running loop, a plain console: nothing is shown live, nothing to refit)
+            with contextlib.suppress(RuntimeError):
                 asyncio.get_running_loop().call_later(0.8, self._refit_width)
-            except RuntimeError:  # no running loop (a plain console): nothing is shown live
-                pass
         self.metrics.value = metrics_table(out.result).to_html()
         bits = [f"{out.result.metrics.bars:,} bars in {out.seconds:.2f} s"]
         if out.result.ruined:
