@@ -386,7 +386,14 @@ class Collector:
         if self.source == "local":
             cont = self._continue()
             aggs = cont.pop("start_agg_ids", {})
-            src = SimulatorSource(symbols=self.symbols, **{**cont, **self.simulator})
+            params = {**self.simulator, **cont}  # the stored series wins: ids, prices, time
+            if "start_time_us" in cont and self.simulator.get("start_time_us") is not None:
+                # a start time the user asked for holds only if it is after the stored series:
+                # new ids at earlier times would put trades into a past that was already stored
+                params["start_time_us"] = max(
+                    int(self.simulator["start_time_us"]), int(cont["start_time_us"])
+                )
+            src = SimulatorSource(symbols=self.symbols, **params)
         else:
             src = ReplaySource(self.replay_paths, **self.replay)
         self.exchange = LocalExchange(source=src, host="127.0.0.1", port=0, **self.exchange_options)
