@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DB ?= demo/lq.sqlite
-PYTEST_ARGS ?=
+# three workers, whole files each (a file's servers and fixtures stay in one process): most
+# tests wait on sockets, browsers and subprocesses, so three share two cores well
+PYTEST_ARGS ?= -n 3 --dist loadfile
 
 .PHONY: setup demo test lint format bench clean
 
