@@ -71,31 +71,48 @@ class Run:
     returncode: int
     stdout: str
     stderr: str
-    peak_rss_mb: float  # the child's own peak resident memory (getrusage via wait4)
+    peak_rss_mb: float  # the lq process's own peak resident memory (getrusage via wait4)
+
+
+#: Forks and execs ARGV, waits with wait4 and prints the child's ru_maxrss (KiB). A small
+#: process in between because Linux carries the forking process's high-water RSS into the
+#: exec'd child: spawned straight from a pytest worker that has grown to 600 MB, every child
+#: reported 600 MB whatever it used.
+_RSS_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_pid, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
 
 
 def run_lq(args: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Run:
-    """``python -m lq.cli ARGS`` as its own process; waits with ``os.wait4`` to read that
-    child's peak RSS (not the maximum over every child of the test process)."""
-    out, err = cwd / f"lq-{os.getpid()}.out", cwd / f"lq-{os.getpid()}.err"
+    """``python -m lq.cli ARGS`` as its own process, with that process's own peak RSS (read
+    by a small launcher, see ``_RSS_LAUNCHER``; not the test process's, nor the maximum over
+    every child of it)."""
+    tag = f"lq-{os.getpid()}"
+    out, err, rss = cwd / f"{tag}.out", cwd / f"{tag}.err", cwd / f"{tag}.rss"
     with open(out, "wb") as fo, open(err, "wb") as fe:
         p = subprocess.Popen(
-            [sys.executable, "-m", "lq.cli", *args],
+            [sys.executable, "-c", _RSS_LAUNCHER, str(rss), sys.executable, "-m", "lq.cli", *args],
             stdout=fo,
             stderr=fe,
             cwd=cwd,
             env={**os.environ, **(env or {})},
         )
         try:
-            _pid, status, usage = os.wait4(p.pid, 0)
+            p.wait()
         except BaseException:
             p.kill()
             p.wait()
             raise
-        p.returncode = os.waitstatus_to_exitcode(status)
-    run = Run(p.returncode, out.read_text(), err.read_text(), usage.ru_maxrss / 1024)
-    out.unlink()
-    err.unlink()
+    code, maxrss_kib = (int(v) for v in rss.read_text().split())
+    run = Run(code, out.read_text(), err.read_text(), maxrss_kib / 1024)
+    for f in (out, err, rss):
+        f.unlink()
     return run
 
 

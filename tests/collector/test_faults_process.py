@@ -106,6 +106,7 @@ def test_kill_9_while_a_hole_waits_behind_a_429_then_restart_stores_every_id_onc
     assert query(db, "SELECT status FROM gaps WHERE first_missing = ?", (lo,)) == [("filled",)]
 
 
+@pytest.mark.timeout(1200)  # eleven process starts; each takes seconds on a loaded machine
 def test_ten_kill_9s_in_a_row_against_a_trading_exchange(tmp_path, exchange):
     db = tmp_path / "ten.sqlite"
     for k in range(10):

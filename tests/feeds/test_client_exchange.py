@@ -66,9 +66,12 @@ async def session(
             await asyncio.sleep(at)
             ex.inject(inject[0], **inject[1])
         await asyncio.wait_for(ex.source_done.wait(), 20)
-        for _ in range(500):  # until every symbol caught up with the exchange's last id
+        # until every symbol holds every id from its first to the exchange's last (a hole
+        # still being backfilled is waited for; on a loaded machine that takes seconds)
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
-            if all(_caught_up(ex, events, s) for s in SYMBOLS) and client._backfill_q.empty():
+            if all(_complete(ex, events, s) for s in SYMBOLS) and client._backfill_q.empty():
                 break
         await asyncio.sleep(0.3)  # let late duplicates or backfill show up
         assert not task.done()
@@ -86,6 +89,14 @@ def _caught_up(ex: Any, events: list[Any], symbol: str) -> bool:
     truth = ex.trades(symbol)
     got = _ids(events, symbol)
     return bool(got) and max(got) == truth[-1].trade_id
+
+
+def _complete(ex: Any, events: list[Any], symbol: str) -> bool:
+    got = set(_ids(events, symbol))
+    truth = [t.trade_id for t in ex.trades(symbol)]
+    if not got or not truth or max(got) != truth[-1]:
+        return False
+    return got >= {i for i in truth if i >= min(got)}
 
 
 def assert_exact(ex: Any, events: list[Any]) -> None:
@@ -114,7 +125,7 @@ def assert_exact(ex: Any, events: list[Any]) -> None:
     ],
 )
 def test_after_each_fault_delivered_ids_equal_the_exchange_ids(fault, params, client_kw):
-    ex, client, events = run(session((fault, params), **client_kw), timeout=40)
+    ex, client, events = run(session((fault, params), **client_kw), timeout=120)
     assert_exact(ex, events)
     st = client.status
     assert st.gaps_unfilled == 0 and st.gaps_found == st.gaps_filled
@@ -130,7 +141,7 @@ def test_after_each_fault_delivered_ids_equal_the_exchange_ids(fault, params, cl
 
 def test_short_maximum_connection_age_rotates_without_loss():
     ex, client, events = run(
-        session(None, ex_kw={"max_connection_age": 0.4}, duration=1.6), timeout=40
+        session(None, ex_kw={"max_connection_age": 0.4}, duration=1.6), timeout=120
     )
     assert_exact(ex, events)
     st = client.status
@@ -164,15 +175,16 @@ def test_one_percent_malformed_frames_are_all_rejected_and_the_rest_delivered():
             ex.inject("malformed", count=1)
             await asyncio.sleep(0.1)
         await asyncio.wait_for(ex.source_done.wait(), 20)
-        for _ in range(300):
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
-            if all(_caught_up(ex, events, s) for s in SYMBOLS):
+            if all(_complete(ex, events, s) for s in SYMBOLS):
                 break
         await client.stop()
         await ex.stop()
         return ex, client, events
 
-    ex, client, events = run(main(), timeout=40)
+    ex, client, events = run(main(), timeout=120)
     assert_exact(ex, events)
     rejected = [e for e in events if isinstance(e, Rejected)]
     assert len(rejected) == 9 == client.status.rejected

@@ -37,6 +37,8 @@ PARAMS: dict[str, dict[str, object]] = {
         "params": {"lookback": 30, "entry": 1.5, "exit": 0.3},
         "lookahead_cuts": 1,
     },
+    # store_result=False: the run row is the one write it makes, and only when asked
+    "forecast": {"models": ["linear"], "folds": 3, "workers": 1, "store_result": False},
 }
 
 
