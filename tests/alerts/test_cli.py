@@ -61,9 +61,11 @@ def test_refused_rule_exits_2_naming_the_field_and_stores_nothing(capsys):
     assert "no alert rules" in capsys.readouterr().out
 
 
-def test_history_reports_count_and_forward_returns(capsys):
+def _sawtooth_and_rule(capsys) -> None:
+    """7 minutes of a saw-tooth price that crosses 115 once per 21 s (20 firings), and a
+    rule `up` on it."""
     db = os.environ["LQ_DB"]
-    px = [100.0 + (i % 21) for i in range(420)]  # saw-tooth: crosses 115 once per 21 s
+    px = [100.0 + (i % 21) for i in range(420)]
     with Writer(db) as w:
         w.write_batch(Batch(trades=[
             Trade(symbol="BTCUSDT", trade_id=i, price=p, qty=1.0, ts=T0 + i * S,
@@ -72,6 +74,10 @@ def test_history_reports_count_and_forward_returns(capsys):
     assert main(["alerts", "add", "up", "--metric", "price", "--symbol", "BTCUSDT",
                  "--condition", "crosses_above", "--threshold", "115"]) == 0  # fmt: skip
     capsys.readouterr()
+
+
+def test_history_reports_count_and_forward_returns(capsys):
+    _sawtooth_and_rule(capsys)
     assert main(["alerts", "history", "up", "--horizons", "3s,1m"]) == 0
     out = capsys.readouterr().out
     assert "would have fired 20 times" in out  # 420 s / 21 s per cycle
@@ -164,16 +170,7 @@ def test_list_shows_every_setting_of_a_rule(capsys):
 
 
 def test_history_greys_a_per_day_rate_from_under_a_day_of_data(capsys):
-    db = os.environ["LQ_DB"]
-    px = [100.0 + (i % 21) for i in range(420)]  # 7 minutes: 20 firings
-    with Writer(db) as w:
-        w.write_batch(Batch(trades=[
-            Trade(symbol="BTCUSDT", trade_id=i, price=p, qty=1.0, ts=T0 + i * S,
-                  event_ts=T0 + i * S, is_buyer_maker=False) for i, p in enumerate(px)
-        ]))  # fmt: skip
-    assert main(["alerts", "add", "up", "--metric", "price", "--symbol", "BTCUSDT",
-                 "--condition", "crosses_above", "--threshold", "115"]) == 0  # fmt: skip
-    capsys.readouterr()
+    _sawtooth_and_rule(capsys)
     assert main(["alerts", "history", "up", "--horizons", "3s"]) == 0
     out = capsys.readouterr().out
     # 20 firings over 419 s (the samples' span): 20 / (419 / 86400) = 4124.1 per day
