@@ -24,10 +24,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lq.feeds.events import BookTicker, Trade
-from lq.forecast.live import MIN_RESOLVED, ForecastPoint, LiveScorer, Resolved
+from lq.forecast.points import MIN_RESOLVED, ForecastPoint, Resolved
+
+if TYPE_CHECKING:
+    from lq.forecast.live import LiveScorer
 
 __all__ = ["ForecastHook", "ForecastUpdate"]
 
@@ -228,6 +231,8 @@ class ForecastHook:
 
         model = load_model(path)
         model = dataclasses.replace(model, name=name)
+        from lq.forecast.live import LiveScorer  # the lab's imports, only with a model deployed
+
         scorer = LiveScorer(model, window=self.window)
         if self.warmup:
             self._warm(scorer)

@@ -13,7 +13,6 @@ while the model beats its baseline).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import deque
 from typing import Any
@@ -22,54 +21,10 @@ import numpy as np
 import pandas as pd
 
 from lq.forecast.features import FeatureState
+from lq.forecast.points import MIN_RESOLVED, ForecastPoint, Resolved, point_loss
 from lq.forecast.trained import TrainedModel
 
-__all__ = ["ForecastPoint", "LiveScorer", "Resolved", "point_loss"]
-
-_EPS = 1e-15
-#: Resolved forecasts needed before the live edge is reported: the Forecast tab's warning
-#: and a ``forecast`` alert rule on ``output="edge"`` wait for this many (an edge from a
-#: handful of forecasts is noise).
-MIN_RESOLVED = 30
-
-
-def point_loss(kind: str, y: float, f: float) -> float:
-    """One row's primary loss (see :func:`lq.forecast.losses`)."""
-    if kind == "sign":
-        p = min(max(f, _EPS), 1.0 - _EPS)
-        return -(y * math.log(p) + (1.0 - y) * math.log1p(-p))
-    if kind == "return":
-        return (y - f) ** 2
-    v = max(f, 1e-300) ** 2
-    return math.log(v) + y * y / v
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ForecastPoint:
-    """A forecast made at a bar's close: ``ts`` is the bar's open time (µs), ``value`` the
-    model's forecast and ``baseline`` the baseline's (NaN while features warm up)."""
-
-    model: str
-    symbol: str
-    ts: int
-    close_ts: int
-    value: float
-    baseline: float
-    edge: float
-    resolved: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Resolved:
-    """What happened to the forecast of bar ``ts``: the realised target and both losses."""
-
-    model: str
-    ts: int
-    realised: float
-    loss: float
-    baseline_loss: float
-    hit: float
-    baseline_hit: float
+__all__ = ["MIN_RESOLVED", "ForecastPoint", "LiveScorer", "Resolved", "point_loss"]
 
 
 class _Bar:

@@ -31,7 +31,6 @@ from typing import Any
 
 import pandas as pd
 
-from lq.backtest._config import canonical_json
 from lq.errors import ForecastError, StoreError, ValidationError
 
 __all__ = [
@@ -95,6 +94,7 @@ def deploy(model: Any, db: str | os.PathLike[str], *, name: str | None = None) -
     The file is checked (:func:`~lq.forecast.persist.load_model`) before anything is
     written; deploying the same name again replaces the model.
     """
+    from lq.backtest._config import canonical_json  # (lq.backtest loads scipy)
     from lq.forecast.persist import load_model, read_manifest, save_model
     from lq.forecast.trained import TrainedModel
 

@@ -121,7 +121,7 @@ def _replace(draw: Any, raw: bytes, pattern: re.Pattern[bytes], choices: Any) ->
 def _retype(draw: Any, raw: bytes) -> bytes:
     try:
         obj = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # a frame an earlier mutation nested ~1,000 deep
         return raw
     node = obj
     while isinstance(node, dict) and node:
@@ -134,7 +134,10 @@ def _retype(draw: Any, raw: bytes) -> bytes:
         else:
             node[key] = draw(JSON)
         break
-    return json.dumps(obj).encode()
+    try:
+        return json.dumps(obj).encode()
+    except RecursionError:
+        return raw
 
 
 def _nest(draw: Any, raw: bytes) -> bytes:
