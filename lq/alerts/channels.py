@@ -258,7 +258,12 @@ class WebhookChannel(_Http):
 
     async def send(self, event: AlertEvent) -> None:
         content = encode_json(webhook_body(event, self.format))
-        r = await self.client().post(self.url, content=content, headers=_JSON, timeout=self.timeout)
+        # a retry after a timeout may reach a receiver that already has the event: the same
+        # key on every attempt lets it keep one (rule id + exchange time, unique per firing)
+        headers = {**_JSON, "Idempotency-Key": f"lq-{event.fired_key}"}
+        r = await self.client().post(
+            self.url, content=content, headers=headers, timeout=self.timeout
+        )
         if not 200 <= r.status_code < 300:
             raise http_error("webhook", r.status_code)
 

@@ -111,9 +111,9 @@ def exchange():
 def test_signal_flushes_and_exits_cleanly(tmp_path, exchange, sig):
     db = tmp_path / "s.sqlite"
     proc = collect(db, exchange.ex)
-    wait_for(lambda: count(db) > 100, 30, "trades")
+    wait_for(lambda: count(db) > 100, 180, "trades")  # a process start: minutes under load
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "stored" in out
     n = count(db)
@@ -233,7 +233,7 @@ def test_lq_purge_while_collecting_is_run_by_the_collector(tmp_path, exchange):
         )
     proc = collect(db, exchange.ex)
     try:
-        wait_for(lambda: count(db, "BTCUSDT") > 50, 30, "live trades")
+        wait_for(lambda: count(db, "BTCUSDT") > 50, 180, "live trades")
         r = subprocess.run(
             [sys.executable, "-m", "lq.cli", "purge", "--db", str(db), "--older-than", "1d"],
             capture_output=True,
@@ -245,7 +245,7 @@ def test_lq_purge_while_collecting_is_run_by_the_collector(tmp_path, exchange):
         assert "ticks: 1,000" in r.stdout
         assert count(db, "OLDUSDT") == 0
         n = count(db, "BTCUSDT")
-        wait_for(lambda: count(db, "BTCUSDT") > n, 10, "collection to go on after the purge")
+        wait_for(lambda: count(db, "BTCUSDT") > n, 60, "collection to go on after the purge")
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -65,13 +65,13 @@ def test_forecast_tab_shows_a_deployed_model_live_and_warns_below_baseline(dashb
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.goto(dashboard["url"], wait_until="commit", timeout=60_000)
-        page.wait_for_selector(".lq-status", timeout=90_000)
+        page.wait_for_selector(".lq-status", timeout=240_000)
         deploy(bad, dashboard["db"])  # one call, while the dashboard and its collector run
-        page.get_by_role("tab", name="Forecast").click()
+        page.get_by_role("tab", name="Forecast").click(timeout=120_000)
         page.wait_for_function(
             "() => { const e = document.querySelector('.lq-forecast-info');"
             " return e && e.innerText.includes('btc-trend'); }",
-            timeout=60_000,
+            timeout=120_000,
         )
         try:
             page.wait_for_function(
