@@ -9,14 +9,18 @@
     await client.stop()
     client.status                # FeedStatus snapshot
 
-Pure parts (no I/O): :class:`Parser`, :class:`Sequencer`, :class:`Backoff`,
+Pure parts (no I/O): :class:`Parser`, :class:`Sequencer`, :class:`Backoff`, the order book
+(:class:`L2Book`, :class:`DepthParser`, :class:`BookSync`: see ``docs/orderbook.md``),
 :class:`AttemptBudget`, :func:`plan_urls`, and :mod:`lq.feeds.invariants` (what every stored
 market row must satisfy, shared by the parser, the REST decoders and the writer). I/O:
 :class:`RestClient`, :class:`BinanceClient`.
 """
 
 from lq.feeds.backoff import AttemptBudget, Backoff
+from lq.feeds.book import L2Book
+from lq.feeds.booksync import BookSync
 from lq.feeds.client import BinanceClient
+from lq.feeds.depth import DepthParser
 from lq.feeds.endpoints import ENDPOINTS, Endpoint, plan_urls, resolve_endpoint, stream_name
 from lq.feeds.parser import Parser, to_us
 from lq.feeds.rest import RestClient
@@ -29,8 +33,11 @@ __all__ = [
     "BackfillRequest",
     "Backoff",
     "BinanceClient",
+    "BookSync",
+    "DepthParser",
     "Endpoint",
     "FeedStatus",
+    "L2Book",
     "Parser",
     "RestClient",
     "Sequencer",

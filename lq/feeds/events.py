@@ -18,6 +18,8 @@ __all__ = [
     "AggTrade",
     "BookTicker",
     "ControlReply",
+    "DepthSnapshot",
+    "DepthUpdate",
     "Event",
     "Gap",
     "Kline",
@@ -87,6 +89,47 @@ class BookTicker(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ask_qty: float
     ts: int
     recv_ts: int = 0
+    exchange: str = "binance"
+
+
+class DepthUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One diff of the order book (``@depth`` / ``@depth@100ms``, event ``depthUpdate``).
+
+    ``first_id``/``last_id`` are Binance's ``U``/``u``: the event holds every book change with
+    an update id in ``U..u``. ``prev_last_id`` is USD-M's ``pu`` (the previous event's ``u``);
+    spot sends none (``None``). Each level is ``(price, qty)``: the level's new absolute
+    quantity, ``0.0`` to delete it. Not part of :data:`Event`: the trade client ignores
+    depth streams; :class:`lq.feeds.depth.DepthParser` makes these and
+    :class:`lq.feeds.booksync.BookSync` consumes them.
+    """
+
+    symbol: str
+    first_id: int  # U
+    last_id: int  # u
+    prev_last_id: int | None  # pu (USD-M futures); None on spot
+    bids: tuple[tuple[float, float], ...]
+    asks: tuple[tuple[float, float], ...]
+    ts: int  # transaction time T (futures), else event time E, µs
+    event_ts: int  # event time E, µs
+    recv_ts: int = 0
+    exchange: str = "binance"
+
+
+class DepthSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A whole book at ``last_update_id``: the REST ``/api/v3/depth`` (``/fapi/v1/depth``)
+    answer, or a partial-book stream frame (``@depth5/10/20``, ``source="partial"``).
+
+    Levels are best first. ``ts`` is the futures snapshot's ``T`` (else ``recv_ts``: a spot
+    snapshot carries no time).
+    """
+
+    symbol: str
+    last_update_id: int
+    bids: tuple[tuple[float, float], ...]
+    asks: tuple[tuple[float, float], ...]
+    ts: int
+    recv_ts: int = 0
+    source: Literal["rest", "partial"] = "rest"
     exchange: str = "binance"
 
 
