@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 # pay for statsmodels, arch and scikit-learn in memory and start-up time.
 _LAZY = {
     "ADFResult": "pairs",
+    "BookFeatures": "orderbook",
     "BAR_COLUMNS": "bars",
     "ClusterResult": "correlation",
     "CointegrationResult": "pairs",
@@ -32,6 +33,7 @@ _LAZY = {
     "adf": "pairs",
     "align_prices": "bars",
     "bollinger": "indicators",
+    "book_features": "orderbook",
     "cluster_symbols": "correlation",
     "cointegration": "pairs",
     "correlation_distance": "correlation",
@@ -54,6 +56,7 @@ _LAZY = {
     "kalman_hedge_ratio": "pairs",
     "lagged_correlation": "leadlag",
     "lead_lag": "leadlag",
+    "order_flow_imbalance": "orderbook",
     "periods_per_year": "volatility",
     "realized_vol": "volatility",
     "resample_bars": "bars",
@@ -98,6 +101,7 @@ if TYPE_CHECKING:
         lagged_correlation,
         lead_lag,
     )
+    from .orderbook import BookFeatures, book_features, order_flow_imbalance
     from .pairs import (
         ADFResult,
         CointegrationResult,
@@ -122,6 +126,7 @@ __all__ = [
     "BAR_COLUMNS",
     "QUALITY_COLUMNS",
     "ADFResult",
+    "BookFeatures",
     "ClusterResult",
     "CointegrationResult",
     "DashboardSnapshot",
@@ -138,6 +143,7 @@ __all__ = [
     "adf",
     "align_prices",
     "bollinger",
+    "book_features",
     "cluster_symbols",
     "cointegration",
     "correlation_distance",
@@ -160,6 +166,7 @@ __all__ = [
     "kalman_hedge_ratio",
     "lagged_correlation",
     "lead_lag",
+    "order_flow_imbalance",
     "periods_per_year",
     "realized_vol",
     "resample_bars",

@@ -31,7 +31,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -249,6 +249,18 @@ class L2Book:
         else:
             raise ValueError(f"side={side!r}: expected 'bid' or 'ask'")
         return [(p, d[p]) for p in it]
+
+    def iter_levels(self, side: Side) -> Iterator[tuple[float, float]]:
+        """``(price, qty)`` of ``side``, best first, lazily (stop whenever you like: taking
+        the first ``k`` costs O(k + log levels)). Do not change the book while iterating."""
+        if side == "bid":
+            d, it = self._bids, self._bid_px.islice(reverse=True)
+        elif side == "ask":
+            d, it = self._asks, self._ask_px.islice()
+        else:
+            raise ValueError(f"side={side!r}: expected 'bid' or 'ask'")
+        for p in it:
+            yield p, d[p]
 
     def top(self, n: int) -> TopOfBook:
         """The top ``n`` levels per side as arrays, best first (O(n + log levels))."""
