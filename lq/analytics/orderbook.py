@@ -31,8 +31,10 @@ feature               definition
 ====================  ========================================================================
 
 Cost per update: ``mid`` to ``micro_price`` and ``ofi`` are O(1); ``depth_imbalance`` and the
-slopes read the top ``levels`` levels, O(levels); the depth within ``bps`` reads the levels
-inside the band. None depends on how many levels the book holds.
+slopes read the top ``levels`` levels, O(levels); the depth within ``bps`` is kept
+incrementally from the diff's level changes, O(changes + levels the moving band edge
+crosses) (a real BTCUSDT band of 10 bps holds hundreds of levels, so walking it would cost
+100x more). None depends on how many levels the book holds.
 
 :class:`BookFeatures` reads any object with the :class:`BookLike` interface
 (:class:`lq.feeds.L2Book`); :func:`book_features` takes arrays of the top levels, one row per
@@ -43,7 +45,7 @@ update (best first, NaN-padded), as stored book snapshots are. The two agree to 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Literal, Protocol
 
 import numpy as np
@@ -80,6 +82,102 @@ class BookLike(Protocol):
     @property
     def best_ask_qty(self) -> float: ...
     def iter_levels(self, side: Literal["bid", "ask"]) -> Iterator[tuple[float, float]]: ...
+    def qty(self, side: Literal["bid", "ask"], price: float) -> float: ...
+    def prices_between(
+        self,
+        side: Literal["bid", "ask"],
+        low: float,
+        high: float,
+        *,
+        inclusive: tuple[bool, bool] = ...,
+    ) -> Iterator[float]: ...
+
+
+Levels = Iterable[tuple[float, float]]
+
+
+class _Band:
+    """The quantity one side holds inside the band, kept incrementally.
+
+    ``held`` mirrors the book's levels inside the band as it was last placed (``edge``);
+    the level changes of each diff adjust it, and moving the edge adds or removes only the
+    levels it crosses (``prices_between``), so an update costs O(changes + levels crossed),
+    not O(levels in the band). The sum is compensated (Neumaier) and recomputed exactly
+    (``math.fsum``) every 1,024 updates, so it cannot drift from the batch twin's plain sum.
+    """
+
+    __slots__ = ("_c", "_n", "_s", "edge", "held", "side")
+
+    def __init__(self, side: Literal["bid", "ask"]) -> None:
+        self.side: Literal["bid", "ask"] = side
+        self.held: dict[float, float] = {}
+        self.edge = _NAN
+        self._s = 0.0
+        self._c = 0.0
+        self._n = 0
+
+    def _add(self, x: float) -> None:
+        s = self._s
+        t = s + x
+        if abs(s) >= abs(x):
+            self._c += (s - t) + x
+        else:
+            self._c += (x - t) + s
+        self._s = t
+
+    def _inside(self, p: float, edge: float) -> bool:
+        return p >= edge if self.side == "bid" else p <= edge
+
+    def rebuild(self, book: BookLike, edge: float) -> float:
+        held: dict[float, float] = {}
+        for p, q in book.iter_levels(self.side):
+            if not self._inside(p, edge):
+                break
+            held[p] = q
+        self.held = held
+        self.edge = edge
+        self._s = math.fsum(held.values())
+        self._c = 0.0
+        self._n = 0
+        return self._s
+
+    def update(self, book: BookLike, changes: Levels, edge: float) -> float:
+        old_edge = self.edge
+        held = self.held
+        for p, q in changes:
+            if self._inside(p, old_edge):
+                was = held.pop(p, 0.0)
+                if q > 0.0:
+                    held[p] = q
+                self._add(q - was)
+        side = self.side
+        if edge != old_edge:
+            if side == "bid":
+                if edge < old_edge:  # wider: add [edge, old_edge)
+                    for p in book.prices_between(side, edge, old_edge):
+                        q = book.qty(side, p)
+                        held[p] = q
+                        self._add(q)
+                else:  # narrower: drop [old_edge, edge)
+                    for p in book.prices_between(side, old_edge, edge):
+                        was = held.pop(p, 0.0)
+                        if was:
+                            self._add(-was)
+            elif edge > old_edge:  # asks, wider: add (old_edge, edge]
+                for p in book.prices_between(side, old_edge, edge, inclusive=(False, True)):
+                    q = book.qty(side, p)
+                    held[p] = q
+                    self._add(q)
+            else:  # asks, narrower: drop (edge, old_edge]
+                for p in book.prices_between(side, edge, old_edge, inclusive=(False, True)):
+                    was = held.pop(p, 0.0)
+                    if was:
+                        self._add(-was)
+            self.edge = edge
+        self._n += 1
+        if self._n >= 1024:
+            self._s, self._c, self._n = math.fsum(held.values()), 0.0, 0
+        return self._s + self._c
 
 
 def _check(levels: int, bps: float) -> None:
@@ -127,6 +225,8 @@ class BookFeatures:
     """
 
     __slots__ = (
+        "_band_a",
+        "_band_b",
         "_bps",
         "_levels",
         "_prev",
@@ -149,6 +249,8 @@ class BookFeatures:
         self._levels = levels
         self._bps = float(bps)
         self._prev: tuple[float, float, float, float] | None = None
+        self._band_b = _Band("bid")
+        self._band_a = _Band("ask")
         self.count = 0
         """Updates seen."""
         self.mid = self.spread_bps = self.imbalance = self.micro_price = _NAN
@@ -157,8 +259,22 @@ class BookFeatures:
         self.ofi_sum = 0.0
         """Running sum of ``ofi`` over the updates where it is defined."""
 
-    def update(self, book: BookLike) -> None:
-        """Read the book's state after one update."""
+    def update(
+        self, book: BookLike, bids: Levels | None = None, asks: Levels | None = None
+    ) -> None:
+        """Read the book's state after one update.
+
+        Parameters
+        ----------
+        book
+            The book, after the update was applied.
+        bids, asks
+            The level changes that update applied (a diff's ``bids``/``asks``): the depth
+            within ``bps`` is then kept incrementally. Leave both out after anything else
+            (a snapshot load, a resync, changes you did not see): the band is rebuilt from
+            the book, O(levels in the band). Passing changes that were not applied (or
+            omitting some) makes ``bid_depth``/``ask_depth`` wrong until the next rebuild.
+        """
         self.count += 1
         b, a = book.best_bid, book.best_ask
         qb, qa = book.best_bid_qty, book.best_ask_qty
@@ -178,37 +294,40 @@ class BookFeatures:
         self.ofi = ofi
         if not math.isnan(ofi):
             self.ofi_sum += ofi
+        bb, ba = self._band_b, self._band_a
         if math.isnan(b) or math.isnan(a):
             self.mid = self.spread_bps = self.imbalance = self.micro_price = _NAN
             self.bid_depth = self.ask_depth = self.depth_imbalance = _NAN
             self.bid_slope = self.ask_slope = _NAN
+            bb.edge = ba.edge = _NAN  # rebuild the bands when both sides are back
             return
         mid = (b + a) / 2.0
         self.mid = mid
         self.spread_bps = (a - b) / mid * 1e4
         self.imbalance = (qb - qa) / (qb + qa)
         self.micro_price = (b * qa + a * qb) / (qb + qa)
-        k = self._levels
         lo = mid * (1.0 - self._bps / 1e4)
         hi = mid * (1.0 + self._bps / 1e4)
-        sums = []
-        for side, edge in (("bid", lo), ("ask", hi)):
-            depth = 0.0
+        if (bids is None and asks is None) or math.isnan(bb.edge):
+            self.bid_depth = bb.rebuild(book, lo)
+            self.ask_depth = ba.rebuild(book, hi)
+        else:
+            self.bid_depth = bb.update(book, bids or (), lo)
+            self.ask_depth = ba.update(book, asks or (), hi)
+        k = self._levels
+        tops = []
+        for side in ("bid", "ask"):
             cum = 0.0
             xs: list[float] = []
             ys: list[float] = []
             for i, (p, q) in enumerate(book.iter_levels(side)):  # type: ignore[arg-type]
-                inside = p >= edge if side == "bid" else p <= edge
-                if inside:
-                    depth += q
-                if i < k:
-                    cum += q
-                    xs.append(((mid - p) if side == "bid" else (p - mid)) / mid * 1e4)
-                    ys.append(cum)
-                elif not inside:
+                if i >= k:
                     break
-            sums.append((depth, cum, _slope(xs, ys)))
-        (self.bid_depth, qk_b, self.bid_slope), (self.ask_depth, qk_a, self.ask_slope) = sums
+                cum += q
+                xs.append(((mid - p) if side == "bid" else (p - mid)) / mid * 1e4)
+                ys.append(cum)
+            tops.append((cum, _slope(xs, ys)))
+        (qk_b, self.bid_slope), (qk_a, self.ask_slope) = tops
         self.depth_imbalance = (qk_b - qk_a) / (qk_b + qk_a)
 
     def values(self) -> dict[str, float]:

@@ -262,6 +262,24 @@ class L2Book:
         for p in it:
             yield p, d[p]
 
+    def prices_between(
+        self,
+        side: Side,
+        low: float,
+        high: float,
+        *,
+        inclusive: tuple[bool, bool] = (True, False),
+    ) -> Iterator[float]:
+        """Prices of ``side`` held between ``low`` and ``high``, ascending (O(log n + k));
+        ``inclusive`` says whether each bound is included (default ``low <= p < high``)."""
+        if side == "bid":
+            px = self._bid_px
+        elif side == "ask":
+            px = self._ask_px
+        else:
+            raise ValueError(f"side={side!r}: expected 'bid' or 'ask'")
+        return iter(px.irange(low, high, inclusive=inclusive))
+
     def top(self, n: int) -> TopOfBook:
         """The top ``n`` levels per side as arrays, best first (O(n + log levels))."""
         if n < 0:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import gzip
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +19,8 @@ from lq.analytics.orderbook import (
     order_flow_imbalance,
 )
 from lq.feeds.book import L2Book
+from lq.feeds.depth import DepthParser
+from lq.feeds.events import DepthSnapshot, DepthUpdate
 
 # The 5-update example, worked by hand (b/qb best bid and size, a/qa best ask and size).
 #
@@ -140,18 +144,23 @@ ask_changes = st.lists(st.tuples(prices_a, qtys), max_size=6)
 
 @settings(max_examples=200, deadline=None)
 @given(
-    updates=st.lists(st.tuples(side_changes, ask_changes), min_size=1, max_size=40),
+    updates=st.lists(st.tuples(side_changes, ask_changes, st.booleans()), min_size=1, max_size=40),
     levels=st.integers(1, 6),
     bps=st.sampled_from([0.0, 3.0, 10.0, 50.0, 1000.0]),
 )
 def test_streaming_equals_batch_after_every_update(updates, levels, bps) -> None:
+    """The band depth is kept from the diffs (``update(book, bids, asks)``) and sometimes
+    rebuilt from the book (``update(book)``); both must equal the batch twin."""
     book = L2Book()
     book.load(bids=[(99.95, 1.0), (99.9, 2.0)], asks=[(100.05, 1.0)], update_id=0)
     f = BookFeatures(levels=levels, bps=bps)
     stream, tops = [], []
-    for b, a in [([], []), *updates]:
+    for b, a, rebuild in [([], [], True), *updates]:
         book.apply(bids=b, asks=a)
-        f.update(book)
+        if rebuild:
+            f.update(book)
+        else:
+            f.update(book, b, a)
         stream.append([f.values()[c] for c in FEATURE_COLUMNS])
         tops.append(book.top(1000))
     k = max(1, *(max(len(t.bid_price), len(t.ask_price)) for t in tops))
@@ -174,3 +183,38 @@ def test_streaming_equals_batch_after_every_update(updates, levels, bps) -> None
     np.testing.assert_allclose(np.array(stream), df.to_numpy(), rtol=1e-9, atol=1e-9)
     ofi = df["ofi"].to_numpy()
     assert f.ofi_sum == pytest.approx(np.nansum(ofi), rel=1e-9, abs=1e-9)
+
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance"
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/binance/ is not here")
+def test_band_depth_kept_from_real_diffs_equals_a_rebuild_at_every_update() -> None:
+    """BTCUSDT's real diffs (hundreds of levels inside 10 bps): the incremental band depth
+    equals the depth summed afresh from the book after each of the 3,449 diffs."""
+    p = DepthParser()
+    snap, diffs = None, []
+    with gzip.open(DATA / "spot_btcusdt_20240808.gz", "rt") as fh:
+        for line in fh:
+            out = p.parse(line.partition(" ")[2], 0, symbol="BTCUSDT")
+            if isinstance(out, DepthSnapshot):
+                snap = out
+            elif isinstance(out, DepthUpdate):
+                diffs.append(out)
+    assert snap is not None
+    book = L2Book()
+    book.load(bids=snap.bids, asks=snap.asks, update_id=snap.last_update_id)
+    kept, fresh = BookFeatures(bps=10), BookFeatures(bps=10)
+    kept.update(book)
+    n = 0
+    for d in diffs:
+        if d.last_id <= snap.last_update_id:
+            continue
+        book.apply(bids=d.bids, asks=d.asks, update_id=d.last_id)
+        kept.update(book, d.bids, d.asks)
+        fresh.update(book)
+        assert kept.bid_depth == pytest.approx(fresh.bid_depth, rel=1e-12, abs=1e-12)
+        assert kept.ask_depth == pytest.approx(fresh.ask_depth, rel=1e-12, abs=1e-12)
+        n += 1
+    assert n == 3449
+    assert len(kept._band_b.held) > 100  # the band really holds hundreds of levels
