@@ -153,33 +153,35 @@ class L2Book:
         n = 0
         d = self._bids
         px = self._bid_px
+        add, remove, pop = px.add, px.remove, d.pop
         best = self._bb
         for p, q in bids:
             n += 1
             if q > 0.0:
                 if p not in d:
-                    px.add(p)
+                    add(p)
                     if not p <= best:  # also when best is NaN (empty side)
                         best = p
                 d[p] = q
-            elif d.pop(p, None) is not None:
-                px.remove(p)
+            elif pop(p, None) is not None:
+                remove(p)
                 if p == best:
                     best = px[-1] if px else _NAN
         self._bb = best
         d = self._asks
         px = self._ask_px
+        add, remove, pop = px.add, px.remove, d.pop
         best = self._ba
         for p, q in asks:
             n += 1
             if q > 0.0:
                 if p not in d:
-                    px.add(p)
+                    add(p)
                     if not p >= best:
                         best = p
                 d[p] = q
-            elif d.pop(p, None) is not None:
-                px.remove(p)
+            elif pop(p, None) is not None:
+                remove(p)
                 if p == best:
                     best = px[0] if px else _NAN
         self._ba = best
