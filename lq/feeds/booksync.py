@@ -263,6 +263,11 @@ class BookSync:
         ``"stale"`` when it was refused (see the module docstring)."""
         if snap.symbol != self.symbol:
             raise ValueError(f"BookSync({self.symbol!r}) was given a snapshot of {snap.symbol!r}")
+        if snap.source != "rest":
+            raise ValueError(
+                f"BookSync({self.symbol!r}) was given a partial-book frame: it holds only the "
+                "top levels, so it cannot start a full book; pass a REST snapshot"
+            )
         sid = snap.last_update_id
         if self._synced or sid < self._last_snapshot_id:
             self.stale_snapshots += 1

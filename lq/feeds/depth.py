@@ -3,7 +3,8 @@
 :meth:`DepthParser.parse` takes one frame (``bytes`` or ``str``) and returns a
 :class:`~lq.feeds.events.DepthUpdate` (``depthUpdate``: spot ``U``/``u``, USD-M with ``pu``
 and ``T``), a :class:`~lq.feeds.events.DepthSnapshot` (the REST ``/api/v3/depth`` or
-``/fapi/v1/depth`` JSON, or a spot partial-book frame ``@depth5/10/20``), ``None`` for a
+``/fapi/v1/depth`` JSON, or a spot partial-book frame ``@depth5/10/20``; USD-M partial frames
+are refused, not yet supported), ``None`` for a
 well-formed frame that is not depth (trades, tickers: counted in :attr:`DepthParser.ignored`),
 or a :class:`~lq.feeds.events.Rejected` naming the problem. **It never raises**, whatever the
 bytes (the same contract as :class:`lq.feeds.parser.Parser`, whose rules it applies).
@@ -225,6 +226,11 @@ class DepthParser:
             if rest[0] == "":
                 return self._update(env.data, recv_ts, want, f"stream {stream!r}")
             if rest[0] in ("5", "10", "20"):
+                if bytes(env.data).lstrip()[:1] == b"{" and b'"depthUpdate"' in bytes(env.data):
+                    raise _Bad(
+                        f"stream {stream!r}: USD-M partial-depth frames (depthUpdate-shaped) "
+                        "are not supported yet; subscribe to the diff stream @depth"
+                    )
                 return self._snapshot(env.data, recv_ts, want, f"stream {stream!r}", "partial")
             raise _Bad(f"stream {stream!r}: not a Binance depth stream")
         if env.e is not None:

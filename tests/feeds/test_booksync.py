@@ -13,6 +13,7 @@ import gzip
 import random
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -331,6 +332,9 @@ def test_wrong_symbol_or_market_is_a_programming_error() -> None:
         BookSync("Y").on_update(ex.step())
     with pytest.raises(ValueError, match="without pu"):
         BookSync("X", market="usdm").on_update(ex.step())
+    partial = msgspec.structs.replace(ex.snapshot(), source="partial")
+    with pytest.raises(ValueError, match="partial-book frame"):
+        BookSync("X").on_snapshot(partial)
     with pytest.raises(ValueError, match="market='coinm'"):
         BookSync("X", market="coinm")  # type: ignore[arg-type]
 

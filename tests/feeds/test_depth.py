@@ -90,6 +90,11 @@ def test_rest_snapshot_needs_its_symbol_and_partial_stream_names_it() -> None:
     assert part.symbol == "BTCUSDT"
 
 
+def test_usdm_partial_depth_is_refused_clearly() -> None:
+    r = DepthParser().parse(combined("btcusdt@depth5@100ms", USDM), 0)
+    assert isinstance(r, Rejected) and "USD-M partial-depth" in r.reason
+
+
 def test_other_streams_are_ignored_not_rejected() -> None:
     p = DepthParser()
     trade = combined("btcusdt@trade", {"e": "trade", "s": "BTCUSDT"})
