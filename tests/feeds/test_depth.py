@@ -200,3 +200,50 @@ def test_every_real_depth_frame_and_the_snapshot_parse(name: str, updates: int) 
             assert not isinstance(out, Rejected), out
             snaps += isinstance(out, DepthSnapshot)
     assert (p.updates, snaps, p.rejected) == (updates, 1, 0)
+
+
+def _real_frames(limit: int = 300) -> list[str]:
+    out: list[str] = []
+    path = DATA / "spot_btcusdt_20240808.gz"
+    if not path.exists():
+        return out
+    with gzip.open(path, "rt") as f:
+        for line in f:
+            raw = line.partition(" ")[2].rstrip("\n")
+            if "@depth" in raw[:40] or raw.startswith('{"lastUpdateId"'):
+                out.append(raw)
+            if len(out) >= limit:
+                break
+    return out
+
+
+REAL = _real_frames()
+
+
+@pytest.mark.skipif(not REAL, reason="../shared/data/binance/ is not here")
+@settings(max_examples=400, deadline=None)
+@given(
+    i=st.integers(0, 10**6),
+    pos=st.integers(0, 10**6),
+    junk=st.sampled_from(
+        ['"', "}", "-", "1e400", "null", "[", ",", "NaN", "0", "9" * 20, "-0.0000000001", "1e-320"]
+    ),
+)
+def test_mutated_real_depth_frames_never_escape_and_never_break_a_rule(i, pos, junk) -> None:
+    """Real frames of the BTCUSDT recording with one token replaced: the parser returns an
+    event that obeys every rule, or a Rejected, never anything else."""
+    from lq.feeds.invariants import MAX_ID, MAX_PRICE, MAX_QTY, MIN_PRICE, MIN_QTY
+
+    raw = REAL[i % len(REAL)]
+    pos %= len(raw)
+    out = DepthParser().parse(raw[:pos] + junk + raw[pos + 1 :], 0, symbol="BTCUSDT")
+    if isinstance(out, DepthUpdate):
+        assert 0 <= out.first_id <= out.last_id <= MAX_ID
+    if isinstance(out, DepthUpdate | DepthSnapshot):
+        for p, q in (*out.bids, *out.asks):
+            assert MIN_PRICE <= p <= MAX_PRICE
+            assert q == 0.0 or MIN_QTY <= q <= MAX_QTY
+    if isinstance(out, DepthSnapshot) and out.bids and out.asks:
+        assert out.bids[0][0] < out.asks[0][0]
+        assert all(q > 0 for _, q in (*out.bids, *out.asks))
+    assert out is None or isinstance(out, DepthUpdate | DepthSnapshot | Rejected)
