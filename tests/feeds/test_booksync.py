@@ -389,3 +389,23 @@ def test_any_fault_schedule_never_shows_a_wrong_or_crossed_book(
             old = ex.snapshot()
     assert sync.synced
     assert_is_truth(sync, ex)
+
+
+def test_gap_while_waiting_restarts_the_buffer_and_a_full_buffer_drops_the_oldest() -> None:
+    sync, ex = BookSync("X", max_buffer=3), Exchange(6, "spot")
+    sync.on_update(ex.step())
+    ex.step()  # lost while waiting
+    after = ex.step()
+    sync.on_update(after)
+    assert sync.buffer_restarts == 1 and sync.buffered == 1
+    assert sync.needs_snapshot.min_update_id == after.first_id - 1
+    evs = [ex.step() for _ in range(3)]
+    for ev in evs:
+        sync.on_update(ev)
+    assert sync.buffered == 3 and sync.buffer_dropped == 1
+    # the oldest kept is now evs[0]: the snapshot must reach it
+    assert sync.needs_snapshot.min_update_id == evs[0].first_id - 1
+    sync.on_update(ex.step())
+    assert sync.on_snapshot(ex.snapshot()) == "synced"
+    run(sync, ex, 5)
+    assert sync.resync_total == 0  # none of this was a resync: the book was never synced
