@@ -33,7 +33,7 @@ ARGS = [
     "--disable-sync",
 ]
 SYMBOLS = "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT,XRPUSDT"
-WARM_LINE = "is filled with"
+WARM_LINE = "lq dashboard: a kernel is warm"  # lq.dashboard.app.WARM_LINE: imports done
 
 # the Market chart has candles
 JS_FIRST_CHART = """() => {
@@ -57,7 +57,7 @@ class Running:
     db: Path
 
     def warm_count(self) -> int:
-        """How many times Voila's pool said it was filled (one per refill)."""
+        """How many kernels said they are warm (imports done; one per refill)."""
         # Voila's log goes to <db>.dashboard.log (older versions: lq dashboard's stderr)
         return sum(
             p.read_text(errors="replace").count(WARM_LINE)

@@ -8,6 +8,7 @@ import importlib
 import inspect
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +49,26 @@ def wait_for_viewer() -> None:
         return
     from voila.utils import wait_for_request
 
+    preload()
+    # to the server's log (<db>.dashboard.log): Voila says its pool is "filled" when the
+    # kernel starts, before these imports are done; this line says a page will open fast
+    print(WARM_LINE, file=sys.__stderr__, flush=True)
     wait_for_request()
+
+
+def preload() -> None:
+    """Import what building the page imports on first use: plotly's FigureWidget (its renderers
+    pull in nbformat and jsonschema) and every tab's module. In a warm kernel this runs before
+    the viewer arrives: on a loaded 2-core machine those imports took 24 of the 25 s between
+    a page opening and its first chart; the page's own build then takes 0.2 s."""
+    import plotly.graph_objects as go
+
+    go.FigureWidget  # noqa: B018 (plotly resolves it, and its imports, on first access)
+    for modname in PLUGIN_TABS:
+        try:
+            importlib.import_module(modname)
+        except ModuleNotFoundError:
+            continue  # a tab not in this build
 
 
 def _figures(panel: Any) -> list[Any]:
@@ -60,6 +80,8 @@ def _figures(panel: Any) -> list[Any]:
     return [v for v in vars(panel).values() if isinstance(v, go.FigureWidget)]
 
 
+#: written by a pre-started kernel once its imports are done (see :func:`wait_for_viewer`)
+WARM_LINE = "lq dashboard: a kernel is warm, waiting for a viewer"
 ORPHAN_ENV = "LQ_DASH_ORPHAN_TIMEOUT"
 DEFAULT_ORPHAN_TIMEOUT = 120.0
 MIN_INTERVAL = 0.2  # never more than ~5 chart updates per second

@@ -105,11 +105,11 @@ class Dash:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def warm_kernel(self, timeout: float = 120) -> int:
+    def warm_kernel(self, timeout: float = 240) -> int:
         """Wait until the server has its warm kernel; return its pid."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "is filled with 1 kernel" in self.log_text():
+            if "lq dashboard: a kernel is warm" in self.log_text():
                 ks = kernels(self.proc.pid)
                 if len(ks) == 1:
                     return ks[0]
