@@ -51,6 +51,7 @@ _LAZY = {
     "hayashi_yoshida_contrast": "leadlag",
     "hedge_ratio": "pairs",
     "hurst": "pairs",
+    "instrument_of": "crossvenue",
     "interval_us": "bars",
     "johansen": "pairs",
     "kalman_hedge_ratio": "pairs",
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
         VolumeShare,
         data_quality,
         dislocation,
+        instrument_of,
         volume_share,
     )
     from .forecast import DirectionForecast, direction_features, forecast_direction
@@ -161,6 +163,7 @@ __all__ = [
     "hayashi_yoshida_contrast",
     "hedge_ratio",
     "hurst",
+    "instrument_of",
     "interval_us",
     "johansen",
     "kalman_hedge_ratio",

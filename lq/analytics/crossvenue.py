@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from lq.errors import ValidationError
+from lq.venues.instrument import Instrument, canonical_asset
 
 from ._common import check_choice, check_positive_prices
 from ._ticks import (
@@ -49,10 +50,13 @@ from .bars import interval_us
 
 __all__ = [
     "QUALITY_COLUMNS",
+    "QUOTE_SUFFIXES",
+    "USD_QUOTES",
     "Dislocation",
     "VolumeShare",
     "data_quality",
     "dislocation",
+    "instrument_of",
     "volume_share",
 ]
 
@@ -829,3 +833,82 @@ def data_quality(gaps: pd.DataFrame, streams: pd.DataFrame | None = None) -> pd.
               "received", "dropped_by_venue", "rest_filled"):  # fmt: skip
         result[c] = result[c].astype("Int64")
     return result
+
+
+# -- instruments from stored symbols ------------------------------------------------------------
+# The store keeps each venue's own symbol and no instrument list: grouping one asset across
+# venues needs the canonical base/quote of a stored symbol. (Where a venue adapter's instrument
+# list is at hand, prefer it: it knows tick and lot sizes; this knows only the name.)
+
+#: Quote codes recognised at the end of a concatenated symbol (``BTCUSDT``), longest first.
+QUOTE_SUFFIXES: tuple[str, ...] = tuple(
+    sorted(
+        (
+            "USDT",
+            "USDC",
+            "FDUSD",
+            "BUSD",
+            "TUSD",
+            "USDP",
+            "DAI",
+            "USD",
+            "EUR",
+            "GBP",
+            "JPY",
+            "TRY",
+            "BRL",
+            "AUD",
+            "BTC",
+            "ETH",
+            "BNB",
+            "ZUSD",
+            "ZEUR",
+        ),
+        key=len,
+        reverse=True,
+    )
+)
+#: Quotes the Venues tab compares: the US dollar and dollar stablecoins. They are never taken
+#: as equal (the tab shows USD vs USDT); other quotes (EUR, BTC...) are listed, not compared.
+USD_QUOTES: frozenset[str] = frozenset(
+    {"USD", "USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USDP", "DAI"}
+)
+_SEP = re.compile(r"[-/_]")
+
+
+def instrument_of(exchange: str, symbol: str) -> Instrument | None:
+    """The canonical instrument of a stored ``symbol`` of venue ``exchange``, or ``None``.
+
+    Splits at the venue's separator (``-``, ``/``, ``_``: ``BTC-USD``, ``XBT/USD``) or, for
+    a concatenated symbol (``BTCUSDT``), at the longest known quote suffix
+    (:data:`QUOTE_SUFFIXES`), then maps both codes with
+    :func:`~lq.venues.instrument.canonical_asset` (``XBT`` -> ``BTC``). Quotes stay as the
+    venue quotes them: USD and USDT are different. A name of three parts (``BTC-USDT-SWAP``,
+    ``BTC-USD-220527``) is a derivative, not the spot instrument: ``None``; so is a name with
+    no known quote.
+
+    Examples
+    --------
+    >>> instrument_of("kraken", "XBT/USD").key, instrument_of("binance", "BTCUSDT").key
+    ('BTC-USD@kraken', 'BTC-USDT@binance')
+    >>> instrument_of("okx", "BTC-USDT-SWAP") is None      # a swap, not the spot instrument
+    True
+    """
+    sym = symbol.strip().upper()
+    parts = _SEP.split(sym)
+    if len(parts) == 2:
+        base, quote = parts
+    elif len(parts) == 1:
+        for q in QUOTE_SUFFIXES:
+            if sym.endswith(q) and len(sym) > len(q):
+                base, quote = sym[: -len(q)], q
+                break
+        else:
+            return None
+    else:
+        return None
+    if not base or not quote:
+        return None
+    return Instrument(
+        venue=exchange, symbol=symbol, base=canonical_asset(base), quote=canonical_asset(quote)
+    )

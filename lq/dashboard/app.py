@@ -33,7 +33,12 @@ __all__ = ["PLUGIN_TABS", "Dashboard"]
 
 log = logging.getLogger(__name__)
 
-PLUGIN_TABS = ("lq.dashboard.alerts_tab", "lq.dashboard.backtest_tab", "lq.dashboard.forecast_tab")
+PLUGIN_TABS = (
+    "lq.dashboard.alerts_tab",
+    "lq.dashboard.backtest_tab",
+    "lq.dashboard.forecast_tab",
+    "lq.dashboard.venues_tab",
+)
 #: Seconds after a tab is shown before its figures measure their width again.
 REFIT_DELAY = 0.6
 
