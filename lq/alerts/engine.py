@@ -40,8 +40,8 @@ import numpy as np
 
 from lq.alerts.delivery import Delivery, RetryPolicy
 from lq.alerts.evaluate import Firing, RuleState, quiet_interval, step
-from lq.alerts.metrics import GarchVolMetric, Metric, Sampler, make_metric
-from lq.alerts.rules import EVENT_METRICS, Rule
+from lq.alerts.metrics import GarchVolMetric, Metric, Sampler, VenueSampler, make_metric
+from lq.alerts.rules import EVENT_METRICS, VENUE_METRICS, Rule
 from lq.alerts.store import (
     AlertEvent,
     StoredRule,
@@ -112,7 +112,9 @@ class _Group:
 
     def __init__(self, symbols: tuple[str, ...], sample_us: int) -> None:
         self.symbols = symbols
-        self.sampler = Sampler(n_legs=len(symbols), sample_us=sample_us)
+        # venue legs ("BTC-USD@coinbase") also carry when each leg last traded
+        cls = VenueSampler if "@" in symbols[0] else Sampler
+        self.sampler = cls(n_legs=len(symbols), sample_us=sample_us)
         self.entries: list[_Entry] = []
 
 
@@ -174,6 +176,7 @@ class AlertEngine:
         self._entries: dict[tuple[Any, ...], _Entry] = {}
         self._groups: dict[tuple[tuple[str, ...], int], _Group] = {}
         self._by_symbol: dict[str, list[tuple[_Group, int]]] = {}
+        self._venue_legs = 0  # groups of venue metrics (their legs are "symbol@exchange")
         self._event_rules: dict[str, list[_Live]] = {}  # "staleness"/"unfilled_gap"
         self._last_seen: dict[str, int] = {}  # symbol -> local receipt time of its last trade
         self._started_us = time.time_ns() // 1000
@@ -365,6 +368,7 @@ class AlertEngine:
         group.entries = [e for e in group.entries if e is not entry]
         if not group.entries:
             del self._groups[gkey]
+            self._venue_legs -= rule.metric in VENUE_METRICS
             for sym in group.symbols:
                 self._by_symbol[sym] = [(g, i) for g, i in self._by_symbol[sym] if g is not group]
 
@@ -436,6 +440,7 @@ class AlertEngine:
         group = self._groups.get(gkey)
         if group is None:
             group = self._groups[gkey] = _Group(rule.symbols, rule.sample_us)
+            self._venue_legs += rule.metric in VENUE_METRICS
             for leg, sym in enumerate(rule.symbols):
                 self._by_symbol.setdefault(sym, []).append((group, leg))
         group.entries.append(entry)
@@ -454,6 +459,10 @@ class AlertEngine:
             sym = event.symbol
             self._last_seen[sym] = event.recv_ts
             subs = self._by_symbol.get(sym)
+            if self._venue_legs:  # venue metrics follow "symbol@exchange" legs
+                vsubs = self._by_symbol.get(f"{sym}@{event.exchange}")
+                if vsubs:
+                    subs = vsubs + subs if subs else vsubs
             if not subs:
                 return
             price, ts = event.price, event.ts

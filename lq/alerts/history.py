@@ -25,7 +25,7 @@ import pandas as pd
 
 from lq.alerts.evaluate import Firing, RuleState, step
 from lq.alerts.metrics import GarchVolMetric, make_metric
-from lq.alerts.rules import EVENT_METRICS, Rule
+from lq.alerts.rules import EVENT_METRICS, VENUE_METRICS, Rule, venue_legs
 from lq.analytics.bars import interval_us
 from lq.analytics.reliability import per_day_caveat
 from lq.errors import RuleError
@@ -104,6 +104,9 @@ def load_samples(
     """The samples a rule sees: ``(ts int64 µs [n], prices float64 [n, legs])``.
 
     ``last`` reads roughly the latest ``last`` samples (warm-up) instead of ``start``.
+    Venue metrics (legs ``symbol@exchange``) read each leg from its own exchange label
+    (``exchange`` is not used) and return ``[n, 4]``: both closes, then the open time of each
+    leg's latest bar (what :class:`~lq.alerts.metrics.VenueSampler` emits live).
     """
     if rule.metric in EVENT_METRICS:
         raise RuleError(
@@ -112,6 +115,9 @@ def load_samples(
             "staleness/gap rules have no price history; forecast rules fire on the collector's "
             "live forecasts (their history is in the forecasts table and the Forecast tab)",
         )
+    if rule.metric in VENUE_METRICS:
+        return _venue_samples(store, rule, to_us(start, field="start"), to_us(end, field="end"),
+                              last)  # fmt: skip
     lo, hi = to_us(start, field="start"), to_us(end, field="end")
     syms = rule.symbols
     sample_us = rule.sample_us
@@ -144,6 +150,36 @@ def load_samples(
         wide[i] = last_p
     ok = ~np.isnan(wide).any(axis=1)
     return allt["ts"].to_numpy(dtype=np.int64)[ok], wide[ok]
+
+
+def _venue_samples(
+    store: Store, rule: Rule, lo: int | None, hi: int | None, last: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    legs = venue_legs(rule.symbol)
+    assert legs is not None
+    us = rule.sample_us
+    if last is not None:
+        starts = [_last_start(store, [s], last, us, ex) for s, ex in legs]
+        known = [x for x in starts if x is not None]
+        lo = min(known) if known else None
+    cols = []
+    for k, (sym, ex) in enumerate(legs):
+        bars = store.bars(sym, f"{us // 1_000_000}s", lo, hi, exchange=ex)
+        opened = bars["ts"].to_numpy(dtype=np.int64)
+        idx = opened + us  # stamped with the bucket's end, as the live sampler does
+        cols.append(pd.Series(bars["close"].to_numpy(dtype=np.float64), index=idx, name=f"p{k}"))
+        cols.append(pd.Series(opened.astype(np.float64), index=idx, name=f"b{k}"))
+    df = pd.concat(cols, axis=1, join="outer").sort_index().ffill().dropna()
+    df = df[["p0", "p1", "b0", "b1"]]
+    return df.index.to_numpy(dtype=np.int64), df.to_numpy(dtype=np.float64)
+
+
+def _leg(rule: Rule, i: int, exchange: str | None) -> tuple[str, str | None]:
+    """The symbol and exchange label of leg ``i`` (a venue leg names its own exchange)."""
+    legs = venue_legs(rule.symbol) if rule.metric in VENUE_METRICS else None
+    if legs is not None:
+        return legs[i]
+    return rule.symbols[i], exchange
 
 
 def evaluate_samples(
@@ -288,7 +324,8 @@ def rule_history(
     value = np.array([f.value for f in firings], dtype=np.float64)
     pair = len(rule.symbols) == 2
     spread = pair and rule.metric == "spread_zscore"
-    fr = forward_returns(store, rule.symbols[0], times, horizons, exchange=exchange)
+    y_sym, y_ex = _leg(rule, 0, exchange)
+    fr = forward_returns(store, y_sym, times, horizons, exchange=y_ex)
     parts = [
         pd.DataFrame(
             {
@@ -303,7 +340,8 @@ def rule_history(
         ("y" if pair else rule.symbols[0], h, fr[f"fwd_{h}"].to_numpy()) for h in horizons
     ]
     if pair:
-        fx = forward_returns(store, rule.symbols[1], times, horizons, exchange=exchange)
+        x_sym, x_ex = _leg(rule, 1, exchange)
+        fx = forward_returns(store, x_sym, times, horizons, exchange=x_ex)
         fx.columns = [f"fwd_x_{h}" for h in horizons]
         parts.append(fx)
         series += [("x", h, fx[f"fwd_x_{h}"].to_numpy()) for h in horizons]

@@ -27,9 +27,11 @@ from lq.alerts.rules import Rule
 from lq.analytics import streaming as st
 
 __all__ = [
+    "DislocationMetric",
     "GarchVolMetric",
     "Metric",
     "Sampler",
+    "VenueSampler",
     "make_metric",
 ]
 
@@ -92,6 +94,51 @@ class Sampler:
         self._bucket = b
         last[leg] = price
         self._dirty = True
+        return out
+
+
+class VenueSampler(Sampler):
+    """A pair sampler for one asset on two venues: like :class:`Sampler`, and each sample also
+    carries when each leg last traded, as the open time (µs) of that trade's bucket:
+    ``(ts, (p_a, p_b, bucket_a, bucket_b))``, so a metric can leave out a leg whose price is
+    stale (the venue stopped trading) instead of comparing it as if it were current.
+
+    Examples
+    --------
+    >>> s = VenueSampler(n_legs=2, sample_us=1_000_000)
+    >>> s.on_trade(0, 100.0, 100), s.on_trade(1, 101.0, 200), s.on_trade(0, 102.0, 1_500_000)
+    (None, None, (1000000, (100.0, 101.0, 0.0, 0.0)))
+    >>> s.on_trade(0, 103.0, 2_100_000)                 # leg b last traded in bucket 0
+    (2000000, (102.0, 101.0, 1000000.0, 0.0))
+    """
+
+    __slots__ = ("_seen",)
+
+    def __init__(self, *, n_legs: int, sample_us: int) -> None:
+        if n_legs != 2 or sample_us <= 0:
+            raise ValueError("a venue sampler has two legs and a time clock")
+        super().__init__(n_legs=n_legs, sample_us=sample_us)
+        self._seen = [0, 0]
+
+    def on_trade(self, leg: int, price: float, ts: int) -> tuple[int, tuple[float, ...]] | None:
+        us = self._us
+        b = ts // us
+        if b < self._bucket:
+            return None
+        seen = self._seen
+        out = None
+        if (
+            b != self._bucket
+            and self._dirty
+            and self._last[0] == self._last[0]
+            and (self._last[1] == self._last[1])
+        ):
+            p = self._last
+            out = ((self._bucket + 1) * us, (p[0], p[1], float(seen[0]), float(seen[1])))
+        self._bucket = b
+        self._last[leg] = price
+        self._dirty = True
+        seen[leg] = b * us
         return out
 
 
@@ -338,6 +385,36 @@ class HedgeDriftMetric(_Base):
         return b[-1] - b[0] if len(b) == b.maxlen else _NAN
 
 
+class DislocationMetric(_Base):
+    """Dislocation in bps of venue ``a`` against reference venue ``b``: ``(p_a / p_b - 1)
+    · 1e4`` on each leg's last price, raw (each in its own quote currency), NaN while either
+    leg has not traded within ``max_age_us`` of the sample time (samples from
+    :class:`VenueSampler`). The same formula as :func:`lq.analytics.dislocation` (simple).
+    """
+
+    __slots__ = ("_age", "_v")
+
+    def __init__(self, max_age_us: int) -> None:
+        super().__init__()
+        self._age = max_age_us
+        self._v = _NAN
+
+    def update(self, ts: int, prices: tuple[float, ...]) -> None:
+        if ts <= self.last_ts:
+            return
+        self.last_ts = ts
+        pa, pb, ba, bb = prices
+        oldest = ts - self._age
+        if ba < oldest or bb < oldest or not (pa > 0.0 and pb > 0.0):
+            self._v = _NAN
+            return
+        self._v = (pa / pb - 1.0) * 1e4
+
+    @property
+    def value(self) -> float:
+        return self._v
+
+
 class EventMetric(_Base):
     """Staleness / unfilled gap: the engine sets the value directly."""
 
@@ -379,4 +456,6 @@ def make_metric(rule: Rule) -> Metric:
         return CorrelationMetric(w)
     if m == "hedge_drift":
         return HedgeDriftMetric(w, rule.hedge_method, rule.effective_lookback)
+    if m == "dislocation_bps":
+        return DislocationMetric(rule.max_age_samples * rule.sample_us)
     return EventMetric()

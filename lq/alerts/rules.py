@@ -26,6 +26,12 @@ forecast          one     a deployed forecast model's (``model``) latest forecas
                           bar (``output="prediction"``: P(up), return or volatility) or its
                           running out-of-sample edge over its baseline (``output="edge"``:
                           baseline loss minus model loss; below 0 the model has stopped working)
+dislocation_bps   venues  ``(p_a / p_b - 1) · 1e4`` between one asset's prices on two venues,
+                          ``symbol="BTC-USD@coinbase/BTCUSDT@binance"`` (venue symbol @ exchange
+                          label; the second leg is the reference); raw, each price in its own
+                          quote (the description names both quotes: USD vs USDT is shown, not
+                          hidden); a leg's price counts while it traded within the last
+                          ``lookback`` samples (default 1: in the sample's own bucket)
 ================  ======  =====================================================================
 
 Samples: prices are sampled on a clock of ``sample`` seconds of exchange time (the last trade
@@ -55,6 +61,7 @@ __all__ = [
     "METRICS",
     "METRIC_RANGES",
     "PAIR_METRICS",
+    "VENUE_METRICS",
     "Channel",
     "Condition",
     "Metric",
@@ -66,6 +73,7 @@ __all__ = [
     "rule_to_json",
     "validate_forecast_levels",
     "validate_symbols",
+    "venue_legs",
 ]
 
 Metric = Literal[
@@ -80,6 +88,7 @@ Metric = Literal[
     "staleness",
     "unfilled_gap",
     "forecast",
+    "dislocation_bps",
 ]
 Condition = Literal["above", "below", "crosses_above", "crosses_below", "outside"]
 Severity = Literal["info", "warning", "critical"]
@@ -94,6 +103,8 @@ SEVERITIES: tuple[str, ...] = get_args(Severity)
 CHANNELS: tuple[str, ...] = get_args(Channel)
 PAIR_METRICS: frozenset[str] = frozenset({"spread_zscore", "correlation", "hedge_drift"})
 EVENT_METRICS: frozenset[str] = frozenset({"staleness", "unfilled_gap", "forecast"})
+#: Metrics whose legs are ``symbol@exchange`` (one asset on two venues).
+VENUE_METRICS: frozenset[str] = frozenset({"dislocation_bps"})
 MAX_WINDOW = 1_000_000
 _UNBOUNDED = (-math.inf, math.inf)
 #: The values each metric can take, ``(low, high)`` (inclusive; infinite: unbounded). Every
@@ -113,6 +124,7 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     # its edge is a difference of losses: the rule alone cannot bound it. AlertStore checks the
     # levels of a rule on a deployed model against FORECAST_RANGES (validate_forecast_levels).
     "forecast": _UNBOUNDED,
+    "dislocation_bps": (-10_000.0, math.inf),  # p_a / p_b - 1 > -1 for positive prices
 }
 #: The values a forecast rule's ``output="prediction"`` can take, by the model's target kind
 #: (:class:`lq.forecast.TargetSpec`); ``output="edge"`` is unbounded.
@@ -131,6 +143,31 @@ _CHOICES = {
 }
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
+# "BTC-USD@coinbase/BTCUSDT@binance": venue symbols may hold '-', '/', '_' or '.'
+_VENUE_PAIR = re.compile(
+    r"^([A-Z0-9][A-Z0-9\-/_.]{0,31})@([a-z0-9][a-z0-9_.\-]{0,39})/"
+    r"([A-Z0-9][A-Z0-9\-/_.]{0,31})@([a-z0-9][a-z0-9_.\-]{0,39})$"
+)
+
+
+def venue_legs(symbol: str) -> tuple[tuple[str, str], tuple[str, str]] | None:
+    """``"BTC-USD@coinbase/BTCUSDT@binance"`` -> ``(("BTC-USD", "coinbase"), ("BTCUSDT",
+    "binance"))``; None if ``symbol`` is not two ``symbol@exchange`` legs."""
+    m = _VENUE_PAIR.match(symbol) if isinstance(symbol, str) else None
+    if m is None:
+        return None
+    return (m.group(1), m.group(2)), (m.group(3), m.group(4))
+
+
+def _normalise_venue_pair(text: str) -> str:
+    """Upper-case the symbols and lower-case the exchange labels of ``a@x/b@y``."""
+    legs = re.match(r"^(.+?)@([^/@]+)/(.+?)@([^/@]+)$", text)
+    if legs is None:
+        return text.upper()
+    a, x, b, y = legs.groups()
+    return f"{a.upper()}@{x.lower()}/{b.upper()}@{y.lower()}"
+
+
 _NAME = re.compile(r"^[\w.\-: ]{1,80}$")
 
 
@@ -262,8 +299,17 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     # -- derived --------------------------------------------------------------------------
     @property
     def symbols(self) -> tuple[str, ...]:
-        """``("Y", "X")`` for a pair, ``("S",)`` otherwise."""
+        """``("Y", "X")`` for a pair, ``("S",)`` otherwise; ``("BTC-USD@coinbase",
+        "BTCUSDT@binance")`` for a venue metric."""
+        legs = venue_legs(self.symbol) if self.metric in VENUE_METRICS else None
+        if legs is not None:
+            return tuple(f"{s}@{e}" for s, e in legs)
         return tuple(self.symbol.split("/"))
+
+    @property
+    def max_age_samples(self) -> int:
+        """Venue metrics: a leg counts while it traded within this many samples."""
+        return self.lookback if self.lookback is not None else 1
 
     @property
     def is_pair(self) -> bool:
@@ -297,6 +343,8 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
             key += (self.window, self.hedge_method)
         elif m == "hedge_drift":
             key += (self.window, self.hedge_method, self.effective_lookback)
+        elif m in VENUE_METRICS:
+            key += (self.max_age_samples,)
         return key
 
     def describe(self) -> str:
@@ -313,9 +361,26 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
             "staleness": "",
             "unfilled_gap": "",
             "forecast": f", model={self.model}, {self.output}",
+            "dislocation_bps": f", max age {self.max_age_samples} sample(s)",
         }[self.metric]
         level = f"{self.band[0]:g}..{self.band[1]:g}" if self.band else f"{self.threshold:g}"
+        if self.metric in VENUE_METRICS:
+            return f"{self.metric}({_venue_text(self.symbol)}{params}) {self.condition} {level}"
         return f"{self.metric}({self.symbol}{params}) {self.condition} {level}"
+
+
+def _venue_text(symbol: str) -> str:
+    """``"BTC-USD@coinbase (USD) vs BTCUSDT@binance (USDT)"``: the quotes compared, named."""
+    from lq.analytics.crossvenue import instrument_of
+
+    legs = venue_legs(symbol)
+    if legs is None:
+        return symbol
+    out = []
+    for sym, ex in legs:
+        inst = instrument_of(ex, sym)
+        out.append(f"{sym}@{ex}" + (f" ({inst.quote})" if inst is not None else ""))
+    return " vs ".join(out)
 
 
 def _validate(r: Rule) -> None:
@@ -328,7 +393,15 @@ def _validate(r: Rule) -> None:
     if r.condition not in CONDITIONS:
         raise RuleError("condition", r.condition, f"expected one of {list(CONDITIONS)}")
     parts = r.symbol.split("/") if isinstance(r.symbol, str) else []
-    if r.metric in PAIR_METRICS:
+    if r.metric in VENUE_METRICS:
+        legs = venue_legs(r.symbol)
+        if legs is None or legs[0] == legs[1]:
+            raise RuleError(
+                "symbol", r.symbol, f"{r.metric} needs two venues 'SYMBOL@exchange/SYMBOL@exchange' "
+                "such as 'BTC-USD@coinbase/BTCUSDT@binance' (the second is the reference)"
+            )  # fmt: skip
+        parts = []
+    elif r.metric in PAIR_METRICS:
         if len(parts) != 2 or parts[0] == parts[1]:
             raise RuleError(
                 "symbol", r.symbol, f"{r.metric} needs a pair 'Y/X' such as 'ETHUSDT/BTCUSDT'"
@@ -389,6 +462,10 @@ def _validate(r: Rule) -> None:
         raise RuleError("sample", r.sample, "seconds: 0 (every trade) or a whole number 1..86400")
     if s == 0 and r.metric == "volatility":
         raise RuleError("sample", r.sample, "volatility needs a time clock (sample >= 1 s)")
+    if s == 0 and r.metric in VENUE_METRICS:
+        raise RuleError(
+            "sample", r.sample, f"{r.metric} compares venues on a time clock (sample >= 1 s)"
+        )
     if isinstance(r.refit, bool) or not isinstance(r.refit, int) or r.refit < 1:
         raise RuleError("refit", r.refit, "must be a positive integer number of samples")
     c = _finite("cooldown", r.cooldown)
@@ -418,7 +495,8 @@ def validate_symbols(rule: Rule, known: set[str] | frozenset[str] | None) -> Non
     """Refuse a rule whose symbols are not collected (``known`` None or empty: no check)."""
     if not known:
         return
-    for s in rule.symbols:
+    legs = venue_legs(rule.symbol) if rule.metric in VENUE_METRICS else None
+    for s in [sym for sym, _ex in legs] if legs is not None else rule.symbols:
         if s not in known:
             raise RuleError("symbol", rule.symbol, f"{s} is not collected; known: {sorted(known)}")
 
@@ -434,7 +512,8 @@ def rule_from_dict(data: dict[str, Any]) -> Rule:
         raise RuleError("rule", data, "expected a mapping of field names to values")
     data = dict(data)
     if isinstance(data.get("symbol"), str):
-        data["symbol"] = data["symbol"].strip().upper().replace(" ", "")
+        sym = data["symbol"].strip().replace(" ", "")
+        data["symbol"] = _normalise_venue_pair(sym) if "@" in sym else sym.upper()
     for k in ("band", "rearm_band", "channels"):
         if isinstance(data.get(k), list):
             data[k] = tuple(data[k])
