@@ -58,6 +58,13 @@ MAX_VENUES = 6  # trace slots per chart (a FigureWidget keeps the traces it was 
 COLOURS = ("#42a5f5", "#f5c242", "#26a69a", "#ef5350", "#ab47bc", "#90a4ae")
 
 
+def _ms(index: pd.DatetimeIndex) -> np.ndarray:
+    """UTC times as float ms since the epoch, for a date axis. A FigureWidget's first state
+    is sent as JSON, which has no datetimes (a DatetimeIndex there leaves the chart empty);
+    float arrays travel as binary buffers."""
+    return index.as_unit("us").asi8 / 1000.0
+
+
 def _fmt(v: Any, spec: str = ".2f") -> str:
     try:
         f = float(v)
@@ -136,6 +143,7 @@ class VenuesPanel:
         self.fig.update_yaxes(title_text="price (quote / 1 unit)", row=1, col=1)
         self.fig.update_yaxes(title_text="bps", row=2, col=1)
         self.fig.update_yaxes(title_text="share", range=[0, 1], row=3, col=1)
+        self.fig.update_xaxes(type="date")
         self.fig.update_xaxes(title_text="time (UTC)", row=3, col=1)
         self.ll_fig = figure(
             height=300, subplot_titles=("lead-lag: Hayashi-Yoshida correlation by lag",)
@@ -308,21 +316,22 @@ class VenuesPanel:
         for k, n in enumerate(names[:MAX_VENUES]):
             inst = self.compared[k]
             bars = self.store.bars(inst.symbol, "1s", start, exchange=inst.venue)
-            upd[k_price + k] = {"x": bars.index.tz_convert(None), "y": bars["close"].to_numpy(),
+            upd[k_price + k] = {"x": _ms(bars.index), "y": bars["close"].to_numpy(),
                                 "name": f"{n} ({inst.quote})", "visible": True}  # fmt: skip
             if disl is not None and n in disl.bps.columns:
-                x = disl.bps.index.tz_convert(None)
+                x = _ms(disl.bps.index)
                 upd[k_raw + k] = {"x": x, "y": disl.bps[n].to_numpy(), "visible": True,
                                   "name": f"{n} vs {ref}: {disl.quotes[n]} vs {disl.quotes[ref]}"}  # fmt: skip
                 if disl.quotes[n] != disl.quotes[ref] and np.isfinite(disl.adjusted[n]).any():
                     upd[k_adj + k] = {"x": x, "y": disl.adjusted[n].to_numpy(), "visible": True,
                                       "name": f"{n} adjusted ({disl.conversion[n]})"}  # fmt: skip
             if vs is not None and n in vs.share.columns:
-                upd[k_share + k] = {"x": vs.share.index.tz_convert(None), "y": vs.share[n].to_numpy(),
+                upd[k_share + k] = {"x": _ms(vs.share.index), "y": vs.share[n].to_numpy(),
                                     "name": n, "visible": True}  # fmt: skip
         with self.fig.batch_update():
             for i, props in upd.items():
-                d[i].update(props)
+                for prop, value in props.items():
+                    setattr(d[i], prop, value)
             self.fig.layout.yaxis2.title.text = f"bps vs {ref}"
         self.dislocation_html.value = self._dislocation_html(disl, ref)
         self.volume_html.value = self._volume_html(vs)
@@ -363,10 +372,18 @@ class VenuesPanel:
             return note_html(
                 f"dislocation: waiting for trades of {ref} and at least one other venue"
             )
+        missing = sorted({c.split(": ", 1)[1] for c in disl.conversion.values()
+                          if c.startswith("not converted")})  # fmt: skip
+        unconverted = (
+            f"; not converted into {disl.quotes[ref]} ({', '.join(missing)}"
+            " stored), so the raw figures include that exchange rate"
+            if missing
+            else ""
+        )
         rows = []
         for (venue, basis), r in disl.summary.iterrows():
-            if basis == "adjusted" and disl.conversion[venue].startswith("same quote"):
-                continue
+            if basis == "adjusted" and not disl.conversion[venue].startswith(("USD", "USDT")):
+                continue  # same quote (= raw), or no rate to convert with (said below)
             rows.append(
                 f'<tr class="lq-disl-row" data-venue="{html.escape(venue)}" data-basis="{basis}">'
                 f"<td>{html.escape(venue)}</td><td>{basis}</td>"
@@ -382,6 +399,7 @@ class VenuesPanel:
             + note_html(
                 f"bps = (price / price of {ref} - 1) · 10⁴ on a 1 s grid, each venue's last "
                 f"trade at most {MAX_AGE} old; raw compares each venue in its own quote"
+                + unconverted
             )
         )
 
@@ -469,7 +487,8 @@ class VenuesPanel:
                           "name": f"{r.reference} → {r.venue}"}  # fmt: skip
         with self.ll_fig.batch_update():
             for k, props in upd.items():
-                d[k].update(props)
+                for prop, value in props.items():
+                    setattr(d[k], prop, value)
         if not readings:
             self.leadlag_html.value = note_html("lead-lag: needs the reference and one more venue")
             return
@@ -480,7 +499,8 @@ class VenuesPanel:
         ]
         self.leadlag_html.value = f"<ul style='margin:2px 0'>{''.join(lines)}</ul>" + note_html(
             "Hayashi-Yoshida on each venue's raw trades (log prices), lags ±2 s in "
-            "10 ms steps; positive lag: the reference leads"
+            "10 ms steps; positive lag: the reference leads. Its correlation is normalised by "
+            "each venue's own realised variance, so it can exceed 1 in a finite sample"
         )
 
     def estimate_lead_lag(self) -> list[LeadLagReading]:

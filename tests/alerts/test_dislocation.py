@@ -31,7 +31,9 @@ T0 = 1_723_161_600 * S
 PAIR = "BTC-USD@coinbase/BTCUSDT@binance"
 RULE = Rule(name="cb-vs-bn", metric="dislocation_bps", symbol=PAIR, condition="above",
             threshold=10.0, channels=("webhook", "dashboard"))  # fmt: skip
-FAST = RetryPolicy(attempts=3, initial=0.05, factor=2.0, attempt_timeout=1.0, rate=1000.0,
+# a generous attempt timeout: a loaded machine only delays the answer (a 1 s timeout there
+# retries a request the server did receive, and the recorder sees it twice)
+FAST = RetryPolicy(attempts=3, initial=0.05, factor=2.0, attempt_timeout=30.0, rate=1000.0,
                    burst=1000)  # fmt: skip
 
 # second -> (coinbase price, binance price); None: that venue did not trade in that second.

@@ -306,3 +306,20 @@ def test_the_tab_is_registered_in_the_dashboard(db):
     assert "Venues" in titles
     panel = dash.panel(titles.index("Venues"))
     assert isinstance(panel, VenuesPanel) and "BTC-USD@coinbase" in panel.venues.value
+
+
+def test_the_figures_first_state_is_valid_json(db):
+    """A FigureWidget's first state is sent as JSON: a datetime (or NaN) in it leaves the chart
+    empty in the browser with no error anywhere (it did: x given as a DatetimeIndex)."""
+    import json
+
+    from ipywidgets.widgets.widget import _remove_buffers
+
+    with Store(db) as st:
+        p = VenuesPanel(st, asset="BTC", window="15 min")
+        p.refresh()
+        p.estimate_lead_lag()
+        for fig in (p.fig, p.ll_fig):
+            state, _paths, _buffers = _remove_buffers(fig.get_state())
+            json.dumps(state, allow_nan=False)
+        assert sum(bool(t.visible) for t in p.fig.data) >= 4
