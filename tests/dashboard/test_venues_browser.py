@@ -102,6 +102,7 @@ def venues_dashboard(tmp_path: Path):
                     p.wait()
 
 
+@pytest.mark.timeout(900)
 def test_venues_tab_shows_all_venues_live_in_chromium(venues_dashboard: dict) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -110,7 +111,8 @@ def test_venues_tab_shows_all_venues_live_in_chromium(venues_dashboard: dict) ->
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(venues_dashboard["url"], wait_until="commit", timeout=90_000)
-        page.wait_for_selector(".lq-status", timeout=90_000)
+        # a loaded 2-core machine takes up to two minutes to start the page's kernel
+        page.wait_for_selector(".lq-status", timeout=240_000)
         page.get_by_role("tab", name="Venues").click()
         page.wait_for_selector(".lq-venues-list", timeout=60_000)
         # every venue is listed with its quote, and the USD/USDT difference is stated
@@ -123,17 +125,20 @@ def test_venues_tab_shows_all_venues_live_in_chromium(venues_dashboard: dict) ->
         page.wait_for_function(
             "() => [...document.querySelectorAll('.js-plotly-plot')].some(gd => (gd.data || [])"
             ".filter(t => t.visible === true && / \\((USD|USDT)\\)$/.test(t.name || '')).length >= 4)",
-            timeout=30_000,
+            timeout=120_000,
         )
         rows = page.locator(".lq-disl-row")
         rows.first.wait_for(timeout=30_000)
         assert rows.count() >= 3
-        # lead-lag arrives from the slow path, with sample sizes; bybit's is too short
-        page.wait_for_selector(".lq-leadlag", timeout=60_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "dashboard_venues.png"))
+        # lead-lag arrives from the slow path (the executor, every 10 s), with sample sizes;
+        # bybit's is too short
+        page.wait_for_selector(".lq-leadlag", timeout=240_000)
         ll = page.locator(".lq-leadlag")
         assert ll.count() == 3 and "n = " in ll.first.inner_text()
         assert page.locator(".lq-leadlag[data-short='1']").count() >= 1
-        # data quality: coinbase's unfillable hole, bybit not checkable only if declared so
+        # data quality: coinbase's unfillable hole
         q = page.locator(".lq-quality-row[data-venue='coinbase']").inner_text()
         assert "unfilled holes" in q
         # live: the trade count in the list grows as the writer adds trades
@@ -142,7 +147,5 @@ def test_venues_tab_shows_all_venues_live_in_chromium(venues_dashboard: dict) ->
             f"() => document.querySelector('.lq-venues-list').innerText !== {first!r}",
             timeout=20_000,
         )
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(ARTIFACTS / "dashboard_venues.png"), full_page=False)
-        page.screenshot(path=str(ARTIFACTS / "dashboard_venues_full.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard_venues_leadlag.png"))
         browser.close()
