@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_dashboard_browser import ARGS, ARTIFACTS, CHROMIUM, REPO, _free_port
+
+from .test_dashboard_browser import ARGS, ARTIFACTS, CHROMIUM, REPO, _free_port
 
 pytestmark = [
     pytest.mark.browser,

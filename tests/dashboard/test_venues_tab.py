@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from venues_market import FILLED, UNFILLED, make_trades, write_market
 
 from lq.analytics.crossvenue import instrument_of
 from lq.dashboard.venue_data import (
@@ -28,6 +27,8 @@ from lq.dashboard.venue_data import (
 from lq.dashboard.venues_tab import VenuesPanel
 from lq.feeds.events import Gap, Trade
 from lq.store import Batch, Store, Writer
+
+from .venues_market import FILLED, UNFILLED, make_trades, write_market
 
 S = 1_000_000
 
