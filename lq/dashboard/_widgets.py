@@ -26,6 +26,7 @@ __all__ = [
     "empty_state_html",
     "error_html",
     "figure",
+    "figure_widget",
     "note_html",
     "sync_figure_state",
 ]
@@ -78,7 +79,42 @@ def figure(
         legend={"orientation": "h", "yref": "container", "y": 1, "yanchor": "top", "x": 0},
         uirevision="keep",  # zoom and pan survive data updates
     )
-    return go.FigureWidget(base)
+    return figure_widget(base)
+
+
+#: plotly's FigureWidget module as this page loaded it (an http(s) URL on the dashboard's
+#: server), once the page's :class:`Heartbeat` reported it; None before (or in a notebook).
+_plotly_module_url: str | None = None
+
+
+def _module_path() -> str:
+    """Where the dashboard server offers plotly's module, naming the installed version."""
+    import plotly
+
+    from lq.dashboard.server import PLOTLY_MODULE_PATH
+
+    return f"{PLOTLY_MODULE_PATH}?v={plotly.__version__}"
+
+
+class _FigureWidget(go.FigureWidget):
+    """A FigureWidget whose front-end module is the page's loaded copy when there is one.
+
+    plotly's own FigureWidget sends its 5 MB module with every figure, and the browser
+    compiles it once per figure; anywidget gives a figure 2 s to load its module, after
+    which the figure drops every message (its state, every restyle) without a word: on a
+    loaded machine a chart created after the page opened showed empty white axes for good.
+    Given as the URL the page already loaded (:class:`Heartbeat`), the module is found at
+    once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if _plotly_module_url is not None:
+            self._esm = _plotly_module_url  # read by anywidget's __init__ as the module
+        super().__init__(*args, **kwargs)
+
+
+def figure_widget(base: go.Figure) -> go.FigureWidget:
+    """``base`` as a live FigureWidget (see :class:`_FigureWidget`)."""
+    return _FigureWidget(base)
 
 
 def sync_figure_state(fig: go.FigureWidget) -> None:
@@ -123,9 +159,28 @@ class Heartbeat(anywidget.AnyWidget):
     """
 
     _esm = """
+    function loadPlotly(model) {
+      // plotly's FigureWidget module, once per page, from the dashboard's server
+      const path = model.get("module_path");
+      if (!path || model.get("module_url")) return;
+      let base = "/";
+      try {
+        const cfg = document.getElementById("jupyter-config-data");
+        if (cfg) base = JSON.parse(cfg.textContent).baseUrl || "/";
+      } catch (e) {}
+      const url = new URL(base.replace(/\\/+$/, "") + path, window.location.origin).href;
+      import(url).then(
+        () => { model.set("module_url", url); model.set("module_state", "loaded"); model.save_changes(); },
+        (e) => {
+          console.warn("lq: plotly's module not loaded from " + url + ": " + e);
+          model.set("module_state", "failed"); model.save_changes();
+        },
+      );
+    }
     function render({ model, el }) {
       el.style.display = "none";
       el.classList.add("lq-heartbeat");
+      loadPlotly(model);
       const send = () => { model.set("beat", Date.now()); model.save_changes(); };
       send();
       const id = setInterval(send, model.get("period_ms"));
@@ -142,13 +197,35 @@ class Heartbeat(anywidget.AnyWidget):
     beat = traitlets.Float(0.0).tag(sync=True)
     resized = traitlets.Float(0.0).tag(sync=True)
     period_ms = traitlets.Int(5000).tag(sync=True)
+    #: plotly's module below the page's base URL (set here), and the URL the page loaded it
+    #: from (set by the page once loaded; later figures use it, see _FigureWidget)
+    module_path = traitlets.Unicode("").tag(sync=True)
+    module_url = traitlets.Unicode("").tag(sync=True)
+    #: "" while the page loads it, then "loaded" or "failed"
+    module_state = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, *, period_ms: int = 5000, clock: Callable[[], float] = time.monotonic):
-        super().__init__(period_ms=period_ms)
+        super().__init__(period_ms=period_ms, module_path=_module_path())
         self._clock = clock
         self.last_beat = clock()  # the page is still loading: count from creation
         self.beats = 0
         self.observe(self._on_beat, names="beat")
+        self.observe(self._on_module, names="module_url")
+
+    def _on_module(self, change: dict[str, Any]) -> None:
+        self.use_module_url(str(change["new"]))
+
+    def use_module_url(self, url: str) -> None:
+        """New figures load plotly's module from ``url`` (the page's loaded copy)."""
+        global _plotly_module_url
+        if not url or url == _plotly_module_url:
+            return
+        path = self.module_path
+        if url.startswith(("http://", "https://")) and url.endswith(path):
+            _plotly_module_url = url
+            log.info("plotly's module is loaded in the page from %s", url)
+        else:
+            log.warning("ignored a plotly module URL the page reported: %r", url[:200])
 
     def _on_beat(self, change: dict[str, Any]) -> None:
         self.last_beat = self._clock()

@@ -41,6 +41,8 @@ PLUGIN_TABS = (
 )
 #: Seconds after a tab is shown before its figures measure their width again.
 REFIT_DELAY = 0.6
+#: Seconds a tab's first build waits for the page to load plotly's module.
+MODULE_WAIT = 20.0
 
 
 def wait_for_viewer() -> None:
@@ -184,6 +186,8 @@ class Dashboard:
         # a page that beats after the loop gave up on it (it took longer than the orphan
         # timeout to render, e.g. on a loaded machine) gets its loop back
         self.heartbeat.observe(lambda _c: self._resume(), names="beat")
+        self.heartbeat.observe(lambda _c: self._module_ready(), names="module_state")
+        self._shown_at: float | None = None
         self.widget = W.VBox([W.HTML(PAGE_CSS), self.status.widget, self.tabs, self.heartbeat])
         self.widget.add_class("lq-dashboard")
         self.refreshes = 0
@@ -222,10 +226,29 @@ class Dashboard:
         title = str(getattr(cls, "title", modname.rsplit(".", 1)[-1]))
         return title, lambda: cls(**kwargs)
 
+    def _module_pending(self) -> bool:
+        """The page is still loading plotly's module (a figure created now would send and
+        compile its own 5 MB copy, and lose its state past anywidget's 2 s; see
+        lq.dashboard._widgets._FigureWidget). Waited for at most MODULE_WAIT s after
+        the page was shown."""
+        if self._shown_at is None or self.heartbeat.module_state:
+            return False
+        return time.monotonic() - self._shown_at < MODULE_WAIT
+
+    def _module_ready(self) -> None:
+        """The page has (or could not load) plotly's module: build the tab waiting for it."""
+        self.heartbeat.use_module_url(self.heartbeat.module_url)  # whichever trait came first
+        idx = self.tabs.selected_index
+        if idx is not None and idx not in self.panels:
+            self._select(idx)
+
     def panel(self, index: int) -> Any:
         """The panel of tab ``index``, built on first use (each FigureWidget costs page time)."""
         if index not in self.panels:
             title, factory = self._factories[index]
+            if self._module_pending():
+                self._holders[index].children = [W.HTML(note_html(f"{title}: loading..."))]
+                return None  # built once the page has the module (_module_ready)
             try:
                 p = factory()
             except Exception as exc:
@@ -235,8 +258,8 @@ class Dashboard:
                 return None
             self.panels[index] = p
             self._safe(p.refresh, title)  # draw before the first view exists...
-            if hasattr(p, "fig"):
-                sync_figure_state(p.fig)  # ...so the browser renders it with data
+            for fig in _figures(p):
+                sync_figure_state(fig)  # ...so the browser renders it with data
             self._holders[index].children = [p.widget]
         return self.panels[index]
 
@@ -379,6 +402,7 @@ class Dashboard:
         for fig in _figures(self.panels.get(self.tabs.selected_index or 0)):
             sync_figure_state(fig)
         display(self.widget)
+        self._shown_at = time.monotonic()
         if self.live:
             try:
                 self.start()

@@ -61,6 +61,7 @@ from lq.backtest.runs import (
 from lq.dashboard._widgets import (
     empty_state_html,
     error_html,
+    figure_widget,
     labelled,
     note_html,
     sync_figure_state,
@@ -342,7 +343,7 @@ class BacktestTab:
         self.status = W.HTML(note_html("choose a strategy and press Run"))
         self.param_widgets: dict[str, tuple[Any, W.Widget]] = {}
         self.params_box = W.HBox(layout=W.Layout(flex_flow="row wrap", align_items="center"))
-        self.fig = new_figure(widget=True)
+        self.fig = figure_widget(new_figure())  # plotly's module as the page loaded it
         # no empty axes before the first run: a clear empty state, the figure once drawn
         # (the figure's view is created when it is first shown, so it measures the page)
         self.fig_box = W.VBox([], layout=W.Layout(width="100%"))

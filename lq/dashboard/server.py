@@ -52,6 +52,7 @@ __all__ = [
     "MAX_PENDING_BYTES",
     "MAX_UPLOAD_BYTES",
     "ORIGINS_ENV",
+    "PLOTLY_MODULE_PATH",
     "READY_ENV",
     "TOKEN_ENV",
     "allowed_origins",
@@ -278,6 +279,48 @@ def _build_classes() -> tuple[Any, Any]:
     return LqKernelWebsocketHandler, LqChannelsConnection
 
 
+#: Where the server offers plotly's FigureWidget module (below the base URL; see
+#: :class:`lq.dashboard._widgets.Heartbeat`, which loads it once per page).
+PLOTLY_MODULE_PATH = "/lq/static/plotly-widget.js"
+
+
+def plotly_module_file() -> Path:
+    """The installed plotly's FigureWidget module (found without importing plotly)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("plotly is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "package_data" / "widgetbundle.js"
+
+
+def _plotly_module_handler() -> Any:
+    import tornado.web
+
+    class PlotlyModuleHandler(tornado.web.RequestHandler):  # type: ignore[misc]
+        """plotly's FigureWidget JavaScript module (its public ``widgetbundle.js``).
+
+        anywidget loads a widget's module from the ``_esm`` of every model: plotly's is the
+        5 MB bundle itself, so each FigureWidget sent 5 MB and the browser compiled it once
+        per chart. A model whose module is not loaded within anywidget's 2 s
+        (``[anywidget] Failed to initialize model``) drops every later message: a chart
+        created after the page opened (a tab's first click) kept its empty first state on a
+        loaded machine, with no error shown. Given as a URL instead, the module is fetched
+        and compiled once per page, and a chart created later finds it loaded."""
+
+        body: bytes | None = None
+
+        def get(self) -> None:
+            cls = type(self)
+            if cls.body is None:
+                cls.body = plotly_module_file().read_bytes()
+            self.set_header("Content-Type", "text/javascript; charset=utf-8")
+            self.set_header("Cache-Control", "max-age=86400")  # the URL names the version
+            self.write(cls.body)
+
+    return PlotlyModuleHandler
+
+
 def _make_app_class() -> Any:
     import tornado.httpserver
     import tornado.ioloop
@@ -286,6 +329,7 @@ def _make_app_class() -> Any:
     from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
     handler_cls, connection_cls = _build_classes()
+    PlotlyModuleHandler = _plotly_module_handler()
 
     class LqVoila(Voila):  # type: ignore[misc]
         """Voila with lq's handler classes, the real port reported, quiet signals."""
@@ -307,7 +351,13 @@ def _make_app_class() -> Any:
                 signal.signal(sig, self._handle_signal_stop)
 
         def init_handlers(self) -> list[Any]:
+            from jupyter_server.utils import url_path_join
+
             handlers = list(super().init_handlers())
+            # plotly's widget module once per page, by URL (see PlotlyModuleHandler)
+            handlers.insert(
+                0, (url_path_join(self.server_url, PLOTLY_MODULE_PATH), PlotlyModuleHandler)
+            )
             swapped = 0
             for i, h in enumerate(handlers):
                 if len(h) >= 2 and h[1] is VoilaKernelWebsocketHandler:
