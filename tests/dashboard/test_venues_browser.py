@@ -24,6 +24,11 @@ pytestmark = [
 ]
 
 HERE = Path(__file__).resolve().parent
+# how many visible traces of the page's charts have a name matching a regex and points
+JS_DRAWN = """(re) => [...document.querySelectorAll('.js-plotly-plot')]
+  .flatMap(gd => gd.data || [])
+  .filter(t => t.visible === true && re.test(t.name || '') && t.x && t.x.length > 0
+               && t.y && t.y.length === t.x.length).length"""
 VENUES = ("BTCUSDT@binance", "BTC-USD@coinbase", "BTC-USDT@okx", "BTCUSDT@bybit")
 
 
@@ -111,6 +116,15 @@ def test_venues_tab_shows_all_venues_live_in_chromium(venues_dashboard: dict) ->
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        module = []  # plotly's FigureWidget module: fetched by URL, once for the page
+        page.on(
+            "response",
+            lambda r: (
+                module.append((r.status, r.headers.get("content-type", "")))
+                if "/lq/static/plotly-widget.js" in r.url
+                else None
+            ),
+        )
         page.goto(venues_dashboard["url"], wait_until="commit", timeout=90_000)
         # a loaded 2-core machine takes up to two minutes to start the page's kernel
         page.wait_for_selector(".lq-status", timeout=240_000)
@@ -122,11 +136,11 @@ def test_venues_tab_shows_all_venues_live_in_chromium(venues_dashboard: dict) ->
                                    f"[data-venue='{v.split('@')[1]}']", timeout=30_000)  # fmt: skip
         listed = page.locator(".lq-venues-list").inner_text()
         assert "quotes differ (USD, USDT)" in listed
-        # the price chart draws one line per venue; the dislocation rows name the quotes
+        # the price chart draws one line per venue, with points (a chart whose view missed
+        # its state shows white axes and no traces); the dislocation lines name the quotes
+        page.wait_for_function(f"() => ({JS_DRAWN})(/ \\((USD|USDT)\\)$/) >= 4", timeout=120_000)
         page.wait_for_function(
-            "() => [...document.querySelectorAll('.js-plotly-plot')].some(gd => (gd.data || [])"
-            ".filter(t => t.visible === true && / \\((USD|USDT)\\)$/.test(t.name || '')).length >= 4)",
-            timeout=120_000,
+            f"() => ({JS_DRAWN})(/ vs BTC-USD@coinbase: USDT? vs USD$/) >= 3", timeout=60_000
         )
         rows = page.locator(".lq-disl-row")
         rows.first.wait_for(timeout=30_000)
@@ -136,6 +150,7 @@ def test_venues_tab_shows_all_venues_live_in_chromium(venues_dashboard: dict) ->
         # lead-lag arrives from the slow path (the executor, every 10 s), with sample sizes;
         # bybit's is too short
         page.wait_for_selector(".lq-leadlag", timeout=240_000)
+        page.wait_for_function(f"() => ({JS_DRAWN})(/^BTC-USD@coinbase → /) >= 3", timeout=60_000)
         ll = page.locator(".lq-leadlag")
         assert ll.count() == 3 and "n = " in ll.first.inner_text()
         assert page.locator(".lq-leadlag[data-short='1']").count() >= 1
@@ -150,3 +165,5 @@ def test_venues_tab_shows_all_venues_live_in_chromium(venues_dashboard: dict) ->
         )
         page.screenshot(path=str(ARTIFACTS / "dashboard_venues_leadlag.png"))
         browser.close()
+    assert len(module) == 1 and module[0][0] == 200, module
+    assert module[0][1].startswith("text/javascript"), module
