@@ -333,11 +333,25 @@ class VenuesPanel:
                 for prop, value in props.items():
                     setattr(d[i], prop, value)
             self.fig.layout.yaxis2.title.text = f"bps vs {ref}"
+            # the lines carry no legend entries: the title says what each one compares
+            converted = any(upd[k_adj + k].get("visible") for k in range(MAX_VENUES))
+            self.fig.layout.annotations[1].text = self._dislocation_title(disl, ref, converted)
         self.dislocation_html.value = self._dislocation_html(disl, ref)
         self.volume_html.value = self._volume_html(vs)
         self.quality_html.value = self._quality_html()
 
     # -- text ------------------------------------------------------------------------------
+    def _dislocation_title(self, disl: Any, ref: str, converted: bool) -> str:
+        if disl is None:
+            return f"dislocation vs {ref} (bps): waiting for trades"
+        pairs = sorted({f"{disl.quotes[n]} vs {disl.quotes[ref]}" for n in disl.bps.columns
+                        if n != ref})  # fmt: skip
+        dotted = f", dotted: converted into {disl.quotes[ref]}" if converted else ""
+        return (
+            f"dislocation vs {ref} (bps; {', '.join(pairs)}; each line coloured as its "
+            f"venue above{dotted})"
+        )
+
     def _venues_html(self, frames: dict[str, pd.DataFrame]) -> str:
         items = []
         for inst in self.compared:

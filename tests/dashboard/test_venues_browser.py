@@ -154,9 +154,13 @@ def test_venues_tab_shows_all_venues_live_in_chromium(venues_dashboard: dict) ->
         ll = page.locator(".lq-leadlag")
         assert ll.count() == 3 and "n = " in ll.first.inner_text()
         assert page.locator(".lq-leadlag[data-short='1']").count() >= 1
-        # data quality: coinbase's unfillable hole
+        # data quality: coinbase's unfillable hole, okx's dead letters, bybit not checkable
         q = page.locator(".lq-quality-row[data-venue='coinbase']").inner_text()
-        assert "unfilled holes" in q
+        assert "unfilled holes" in q and "2000–2004" in q
+        okx = page.locator(".lq-quality-row[data-venue='okx'] td").all_inner_texts()
+        assert okx[-1] == "3", okx
+        by = page.locator(".lq-quality-row[data-venue='bybit']")
+        assert by.get_attribute("data-state") == "not checkable", by.inner_text()
         # live: the trade count in the list grows as the writer adds trades
         first = page.locator(".lq-venues-list").inner_text()
         page.wait_for_function(

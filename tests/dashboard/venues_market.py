@@ -153,6 +153,10 @@ def run_live(db: Path, seconds: float, *, history: float = 300.0) -> None:
                   key=lambda t: t.ts)  # fmt: skip
     i = 0
     with Writer(db) as w:
+        # as each venue's collector would: bybit's feed declares its trade ids not exact
+        for v in VENUES:
+            w.set_feed_status(exchange=v.exchange, source="live", state="live",
+                              detail={"ids": "none" if v.exchange == "bybit" else "contiguous"})  # fmt: skip
         while i < len(flat):
             now = time.time_ns() // 1000
             j = i
