@@ -152,12 +152,16 @@ def run_live(db: Path, seconds: float, *, history: float = 300.0) -> None:
     flat = sorted((t for v in trades.values() for t in v if t.ts >= t_start + int(history * S)),
                   key=lambda t: t.ts)  # fmt: skip
     i = 0
+    published = 0.0
     with Writer(db) as w:
-        # as each venue's collector would: bybit's feed declares its trade ids not exact
-        for v in VENUES:
-            w.set_feed_status(exchange=v.exchange, source="live", state="live",
-                              detail={"ids": "none" if v.exchange == "bybit" else "contiguous"})  # fmt: skip
         while i < len(flat):
+            if time.monotonic() - published >= 2.0:
+                # as each venue's collector does, every few seconds: bybit's feed declares
+                # its trade ids not exact
+                published = time.monotonic()
+                for v in VENUES:
+                    w.set_feed_status(exchange=v.exchange, source="live", state="live",
+                                      detail={"ids": "none" if v.exchange == "bybit" else "contiguous"})  # fmt: skip
             now = time.time_ns() // 1000
             j = i
             while j < len(flat) and flat[j].ts <= now:
