@@ -59,9 +59,8 @@ COLOURS = ("#42a5f5", "#f5c242", "#26a69a", "#ef5350", "#ab47bc", "#90a4ae")
 
 
 def _ms(index: pd.DatetimeIndex) -> np.ndarray:
-    """UTC times as float ms since the epoch, for a date axis. A FigureWidget's first state
-    is sent as JSON, which has no datetimes (a DatetimeIndex there leaves the chart empty);
-    float arrays travel as binary buffers."""
+    """UTC times as float ms since the epoch, for a date axis: a float array travels as one
+    binary buffer (datetimes would go as a list of ISO strings, several times the bytes)."""
     return index.as_unit("us").asi8 / 1000.0
 
 
