@@ -339,7 +339,8 @@ def test_tabs_from_later_issues_plug_in_when_their_module_exists(
     d = Dashboard(db=real_db, symbols=["BTCUSDT", "ETHUSDT"], live=False)
     titles = [d.tabs.get_title(i) for i in range(len(d.tabs.children))]
     assert titles[:5] == ["Market", "Pairs", "Volatility", "Correlation & clusters", "Data"]
-    assert titles[5:] == ["Alerts", "Backtest", "Forecast"]  # the stand-in, then the real tabs
+    # the stand-in, then the real tabs
+    assert titles[5:] == ["Alerts", "Backtest", "Forecast", "Venues"]
     d.tabs.selected_index = 5
     d.refresh()
     assert d.panels[5].refreshed >= 2 and "BTCUSDT,ETHUSDT" in d.panels[5].widget.value
