@@ -107,6 +107,9 @@ class CollectorSettings:
     endpoint: str = "spot"
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
     channels: tuple[str, ...] = ("trade",)
+    # [[collector.feeds]] tables: several venues in one collector (see FEED_KEYS); when
+    # given, they replace `symbols`/`channels`
+    feeds: tuple[dict[str, Any], ...] = ()
     flush_interval: str = "100ms"
     status_interval: str = "1s"
     spill_dir: str = ""  # where events wait while the database fails ("": <db>.spill/)
@@ -186,9 +189,14 @@ class Settings:
         lines: list[str] = []
         for name, section in self.as_dict(mask_secrets=mask_secrets).items():
             lines.append(f"[{name}]")
+            tables = section.pop("feeds", ()) if name == "collector" else ()
             for k, v in section.items():
                 lines.append(f"{k} = {_toml_value(v)}")
             lines.append("")
+            for table in tables:  # [[collector.feeds]] come after the section's keys
+                lines.append(f"[[{name}.feeds]]")
+                lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+                lines.append("")
         return "\n".join(lines)
 
 
@@ -202,8 +210,47 @@ def _toml_value(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+#: The keys a ``[[collector.feeds]]`` table takes.
+FEED_KEYS = ("venue", "symbols", "channels", "label", "ws_url", "rest_url", "endpoint")
+
+
+def _coerce_feeds(value: Any) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(
+            "collector.feeds: expected [[collector.feeds]] tables, e.g. "
+            'venue = "coinbase" and symbols = ["BTC-USD"]'
+        )
+    out = []
+    for i, table in enumerate(value):
+        where = f"collector.feeds[{i}]"
+        unknown = sorted(set(table) - set(FEED_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {unknown}; expected some of {list(FEED_KEYS)}"
+            )
+        feed: dict[str, Any] = {}
+        for k, v in table.items():
+            if k in ("symbols", "channels"):
+                if isinstance(v, str):
+                    v = [x.strip() for x in v.split(",") if x.strip()]
+                if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
+                    raise ConfigError(f"{where}.{k}={v!r}: expected a non-empty list of strings")
+                feed[k] = tuple(v)
+            elif not isinstance(v, str) or not v.strip():
+                raise ConfigError(f"{where}.{k}={v!r}: expected a non-empty string")
+            else:
+                feed[k] = v.strip()
+        if "symbols" not in feed:
+            raise ConfigError(f"{where}: needs symbols = [...]")
+        feed.setdefault("venue", "binance")
+        out.append(feed)
+    return tuple(out)
+
+
 def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
     where = f"{section}.{f.name}"
+    if section == "collector" and f.name == "feeds":
+        return _coerce_feeds(value)
     default = getattr(Settings(), section)
     current = getattr(default, f.name)
     if isinstance(current, tuple):

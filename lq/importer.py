@@ -768,7 +768,7 @@ def _to_us(values: np.ndarray, where: str, state: _State) -> np.ndarray:
 def _read_frames(m: _Member, exchange: str) -> Iterator[_Chunk]:
     from lq.errors import FrameError
     from lq.feeds.events import Rejected
-    from lq.feeds.parser import Parser
+    from lq.venues.binance.parser import Parser
 
     parser = Parser(exchange=exchange)
     batch = Batch()

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from lq.collector.core import Collector, CollectorHook, CollectorStats, source_label
+from lq.collector.core import Collector, CollectorHook, CollectorStats, FeedSpec, source_label
 
-__all__ = ["Collector", "CollectorHook", "CollectorStats", "source_label"]
+__all__ = ["Collector", "CollectorHook", "CollectorStats", "FeedSpec", "source_label"]

@@ -33,7 +33,19 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
         "--source",
         help="live (Binance, the default), local (simulator on 127.0.0.1) or replay:FILE",
     )
-    p.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT (default from config)")
+    p.add_argument(
+        "--symbols",
+        action="append",
+        metavar="[VENUE:]SYMBOLS",
+        help="comma-separated symbols, optionally after their venue: BTCUSDT,ETHUSDT or "
+        "binance:BTCUSDT,ETHUSDT; repeat for several venues in one collector, e.g. "
+        "--symbols binance:BTCUSDT --symbols coinbase:BTC-USD (default from config)",
+    )
+    p.add_argument(
+        "--venue",
+        help="the venue of --symbols lists without a VENUE: prefix (default binance; "
+        "binance, coinbase, kraken, okx, ...)",
+    )
     p.add_argument(
         "--channels", help="comma-separated streams: trade, aggTrade, bookTicker, kline_1m ..."
     )
@@ -91,19 +103,69 @@ def _speed(text: str) -> float | None:
     return None if str(text).lower() in ("max", "none", "0") else float(text)
 
 
+def feeds_from_args(args: argparse.Namespace, settings: Settings) -> list[Any]:
+    """The feeds ``--symbols [VENUE:]A,B`` (repeatable), ``--venue`` and the config's
+    ``[[collector.feeds]]`` ask for, one :class:`~lq.collector.core.FeedSpec` per venue."""
+    from lq.collector.core import FeedSpec
+    from lq.errors import ValidationError
+    from lq.venues.registry import DEFAULT_VENUE, get_venue, venue_names
+
+    cs = settings.collector
+    default_venue = get_venue(getattr(args, "venue", None) or DEFAULT_VENUE).name
+    channels = tuple(
+        c.strip() for c in (args.channels.split(",") if args.channels else cs.channels) if c.strip()
+    )
+    lists = args.symbols
+    if isinstance(lists, str):
+        lists = [lists]
+    if not lists:
+        if cs.feeds:
+            return [FeedSpec(**dict(f)) for f in cs.feeds]
+        if default_venue == DEFAULT_VENUE:
+            lists = [",".join(cs.symbols)]
+        else:
+            lists = [",".join(get_venue(default_venue).default_symbols)]
+    known = set(venue_names())
+    order: list[str] = []
+    by_venue: dict[str, list[str]] = {}
+    for text in lists:
+        venue = default_venue
+        head, sep, tail = text.partition(":")
+        if sep and head.strip().lower() in known:
+            venue, text = head.strip().lower(), tail
+        elif sep:
+            raise ValidationError(
+                "--symbols",
+                text,
+                f"unknown venue {head!r}; expected one of {', '.join(sorted(known))}",
+            )
+        symbols = [s.strip() for s in text.split(",") if s.strip()]
+        if not symbols:
+            raise ValidationError("--symbols", text, "no symbols given")
+        if venue not in by_venue:
+            order.append(venue)
+            by_venue[venue] = []
+        by_venue[venue].extend(s for s in symbols if s not in by_venue[venue])
+    return [
+        FeedSpec(
+            venue=v,
+            symbols=tuple(by_venue[v]),
+            channels=channels if v == "binance" else ("trade",),
+        )
+        for v in order
+    ]
+
+
 def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:
     from lq.collector import Collector
 
     cs = settings.collector
     source = args.source or cs.source
-    symbols = [
-        s.strip().upper()
-        for s in (args.symbols.split(",") if args.symbols else cs.symbols)
-        if s.strip()
-    ]
-    channels = [
-        c.strip() for c in (args.channels.split(",") if args.channels else cs.channels) if c.strip()
-    ]
+    feeds = feeds_from_args(args, settings)
+    if len(feeds) != 1 or feeds[0].venue != "binance" or feeds[0].label or feeds[0].ws_url:
+        return _multi_collector(args, settings, source, feeds)
+    symbols = [s.strip().upper() for s in feeds[0].symbols]
+    channels = list(feeds[0].channels)
     from lq.collector.preflight import check_channels, preflight
 
     check_channels(channels, symbols)  # before any exchange or connection is started
@@ -149,6 +211,70 @@ def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:
         client_options={"api_key": settings.binance.api_key} if settings.binance.api_key else None,
         spill_dir=getattr(args, "spill_dir", None) or cs.spill_dir or None,
         max_buffer=cs.max_buffer,
+    )
+
+
+def _multi_collector(
+    args: argparse.Namespace, settings: Settings, source: str, feeds: list[Any]
+) -> Any:
+    """Several venues (or a configured feed table): one collector, one writer, one status
+    row per feed. ``--ws-url``/``--rest-url``/``--exchange-label`` name one endpoint, so they
+    apply only to a single feed; per-feed URLs and labels go in ``[[collector.feeds]]``."""
+    from dataclasses import replace
+
+    from lq.collector import Collector
+    from lq.collector.preflight import check_channels
+    from lq.errors import ValidationError
+
+    cs = settings.collector
+    if source not in ("live", "local") and not source.startswith("replay:"):
+        raise ValidationError("--source", source, "expected live, local or replay:FILE[,FILE]")
+    single = len(feeds) == 1
+    for flag in ("ws_url", "rest_url", "exchange_label"):
+        if getattr(args, flag, None) and not single:
+            raise ValidationError(
+                f"--{flag.replace('_', '-')}",
+                getattr(args, flag),
+                "names one endpoint; with several venues put ws_url/rest_url/label in each "
+                "[[collector.feeds]] table of the config file",
+            )
+    out = []
+    for f in feeds:
+        if single:
+            f = replace(
+                f,
+                ws_url=f.ws_url or args.ws_url,
+                rest_url=f.rest_url or args.rest_url,
+                label=f.label or args.exchange_label,
+            )
+        if f.venue == "binance":
+            check_channels(list(f.channels), [s.upper() for s in f.symbols])
+        if source == "live" and (f.ws_url or f.rest_url) and not f.label:
+            raise ValidationError(
+                f"feeds[{f.venue}]",
+                f.ws_url or f.rest_url,
+                "an endpoint that is not the venue's own needs a label (label = ... in "
+                "[[collector.feeds]], or --exchange-label): rows are never labelled as live "
+                "data from an unknown host",
+            )
+        out.append(f)
+    retention = getattr(args, "retention", None) or settings.store.retention_ticks
+    simulator: dict[str, Any] = {"seed": args.seed, "speed": _speed(args.speed)}
+    if args.rate is not None:
+        simulator["rate"] = args.rate
+    return Collector(
+        db=settings.db,
+        source=source,
+        feeds=out,
+        endpoint=args.endpoint or cs.endpoint,
+        flush_interval=parse_duration(cs.flush_interval, field="collector.flush_interval"),
+        status_interval=parse_duration(cs.status_interval, field="collector.status_interval"),
+        retention_ticks=parse_duration(retention, field="retention") if retention else None,
+        purge_every=parse_duration(settings.store.purge_every, field="store.purge_every"),
+        record=getattr(args, "record", None),
+        simulator=simulator,
+        replay={"speed": _speed(args.speed), "loop": args.loop, "retime": args.retime},
+        client_options={"api_key": settings.binance.api_key} if settings.binance.api_key else None,
     )
 
 

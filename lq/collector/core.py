@@ -65,7 +65,7 @@ from lq.feeds.sequencer import Hole
 from lq.store.retention import purge
 from lq.store.writer import Batch, BatchResult, Writer, storage_failure
 
-__all__ = ["Collector", "CollectorHook", "CollectorStats", "source_label"]
+__all__ = ["Collector", "CollectorHook", "CollectorStats", "FeedSpec", "source_label"]
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,34 @@ def source_label(source: str, exchange_label: str | None = None) -> str:
     return source.upper()
 
 
+@dataclass(frozen=True, kw_only=True)
+class FeedSpec:
+    """One feed of a collector: a venue, its symbols, and where the rows go.
+
+    ``venue``: a registered venue (:func:`lq.venues.get_venue`); ``symbols``: the venue's own
+    symbols (stored as they are); ``label``: the ``exchange`` column of the rows and the key of
+    the feed's status row (default: the venue's name live; ``local`` for a lone Binance feed
+    on the local exchange, ``local-<venue>`` otherwise); ``ws_url``/``rest_url``: overrides of
+    the venue's endpoints; ``endpoint``: Binance's preset; ``options``: keyword arguments for
+    the venue's client.
+    """
+
+    venue: str = "binance"
+    symbols: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ("trade",)
+    label: str | None = None
+    ws_url: str | None = None
+    rest_url: str | None = None
+    endpoint: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class CollectorStats:
     batches: int = 0
     events: int = 0
     trades_new: int = 0
+    trades_by_label: dict[str, int] = field(default_factory=dict)
     trades_duplicate: int = 0
     dead_letters: int = 0
     write_errors: int = 0
@@ -160,25 +183,28 @@ def _events_in(directory: Path) -> int:
     return n
 
 
-def _holes(batch: Batch, max_ids: int) -> list[Hole]:
-    """The trades and aggTrades of ``batch`` as runs of contiguous ids (at most ``max_ids``
-    each), per symbol and stream."""
-    ids: dict[tuple[str, str], list[int]] = {}
+def _holes(batch: Batch, max_ids: Callable[[str], int]) -> dict[str, list[Hole]]:
+    """The trades and aggTrades of ``batch`` as runs of contiguous ids (at most
+    ``max_ids(label)`` each), per exchange label, symbol and stream: each feed's own."""
+    ids: dict[tuple[str, str, str], list[int]] = {}
     for t in batch.trades:
-        ids.setdefault((t.symbol, "trade"), []).append(t.trade_id)
+        ids.setdefault((t.exchange, t.symbol, "trade"), []).append(t.trade_id)
     for a in batch.agg_trades:
-        ids.setdefault((a.symbol, "aggTrade"), []).append(a.agg_id)
-    out: list[Hole] = []
-    for (sym, kind), xs in ids.items():
+        ids.setdefault((a.exchange, a.symbol, "aggTrade"), []).append(a.agg_id)
+    out: dict[str, list[Hole]] = {}
+    for (label, sym, kind), xs in ids.items():
         xs.sort()
+        cap = max_ids(label)
         start = prev = xs[0]
         for i in [*xs[1:], None]:
-            if i is not None and i == prev + 1 and i - start < max_ids:
+            if i is not None and i == prev + 1 and i - start < cap:
                 prev = i
                 continue
             if i is not None and i == prev:
                 continue
-            out.append(Hole(symbol=sym, kind=kind, first_id=start, last_id=prev))  # type: ignore[arg-type]
+            out.setdefault(label, []).append(
+                Hole(symbol=sym, kind=kind, first_id=start, last_id=prev)  # type: ignore[arg-type]
+            )
             if i is not None:
                 start = prev = i
     return out
@@ -209,7 +235,11 @@ class Collector:
     simulator, replay
         Keyword arguments for the local exchange's data source (seed, rate, speed, loop...).
     client_options
-        Extra keyword arguments for :class:`~lq.feeds.BinanceClient` (backoff, stale_after...).
+        Extra keyword arguments for every feed's client (backoff, stale_after...).
+    feeds
+        Several venues at once (:class:`FeedSpec` each, one connection loop, sequencer and
+        status row per feed, one writer). Without it, one Binance feed is built from
+        ``symbols``/``channels``/``endpoint``/``ws_url``/``rest_url``/``exchange_label``.
     spill_dir
         Where events go that a failing database cannot take (default ``<db>.spill/``).
     max_buffer
@@ -251,6 +281,7 @@ class Collector:
         retry_interval: float = 1.0,
         idle_after: float = 10.0,
         file_check_interval: float = 1.0,
+        feeds: Sequence[FeedSpec] | None = None,
     ) -> None:
         if source not in ("live", "local") and not source.startswith("replay:"):
             raise ValidationError("source", source, "expected 'live', 'local' or 'replay:FILE'")
@@ -271,7 +302,7 @@ class Collector:
                 raise ValidationError(name, v, "must be > 0 seconds")
         if max_buffer < 1:
             raise ValidationError("max_buffer", max_buffer, "must be >= 1 event")
-        if isinstance(symbols, str) or not symbols:
+        if feeds is None and (isinstance(symbols, str) or not symbols):
             raise ValidationError(
                 "symbols", symbols, "expected a non-empty list such as ['BTCUSDT']"
             )
@@ -283,7 +314,22 @@ class Collector:
         self.ws_url = ws_url
         self.rest_url = rest_url
         default_label = {"live": "binance", "local": "local"}.get(source, "replay")
-        self.exchange_label = exchange_label or default_label
+        if feeds is None:
+            feeds = [
+                FeedSpec(
+                    venue="binance",
+                    symbols=self.symbols,
+                    channels=self.channels,
+                    label=exchange_label or default_label,
+                    ws_url=ws_url,
+                    rest_url=rest_url,
+                    endpoint=endpoint,
+                )
+            ]
+        self.feeds = self._resolve_feeds(list(feeds), source)
+        self.exchange_label = self.feeds[0].label or default_label
+        if len(self.feeds) > 1 or feeds[0].venue != "binance":
+            self.symbols = tuple(s for f in self.feeds for s in f.symbols)
         self.flush_interval = flush_interval
         self.max_batch = max_batch
         self.status_interval = status_interval
@@ -297,8 +343,10 @@ class Collector:
         self.hooks: list[CollectorHook] = list(hooks)
         self.event_hooks: list[Callable[[object], None]] = list(event_hooks)
         self.stats = CollectorStats()
-        self.exchange: Any = None  # the LocalExchange for local/replay sources
-        self.client: Any = None
+        self.exchange: Any = None  # the LocalExchange for local/replay sources (first feed's)
+        self.exchanges: dict[str, Any] = {}  # label -> local exchange
+        self.client: Any = None  # the first feed's client
+        self.clients: dict[str, Any] = {}  # label -> client
         self.writer: Writer | None = None
         self._buf = Batch()
         self._wake = asyncio.Event()
@@ -326,14 +374,62 @@ class Collector:
         self._spill: SpillFile | None = None
         self._spill_pending = False  # spill files wait for re-import
         self._lost_gaps: list[Gap] = []  # found gaps for lost trades, stored with the next batch
-        self._lost_holes: list[Hole] = []  # backfilled once storing again
+        self._lost_holes: dict[
+            str, list[Hole]
+        ] = {}  # label -> holes, backfilled once storing again
         self._next_retry = 0.0
         self._next_file_check = 0.0
         self._last_new = time.monotonic()
         self._msgs_at_new = 0
         self._status_file: StatusFile | None = None
-        self._reloaded: list[Hole] = []
+        self._reloaded: dict[str, list[Hole]] = {}  # label -> found gaps reloaded at start
         self._in_spill = 0  # events in the spill directory not re-imported yet
+        self._venues: Any = None
+
+    @staticmethod
+    def _resolve_feeds(feeds: list[FeedSpec], source: str) -> list[FeedSpec]:
+        """Check the feeds and give each its label (see :class:`FeedSpec`)."""
+        from dataclasses import replace
+
+        from lq.venues.registry import get_venue
+
+        if not feeds:
+            raise ValidationError("feeds", feeds, "at least one feed")
+        multi = len(feeds) > 1 or feeds[0].venue != "binance"
+        out = []
+        for f in feeds:
+            venue = get_venue(f.venue)  # ValidationError naming the known venues
+            if isinstance(f.symbols, str) or not f.symbols:
+                raise ValidationError(
+                    f"feeds[{f.venue}].symbols", f.symbols, "expected a non-empty list of symbols"
+                )
+            if source.startswith("replay:") and f.venue != "binance":
+                raise ValidationError(
+                    "source", source, f"replay serves Binance recordings only, not {f.venue}"
+                )
+            label = f.label
+            if label is None:
+                if source == "live":
+                    label = f.venue
+                elif source == "local":
+                    label = f"local-{f.venue}" if multi else "local"
+                else:
+                    label = "replay"
+            out.append(
+                replace(
+                    f,
+                    venue=venue.name,
+                    symbols=tuple(venue.normalize_symbols(f.symbols)),
+                    label=label,
+                    channels=tuple(f.channels),
+                )
+            )
+        labels = [f.label for f in out]
+        if len(set(labels)) != len(labels):
+            raise ValidationError(
+                "feeds", labels, "two feeds would store rows under the same exchange label"
+            )
+        return out
 
     # -- the sink: runs on the loop for every event -----------------------------------------
     def _sink(self, event: object) -> None:
@@ -369,79 +465,126 @@ class Collector:
         """Wait until the feed is connected (or raise TimeoutError)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.client is not None and self.client.status.state == "live":
+            if self.clients and all(c.status.state == "live" for c in self.clients.values()):
                 return
             if self._task is not None and self._task.done():
                 self._task.result()
             await asyncio.sleep(0.02)
         raise TimeoutError(f"feed not live after {timeout} s")
 
-    async def _start_source(self) -> tuple[str | None, str | None]:
+    async def _start_source(self) -> dict[str, tuple[str | None, str | None]]:
+        """Start the local exchanges a local/replay source needs; ``{label: (ws, rest)}``."""
         if self.source == "live":
-            return self.ws_url, self.rest_url
+            return {f.label or "": (f.ws_url, f.rest_url) for f in self.feeds}
         from lq.exchange import LocalExchange, ReplaySource, SimulatorSource
 
-        src: Any
-        aggs: dict[str, int] = {}
-        if self.source == "local":
-            cont = self._continue()
-            aggs = cont.pop("start_agg_ids", {})
-            params = {**self.simulator, **cont}  # the stored series wins: ids, prices, time
-            if "start_time_us" in cont and self.simulator.get("start_time_us") is not None:
-                # a start time the user asked for holds only if it is after the stored series:
-                # new ids at earlier times would put trades into a past that was already stored
-                params["start_time_us"] = max(
-                    int(self.simulator["start_time_us"]), int(cont["start_time_us"])
-                )
-            src = SimulatorSource(symbols=self.symbols, **params)
-        else:
-            src = ReplaySource(self.replay_paths, **self.replay)
-        self.exchange = LocalExchange(source=src, host="127.0.0.1", port=0, **self.exchange_options)
-        for sym, first in aggs.items():  # aggregate ids go on after the stored ones too
-            self.exchange.market._book(sym).next_agg = first
-        await self.exchange.start()
-        log.info("local exchange (%s) at %s", source_label(self.source), self.exchange.ws_url)
-        return self.exchange.ws_url, self.exchange.rest_url
+        if self.source.startswith("replay:") or (
+            len(self.feeds) == 1 and self.feeds[0].venue == "binance"
+        ):
+            src: Any
+            f = self.feeds[0]
+            aggs: dict[str, int] = {}
+            if self.source == "local":
+                cont = self._continue()
+                aggs = cont.pop("start_agg_ids", {})
+                params = {**self.simulator, **cont}  # the stored series wins: ids, prices, time
+                if "start_time_us" in cont and self.simulator.get("start_time_us") is not None:
+                    # a start time the user asked for holds only if it is after the stored
+                    # series: new ids at earlier times would put trades into a stored past
+                    params["start_time_us"] = max(
+                        int(self.simulator["start_time_us"]), int(cont["start_time_us"])
+                    )
+                src = SimulatorSource(symbols=f.symbols, **params)
+            else:
+                src = ReplaySource(self.replay_paths, **self.replay)
+            self.exchange = LocalExchange(
+                source=src, host="127.0.0.1", port=0, **self.exchange_options
+            )
+            for sym, first in aggs.items():  # aggregate ids go on after the stored ones too
+                self.exchange.market._book(sym).next_agg = first
+            await self.exchange.start()
+            self.exchanges = {f.label or "": self.exchange}
+            log.info("local exchange (%s) at %s", source_label(self.source), self.exchange.ws_url)
+            return {f.label or "": (self.exchange.ws_url, self.exchange.rest_url)}
+        from lq.exchange.multi import LocalVenues
 
-    async def _run(self) -> None:
-        from lq.feeds import BinanceClient
+        sim = dict(self.simulator)
+        self._venues = LocalVenues(
+            [(f.venue, f.symbols) for f in self.feeds],
+            seed=sim.pop("seed", 7),
+            rate=sim.pop("rate", None),
+            speed=sim.pop("speed", 1.0),
+            exchange_options=self.exchange_options.get("venues"),
+        )
+        await self._venues.start()
+        self.exchanges = {f.label or "": self._venues[f.venue] for f in self.feeds}
+        self.exchange = self.exchanges[self.feeds[0].label or ""]
+        for label, ex in self.exchanges.items():
+            log.info("local exchange %s at %s", label, ex.ws_url)
+        return {label: (ex.ws_url, ex.rest_url) for label, ex in self.exchanges.items()}
 
-        assert self.writer is not None
-        try:
-            await self._startup_reimport()
-            resume, holes = await self._resume_state()
-            ws_url, rest_url = await self._start_source()
-            if self.record_path is not None:
-                self._recorder = FrameRecorder(self.record_path)
-            self.client = BinanceClient(
-                symbols=self.symbols,
-                channels=self.channels,
-                endpoint=self.endpoint,
+    def _make_clients(
+        self,
+        urls: dict[str, tuple[str | None, str | None]],
+        resume_state: tuple[dict[str, dict[tuple[str, Any], int]], dict[str, list[Hole]]],
+    ) -> None:
+        from lq.venues.registry import get_venue
+
+        resume_all, holes_all = resume_state
+        for f in self.feeds:
+            label = f.label or ""
+            ws_url, rest_url = urls[label]
+            resume = resume_all.get(label, {})
+            holes = holes_all.get(label, [])
+            options = {**self._client_kwargs(), **f.options}
+            if f.venue == "binance":
+                options["endpoint"] = f.endpoint or self.endpoint
+            else:
+                options.pop("api_key", None)
+            client = get_venue(f.venue).client(
+                symbols=f.symbols,
+                channels=f.channels,
                 ws_url=ws_url,
                 rest_url=rest_url,
                 sink=self._sink,
                 resume_ids=resume or None,
                 holes=holes,
-                exchange_label=self.exchange_label,
+                exchange_label=label,
                 record=self._recorder,
-                **self._client_kwargs(),
+                **options,
             )
-            feed = self.client.start()
-            log.info(
-                "collecting %s %s from %s into %s",
-                ",".join(self.symbols),
-                ",".join(self.channels),
-                source_label(self.source, self.exchange_label),
-                self.db,
-            )
+            self.clients[label] = client
+        self.client = self.clients[self.feeds[0].label or ""]
+
+    async def _run(self) -> None:
+        assert self.writer is not None
+        try:
+            await self._startup_reimport()
+            resume_state = await self._resume_state()
+            urls = await self._start_source()
+            if self.record_path is not None:
+                self._recorder = FrameRecorder(self.record_path)
+            self._make_clients(urls, resume_state)
             self._last_new = time.monotonic()
+            tasks = [c.start() for c in self.clients.values()]
+            for f in self.feeds:
+                log.info(
+                    "collecting %s %s %s from %s into %s",
+                    f.venue,
+                    ",".join(f.symbols),
+                    ",".join(f.channels),
+                    source_label(self.source, f.label),
+                    self.db,
+                )
             next_status = 0.0
             while True:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.flush_interval)
                 self._wake.clear()
-                if feed.done() and not self._stopping:
-                    feed.result()  # a failed feed (attempts exhausted) ends the collector
+                if not self._stopping:
+                    for feed in tasks:
+                        if feed.done():
+                            feed.result()  # a failed feed (attempts exhausted) ends the collector
                 now = time.monotonic()
                 if now >= self._next_file_check:
                     self._next_file_check = now + self.file_check_interval
@@ -450,7 +593,7 @@ class Collector:
                 self._check_idle(now)
                 if now >= next_status:
                     next_status = now + self.status_interval
-                    await self._publish(self._status_detail())
+                    await self._publish(self._status_details())
                     if self._inbox.is_dir() and self.storing:
                         await self._import_inbox()
                 if (
@@ -466,9 +609,9 @@ class Collector:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        if self.client is not None:
+        for client in self.clients.values():
             with contextlib.suppress(Exception):
-                await self.client.stop()
+                await client.stop()
         with contextlib.suppress(Exception):
             await self._flush()
         if not self.storing and (self._backlog or self._spill_pending):
@@ -477,10 +620,10 @@ class Collector:
         if self._backlog or self._buf or self._lost_gaps:
             await self._spill_all()
         with contextlib.suppress(Exception):
-            await self._publish(self._status_detail(state="stopped"))
-        if self.exchange is not None:
+            await self._publish(self._status_details(state="stopped"))
+        for ex in self.exchanges.values():
             with contextlib.suppress(Exception):
-                await self.exchange.stop()
+                await ex.stop()
         if self._recorder is not None:
             self._recorder.close()
         if self._spill is not None:
@@ -661,10 +804,13 @@ class Collector:
                 f"{self.stats.events_lost:,}",
             )
             self._outage_since = 0
-        if self._lost_holes and self.client is not None:
-            for h in self._lost_holes:
-                self.client.backfill(h)
-            self._lost_holes.clear()
+        for label, holes in list(self._lost_holes.items()):
+            client = self.clients.get(label)
+            if client is None:  # not started yet: kept for when it is
+                continue
+            for h in holes:  # each hole back to the feed whose trades were lost
+                client.backfill(h)
+            del self._lost_holes[label]
 
     def _writes_again(self) -> None:
         """A write went through: the database itself works again (what waits is still being
@@ -746,29 +892,35 @@ class Collector:
             f"dropped while the database failed ({self._failure or 'unknown'}) and the spill "
             f"failed ({type(exc).__name__}: {exc})"
         )
-        new = _holes(batch, self.client.sequencer.max_backfill if self.client else 100_000)
         now = time.time_ns() // 1000
-        for h in new:
-            gaps.append(
-                Gap(
-                    symbol=h.symbol,
-                    kind=h.kind,
-                    first_missing=h.first_id,
-                    last_missing=h.last_id,
-                    status="found",
-                    detected_ts=now,
-                    reason=why,
-                    exchange=self.exchange_label,
+        n_new = 0
+        for label, new in _holes(batch, self._max_backfill).items():  # per feed, by its label
+            for h in new:
+                gaps.append(
+                    Gap(
+                        symbol=h.symbol,
+                        kind=h.kind,
+                        first_missing=h.first_id,
+                        last_missing=h.last_id,
+                        status="found",
+                        detected_ts=now,
+                        reason=why,
+                        exchange=label,
+                    )
                 )
-            )
-        self._lost_holes.extend(new)
+            self._lost_holes.setdefault(label, []).extend(new)
+            n_new += len(new)
         self._lost_gaps = gaps
         log.error(
             "%s events LOST (%s); their %d trade ranges will be backfilled once storing again",
             f"{lost:,}",
             why,
-            len(new),
+            n_new,
         )
+
+    def _max_backfill(self, label: str) -> int:
+        client = self.clients.get(label)
+        return int(getattr(getattr(client, "sequencer", None), "max_backfill", 100_000))
 
     def _spilled_pending(self) -> int:
         """Events in the spill directory not yet re-imported (this run's and older runs')."""
@@ -795,12 +947,18 @@ class Collector:
         log.error("%s", done)
         return False
 
+    def _messages(self) -> int:
+        """Messages received so far by every feed."""
+        return sum(c.status.messages for c in self.clients.values())
+
     def _check_idle(self, now: float) -> None:
-        """A connected feed that receives but stores nothing new is an error, said once."""
-        st = self.client.status if self.client is not None else None
-        if st is None or st.state != "live" or not self.storing:
+        """Connected feeds that receive but store nothing new are an error, said once (the
+        rows of all feeds share the database, so this is judged over all of them)."""
+        if not self.clients or not self.storing:
             return
-        received = st.messages - self._msgs_at_new
+        if not any(c.status.state == "live" for c in self.clients.values()):
+            return
+        received = self._messages() - self._msgs_at_new
         quiet = now - self._last_new
         if quiet >= self.idle_after and received > 0 and not self._idle:
             s = self.stats
@@ -811,31 +969,42 @@ class Collector:
             )
             log.error("not storing: %s", self._idle)
 
-    async def _publish(self, detail: dict[str, Any]) -> None:
-        """Health in ``feed_status`` (if the database takes it) and ``<db>.status`` (always)."""
-        state = detail.pop("state")
-        row = {
-            "exchange": self.exchange_label,
-            "source": self.source,
-            "updated_ts": time.time_ns() // 1000,
-            "state": state,
-            "pid": os.getpid(),
-            "detail": detail,
-        }
+    async def _publish(self, details: dict[str, dict[str, Any]]) -> None:
+        """Health in ``feed_status`` (one row per feed, keyed by its label, if the database
+        takes it) and ``<db>.status`` (always; every feed's row)."""
+        now = time.time_ns() // 1000
+        rows = []
+        for label, detail in details.items():
+            detail = dict(detail)
+            state = detail.pop("state")
+            rows.append(
+                {
+                    "exchange": label,
+                    "source": self.source,
+                    "updated_ts": now,
+                    "state": state,
+                    "pid": os.getpid(),
+                    "detail": detail,
+                }
+            )
         if self._status_file is not None:
-            self._status_file.write(row)
+            self._status_file.write(rows[0] if len(rows) == 1 else {"rows": rows})
         w = self.writer
         if w is None or (self._failure and self._backlog):
             return
+
+        def write_rows() -> None:
+            for row in rows:
+                w.set_feed_status(
+                    exchange=row["exchange"],
+                    source=self.source,
+                    state=row["state"],
+                    detail=row["detail"],
+                )
+
         try:
             async with self._io_lock:
-                await asyncio.to_thread(
-                    w.set_feed_status,
-                    exchange=self.exchange_label,
-                    source=self.source,
-                    state=state,
-                    detail=detail,
-                )
+                await asyncio.to_thread(write_rows)
         except (StorageFailedError, sqlite3.Error) as exc:
             log.debug("feed_status not written: %s", exc)
 
@@ -848,13 +1017,17 @@ class Collector:
             or result.klines.new
         ):
             self._last_new = time.monotonic()
-            self._msgs_at_new = self.client.status.messages if self.client is not None else 0
+            self._msgs_at_new = self._messages()
             if self._idle:
                 log.warning("storing new rows again (%s)", self._idle)
                 self._idle = ""
         s.batches += 1
         s.events += len(batch)
         s.trades_new += result.trades.new
+        if len(self.feeds) > 1 and batch.trades:
+            by = s.trades_by_label
+            for t in batch.trades:  # received per feed (duplicates included: the writer's job)
+                by[t.exchange] = by.get(t.exchange, 0) + 1
         s.trades_duplicate += result.trades.duplicates
         s.dead_letters += result.dead_letters
         now_us = time.time_ns() // 1000
@@ -888,11 +1061,21 @@ class Collector:
         self.stats.purges += 1
         log.info("retention: removed %s", res.deleted)
 
-    def _status_detail(self, state: str | None = None) -> dict[str, Any]:
-        """The published health. ``state`` is ``live`` only while the feed is connected *and*
-        rows are being committed; ``not storing`` says the database is failing (or nothing
-        new is stored although messages arrive), with ``storage_reason``."""
-        st = self.client.status if self.client is not None else None
+    def _status_details(self, state: str | None = None) -> dict[str, dict[str, Any]]:
+        """One ``feed_status`` detail per feed, keyed by the feed's label."""
+        return {f.label or "": self._status_detail(state, f) for f in self.feeds}
+
+    def _status_detail(self, state: str | None = None, f: FeedSpec | None = None) -> dict[str, Any]:
+        """The published health of one feed. ``state`` is ``live`` only while the feed is
+        connected *and* rows are being committed; ``not storing`` says the database is failing
+        (or nothing new is stored although messages arrive), with ``storage_reason``. The
+        database is shared, so every feed's row carries the same storage state."""
+        from lq.venues.registry import get_venue
+
+        f = f or self.feeds[0]
+        label = f.label or ""
+        client = self.clients.get(label)
+        st = client.status if client is not None else None
         feed = msgspec.structs.asdict(st) if st is not None else {}
         feed_state = st.state if st is not None else "starting"
         reason = self._failure or self._idle
@@ -906,6 +1089,8 @@ class Collector:
         if state is None:
             state = "not storing" if reason and feed_state != "stopped" else feed_state
         age = st.last_message_age_s if st is not None else None
+        id_rule = get_venue(f.venue).id_rule
+        ex = self.exchanges.get(label)
         return {
             **feed,
             "state": state,
@@ -918,18 +1103,29 @@ class Collector:
             "spilled_events": self._spilled_pending(),
             "spill_dir": str(self.spill_dir),
             "lost_events": s.events_lost,
+            "lost_holes": sum(h.last_id - h.first_id + 1 for h in self._lost_holes.get(label, ())),
             "reimported_events": s.events_reimported,
             "last_commit_ts": s.last_commit_ts or None,
-            "source_label": source_label(self.source, self.exchange_label),
-            "symbols": list(self.symbols),
-            "channels": list(self.channels),
-            "trades_stored": s.trades_new,
+            "source_label": source_label(self.source, label),
+            "venue": f.venue,
+            "id_rule": id_rule,
+            "gap_check": "checked" if id_rule == "contiguous" else "not checkable",
+            "symbols": list(f.symbols),
+            "channels": list(f.channels),
+            **(
+                {"trades_stored": s.trades_new}
+                if len(self.feeds) == 1
+                else {  # the writer counts new rows per batch, not per feed
+                    "trades_received": s.trades_by_label.get(label, 0),
+                    "trades_stored_all_feeds": s.trades_new,
+                }
+            ),
             "duplicates_ignored": s.trades_duplicate,
             "dead_letters": s.dead_letters,
             "write_errors": s.write_errors,
             "commit_latency_p50_ms": s.latency_ms(50),
             "commit_latency_p99_ms": s.latency_ms(99),
-            "ws_url": getattr(self.exchange, "ws_url", None) or self.ws_url,
+            "ws_url": getattr(ex, "ws_url", None) or f.ws_url,
         }
 
     # -- start-up: the spill of an earlier run, its holes, where to resume ------------------
@@ -956,74 +1152,87 @@ class Collector:
         self.stats.events_reimported += rep.events
         log.warning("%s", rep.summary())
 
-    async def _resume_state(self) -> tuple[dict[tuple[str, Any], int], list[Hole]]:
-        """Where the feed resumes (highest stored ids) and the holes still open (``found``
-        gaps of this label and these symbols), narrowed to the ids not stored yet."""
+    async def _resume_state(
+        self,
+    ) -> tuple[dict[str, dict[tuple[str, Any], int]], dict[str, list[Hole]]]:
+        """Per feed (keyed by its label): where it resumes (highest stored ids) and the holes
+        still open (``found`` gaps of that label and its symbols), narrowed to the ids not
+        stored yet."""
         if self._failure:
-            return {}, []
+            return {}, {}
         assert self.writer is not None
         try:
             async with self._io_lock:
                 return await asyncio.to_thread(self._read_resume_state)
         except (sqlite3.Error, StorageFailedError) as exc:
             self._fail(exc)
-            return {}, []
+            return {}, {}
 
-    def _read_resume_state(self) -> tuple[dict[tuple[str, Any], int], list[Hole]]:
+    def _read_resume_state(
+        self,
+    ) -> tuple[dict[str, dict[tuple[str, Any], int]], dict[str, list[Hole]]]:
         w = self.writer
         assert w is not None
-        resume: dict[tuple[str, Any], int] = {
-            (sym, "trade"): tid
-            for (exch, sym), tid in w.last_trade_ids().items()
-            if exch == self.exchange_label and sym in self.symbols
-        }
-        if "aggTrade" in self.channels:
-            for sym in self.symbols:
-                (top,) = w.execute(
-                    "SELECT max(agg_id) FROM agg_trades WHERE symbol = ? AND exchange = ?",
-                    (sym, self.exchange_label),
-                ).fetchone()
-                if top is not None:
-                    resume[(sym, "aggTrade")] = int(top)
-        holes: list[Hole] = []
-        marks = ",".join("?" * len(self.symbols))
-        rows = w.execute(
-            "SELECT symbol, kind, first_missing, last_missing, detected_ts FROM gaps"
-            f" WHERE exchange = ? AND status = 'found' AND symbol IN ({marks})"
-            " ORDER BY symbol, kind, first_missing",
-            (self.exchange_label, *self.symbols),
-        ).fetchall()
-        for sym, kind, lo, hi, _ in rows:
-            if kind not in ("trade", "aggTrade"):
-                continue
-            table, col = ("ticks", "trade_id") if kind == "trade" else ("agg_trades", "agg_id")
-            have = [
-                i
-                for (i,) in w.execute(
-                    f"SELECT {col} FROM {table} WHERE symbol = ? AND {col} BETWEEN ? AND ?"
-                    " AND exchange = ? ORDER BY 1",
-                    (sym, lo, hi, self.exchange_label),
+        last = w.last_trade_ids()
+        resumes: dict[str, dict[tuple[str, Any], int]] = {}
+        reloaded: dict[str, list[Hole]] = {}
+        for f in self.feeds:
+            label = f.label or ""
+            resume: dict[tuple[str, Any], int] = {
+                (sym, "trade"): tid
+                for (exch, sym), tid in last.items()
+                if exch == label and sym in f.symbols
+            }
+            if "aggTrade" in f.channels:
+                for sym in f.symbols:
+                    (top,) = w.execute(
+                        "SELECT max(agg_id) FROM agg_trades WHERE symbol = ? AND exchange = ?",
+                        (sym, label),
+                    ).fetchone()
+                    if top is not None:
+                        resume[(sym, "aggTrade")] = int(top)
+            resumes[label] = resume
+            holes: list[Hole] = []
+            marks = ",".join("?" * len(f.symbols))
+            rows = w.execute(
+                "SELECT symbol, kind, first_missing, last_missing, detected_ts FROM gaps"
+                f" WHERE exchange = ? AND status = 'found' AND symbol IN ({marks})"
+                " ORDER BY symbol, kind, first_missing",
+                (label, *f.symbols),
+            ).fetchall()
+            for sym, kind, lo, hi, _ in rows:
+                if kind not in ("trade", "aggTrade"):
+                    continue
+                table, col = ("ticks", "trade_id") if kind == "trade" else ("agg_trades", "agg_id")
+                have = [
+                    i
+                    for (i,) in w.execute(
+                        f"SELECT {col} FROM {table} WHERE symbol = ? AND {col} BETWEEN ? AND ?"
+                        " AND exchange = ? ORDER BY 1",
+                        (sym, lo, hi, label),
+                    )
+                ]
+                holes.append(
+                    Hole(
+                        symbol=sym,
+                        kind=kind,
+                        first_id=lo,
+                        last_id=hi,
+                        missing=_ranges_without(lo, hi, have),
+                    )
                 )
-            ]
-            holes.append(
-                Hole(
-                    symbol=sym,
-                    kind=kind,
-                    first_id=lo,
-                    last_id=hi,
-                    missing=_ranges_without(lo, hi, have),
+            if holes:
+                n = sum(sum(b - a + 1 for a, b in h.missing or ()) for h in holes)
+                log.warning(
+                    "%s: %d hole(s) recorded as found by an earlier run (%s ids still missing): "
+                    "backfilling them alongside the live feed",
+                    label,
+                    len(holes),
+                    f"{n:,}",
                 )
-            )
-        if holes:
-            n = sum(sum(b - a + 1 for a, b in h.missing or ()) for h in holes)
-            log.warning(
-                "%d hole(s) recorded as found by an earlier run (%s ids still missing): "
-                "backfilling them alongside the live feed",
-                len(holes),
-                f"{n:,}",
-            )
-        self._reloaded = holes
-        return resume, holes
+                reloaded[label] = holes
+        self._reloaded = reloaded
+        return resumes, reloaded
 
     def _continue(self) -> dict[str, Any]:
         """For the local simulator on a database that holds its data already: ids, update ids,
@@ -1092,11 +1301,13 @@ class Collector:
             return await asyncio.to_thread(call)
 
     # -- convenience for notebooks and tests ------------------------------------------------
-    def trades_of(self, symbol: str) -> list[Trade]:
-        """The local exchange's truth for ``symbol`` (local/replay sources only)."""
+    def trades_of(self, symbol: str, label: str | None = None) -> list[Trade]:
+        """The local exchange's truth for ``symbol`` (local/replay sources only); ``label``
+        picks the feed's exchange when several venues run."""
         if self.exchange is None:
             raise RuntimeError("trades_of() needs a local or replay source")
-        return self.exchange.trades(symbol)
+        ex = self.exchanges[label] if label is not None else self.exchange
+        return ex.trades(symbol)
 
     def add_hook(self, hook: CollectorHook | Callable[[Batch, BatchResult], None]) -> None:
         """Attach a hook; a plain function ``f(batch, result)`` is accepted too."""

@@ -45,16 +45,28 @@ class StatusFile:
             self._fd = fd
 
     def write(self, row: dict[str, Any]) -> bool:
-        """Overwrite the report with ``row``; False if it could not be written."""
+        """Overwrite the report with ``row`` (one feed's row, or ``{"rows": [row, ...]}``
+        for a collector of several feeds); False if it could not be written."""
         if self._fd is None:
             return False
         body = json.dumps(row, default=str, separators=(",", ":")).encode()
         if len(body) > SIZE - 64:
-            slim = {k: v for k, v in row.items() if k not in ("detail",)}
-            slim["detail"] = {
-                k: v for k, v in row.get("detail", {}).items() if k not in ("symbols", "channels")
-            }
-            body = json.dumps(slim, default=str, separators=(",", ":")).encode()[: SIZE - 64]
+            rows = row.get("rows", [row])
+            slim = [
+                {
+                    **{k: v for k, v in r.items() if k != "detail"},
+                    "detail": {
+                        k: v
+                        for k, v in r.get("detail", {}).items()
+                        if k not in ("symbols", "channels")
+                    },
+                }
+                for r in rows
+            ]
+            doc = {"rows": slim} if "rows" in row else slim[0]
+            body = json.dumps(doc, default=str, separators=(",", ":")).encode()
+            if len(body) > SIZE - 64:
+                return False  # never a cut (unparseable) report: the database row still says it
         head = f"lqstatus {len(body)} {zlib.crc32(body)}\n".encode()
         data = head + body
         try:
@@ -112,8 +124,11 @@ def feed_rows(db: str | os.PathLike[str], store: Any = None) -> list[dict[str, A
             with Store(db) as s:
                 for r in s.feed_status():
                     rows[str(r.get("exchange"))] = r
-    side = read_status_file(db)
-    if side is not None:
+    side_report = read_status_file(db)
+    sides = side_report.get("rows", [side_report]) if side_report is not None else []
+    for side in sides:  # one row per feed of the collector (``{"rows": [...]}`` for several)
+        if not isinstance(side, dict):
+            continue
         flat = {k: v for k, v in side.items() if k != "detail"}
         flat = {**side.get("detail", {}), **flat}
         key = str(flat.get("exchange"))

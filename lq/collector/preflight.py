@@ -5,7 +5,7 @@
 * **What the endpoint is.** With ``--ws-url``, the server behind it is asked for
   ``exchangeInfo`` over HTTP on the same host and port. lq's local exchange answers with an
   ``lqExchange`` field and an ``X-LQ-Exchange`` header that real Binance never sends
-  (:mod:`lq.exchange.rest`); its rows are then labelled with what it says (``local`` or
+  (:mod:`lq.venues.binance.local.rest`); its rows are then labelled with what it says (``local`` or
   ``replay``), and its own REST side is used for backfill unless ``--rest-url`` says
   otherwise. A Binance host is ``binance``. Anything else must be named with
   ``--exchange-label``: rows from an unknown endpoint are never labelled as live Binance.
@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from lq.errors import ValidationError
-from lq.feeds.endpoints import ENDPOINTS, Endpoint, resolve_endpoint, stream_name
+from lq.venues.binance.endpoints import ENDPOINTS, Endpoint, resolve_endpoint, stream_name
 
 __all__ = ["CHANNEL_HELP", "Preflight", "check_channels", "preflight"]
 
@@ -39,7 +39,9 @@ CHANNEL_HELP = (
     + ", ".join(f"kline_{i}" for i in _KLINES[:4])
     + ", ...)"
 )
-_IDENTITY_FIELD = "lqExchange"  # lq.exchange.rest.IDENTITY_FIELD (not imported: no server code)
+_IDENTITY_FIELD = (
+    "lqExchange"  # lq.venues.binance.local.rest.IDENTITY_FIELD (not imported: no server code)
+)
 _BINANCE_HOSTS = frozenset(
     h
     for ep in ENDPOINTS.values()

@@ -53,6 +53,7 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
 GENERATE = "\0generate"
 _FORWARDED = (
     "source",
+    "venue",
     "symbols",
     "channels",
     "endpoint",
@@ -256,7 +257,12 @@ def _collector_command(args: argparse.Namespace, db: Path) -> list[str]:
     cmd += ["collect", "--db", str(db)]
     for name in _FORWARDED:
         v = getattr(args, name, None)
-        if v is not None and not (name == "seed" and v == 7) and not (name == "speed" and v == "1"):
+        if isinstance(v, list):  # --symbols is repeatable (one list per venue)
+            for item in v:
+                cmd += [f"--{name.replace('_', '-')}", str(item)]
+        elif (
+            v is not None and not (name == "seed" and v == 7) and not (name == "speed" and v == "1")
+        ):
             cmd += [f"--{name.replace('_', '-')}", str(v)]
     if getattr(args, "loop", False):
         cmd.append("--loop")

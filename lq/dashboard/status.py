@@ -55,6 +55,21 @@ def _lag_html(r: Mapping[str, Any]) -> str:
     )
 
 
+def _gaps_html(r: Mapping[str, Any]) -> str:
+    if r.get("gap_check") == "not checkable":  # a venue without exact trade ids
+        return '<span class="lq-gaps">gaps not checkable (no exact trade ids)</span>'
+    return (
+        f'<span class="lq-gaps">gaps {int(r.get("gaps_found") or 0)} found · '
+        f"{int(r.get('gaps_filled') or 0)} filled"
+        + (
+            f" · <b>{int(r['gaps_unfilled'])} unfilled</b>"
+            if int(r.get("gaps_unfilled") or 0)
+            else ""
+        )
+        + "</span>"
+    )
+
+
 def status_html(rows: Sequence[Mapping[str, Any]], *, now_us: int) -> str:
     """The status bar's HTML for the collectors' published ``feed_status`` rows.
 
@@ -116,15 +131,8 @@ def status_html(rows: Sequence[Mapping[str, Any]], *, now_us: int) -> str:
             f'<span><b class="lq-rate">{_fmt(r.get("messages_per_s"), ".1f")}</b>/s</span>'
             f"{_lag_html(r)}"
             f'<span>last tick <b class="lq-tick-age">{_fmt(tick_age, ".1f", " s")}</b> ago</span>'
-            f"<span>gaps {int(r.get('gaps_found') or 0)} found · "
-            f"{int(r.get('gaps_filled') or 0)} filled"
-            + (
-                f" · <b>{int(r['gaps_unfilled'])} unfilled</b>"
-                if int(r.get("gaps_unfilled") or 0)
-                else ""
-            )
-            + "</span>"
-            f"<span>reconnects {int(r.get('reconnects') or 0)}</span>"
+            + _gaps_html(r)
+            + f"<span>reconnects {int(r.get('reconnects') or 0)}</span>"
             f'<span style="opacity:0.8">{html.escape(str(r.get("exchange", "")))}</span>'
             "</div>"
         )

@@ -19,9 +19,9 @@ from __future__ import annotations
 from lq.exchange.faults import FAULT_KINDS, FaultKind, Faults
 from lq.exchange.market import SymbolSpec
 from lq.exchange.replay import ReplaySource
-from lq.exchange.server import LocalExchange
 from lq.exchange.simulator import SimulatorParams, SimulatorSource
 from lq.exchange.source import Source
+from lq.venues.binance.local.server import LocalExchange
 
 __all__ = [
     "FAULT_KINDS",

@@ -16,9 +16,9 @@ from typing import Any
 
 from lq.exchange.faults import Faults
 from lq.exchange.replay import ReplaySource
-from lq.exchange.server import LocalExchange
 from lq.exchange.simulator import SimulatorSource
 from lq.exchange.source import Source
+from lq.venues.binance.local.server import LocalExchange
 
 __all__ = ["add_parser", "build_exchange", "run"]
 
@@ -44,11 +44,27 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--speed", type=_speed, default=1.0, help="1 = real time, 'max' = full speed")
     p.add_argument("--loop", action="store_true", help="replay: start again at the end")
     p.add_argument("--retime", action="store_true", help="replay: shift times to now")
-    p.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="simulator: comma-separated")
+    p.add_argument(
+        "--symbols",
+        action="append",
+        metavar="[VENUE:]SYMBOLS",
+        help="simulator: comma-separated (default BTCUSDT,ETHUSDT), optionally after a venue; "
+        "repeat for several venues, each served on its own port: --symbols binance:BTCUSDT "
+        "--symbols coinbase:BTC-USD --symbols okx:BTC-USDT",
+    )
+    p.add_argument("--venue", help="venue of --symbols lists without a prefix (default binance)")
     p.add_argument("--seed", type=int, default=7, help="simulator seed")
     p.add_argument("--rate", type=float, default=10.0, help="simulator: trades/s per symbol")
     p.add_argument("--max-connection-age", type=float, default=None, metavar="SECONDS")
     p.add_argument("--no-shutdown-notice", action="store_true")
+    p.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="after serverShutdown keep the connection open this long, so a client can open "
+        "its replacement (default 5)",
+    )
     p.add_argument("--ping-interval", type=float, default=20.0)
     p.add_argument("--pong-timeout", type=float, default=60.0)
     p.add_argument("--inbound-limit", type=float, default=5.0)
@@ -62,13 +78,66 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def build_exchange(args: argparse.Namespace) -> LocalExchange:
-    """The :class:`LocalExchange` the parsed arguments describe."""
+def venue_lists(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """``[(venue, symbols)]`` from ``--symbols [VENUE:]A,B`` (repeatable) and ``--venue``."""
+    from lq.errors import ValidationError
+    from lq.venues.registry import DEFAULT_VENUE, get_venue, venue_names
+
+    default = get_venue(getattr(args, "venue", None) or DEFAULT_VENUE).name
+    lists = args.symbols if isinstance(args.symbols, list) else [args.symbols or ""]
+    if lists == [""] or not lists:
+        lists = [
+            "BTCUSDT,ETHUSDT"
+            if default == "binance"
+            else ",".join(get_venue(default).default_symbols)
+        ]
+    known = set(venue_names())
+    out: dict[str, list[str]] = {}
+    for text in lists:
+        venue = default
+        head, sep, tail = text.partition(":")
+        if sep:
+            if head.strip().lower() not in known:
+                raise ValidationError(
+                    "--symbols", text, f"unknown venue {head!r}; expected one of {sorted(known)}"
+                )
+            venue, text = head.strip().lower(), tail
+        syms = get_venue(venue).normalize_symbols([x for x in text.split(",") if x.strip()])
+        if not syms:
+            raise ValidationError("--symbols", text, "no symbols given")
+        out.setdefault(venue, []).extend(x for x in syms if x not in out[venue])
+    return list(out.items())
+
+
+def build_exchange(args: argparse.Namespace) -> Any:
+    """The :class:`LocalExchange` the parsed arguments describe (a
+    :class:`~lq.exchange.multi.LocalVenues` for several venues or a non-Binance one)."""
     source: Source
+    lists = [] if args.replay else venue_lists(args)
+    if lists and (len(lists) > 1 or lists[0][0] != "binance"):
+        from lq.exchange.multi import LocalVenues
+
+        return LocalVenues(
+            lists,
+            seed=args.seed,
+            rate=args.rate,
+            speed=args.speed,
+            exchange_options={
+                "binance": {
+                    "ping_interval": args.ping_interval,
+                    "pong_timeout": args.pong_timeout,
+                    "max_connection_age": args.max_connection_age,
+                    "shutdown_notice": not args.no_shutdown_notice,
+                    "inbound_limit": args.inbound_limit,
+                    "rest_weight_limit": args.rest_weight_limit,
+                    "shutdown_grace": args.shutdown_grace,
+                }
+            },
+        )
     if args.replay:
         source = ReplaySource(args.replay, speed=args.speed, loop=args.loop, retime=args.retime)
     else:
-        symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+        symbols = lists[0][1]
         source = SimulatorSource(symbols=symbols, seed=args.seed, rate=args.rate, speed=args.speed)
     faults = Faults(
         malformed_rate=args.malformed_rate,
@@ -88,16 +157,22 @@ def build_exchange(args: argparse.Namespace) -> LocalExchange:
         inbound_limit=args.inbound_limit,
         rest_weight_limit=args.rest_weight_limit,
         faults=faults,
+        shutdown_grace=args.shutdown_grace,
     )
 
 
-async def _serve(ex: LocalExchange) -> None:
+async def _serve(ex: Any) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await ex.start()
-    log.info("lq exchange: WebSocket %s  REST %s", ex.ws_url, ex.rest_url)
+    if hasattr(ex, "urls"):
+        for venue, (ws, rest) in ex.urls().items():
+            log.info("lq exchange %s: WebSocket %s  REST %s", venue, ws, rest)
+            print(f"{venue}: WebSocket {ws}  REST {rest}", flush=True)
+    else:
+        log.info("lq exchange: WebSocket %s  REST %s", ex.ws_url, ex.rest_url)
     try:
         await stop.wait()
     finally:

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, NamedTuple
 
-from lq.exchange.protocol import KLINE_INTERVALS
 from lq.feeds.events import AggTrade, Trade
+from lq.feeds.invariants import KLINE_INTERVALS
 
 __all__ = [
     "AggRec",

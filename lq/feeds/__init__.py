@@ -19,13 +19,19 @@ market row must satisfy, shared by the parser, the REST decoders and the writer)
 from lq.feeds.backoff import AttemptBudget, Backoff
 from lq.feeds.book import L2Book
 from lq.feeds.booksync import BookSync
-from lq.feeds.client import BinanceClient
 from lq.feeds.depth import DepthParser
-from lq.feeds.endpoints import ENDPOINTS, Endpoint, plan_urls, resolve_endpoint, stream_name
-from lq.feeds.parser import Parser, to_us
-from lq.feeds.rest import RestClient
 from lq.feeds.sequencer import BackfillRequest, Sequencer, Step
 from lq.feeds.status import FeedStatus
+from lq.venues.binance.client import BinanceClient
+from lq.venues.binance.endpoints import (
+    ENDPOINTS,
+    Endpoint,
+    plan_urls,
+    resolve_endpoint,
+    stream_name,
+)
+from lq.venues.binance.parser import Parser, to_us
+from lq.venues.binance.rest import RestClient
 
 __all__ = [
     "ENDPOINTS",

@@ -1,6 +1,6 @@
 """What every market event lq keeps must satisfy: one place for the rules, used everywhere.
 
-The parser (:mod:`lq.feeds.parser`), the REST decoders (:mod:`lq.feeds.rest`) and the writer
+The parser (:mod:`lq.venues.binance.parser`), the REST decoders (:mod:`lq.venues.binance.rest`) and the writer
 (:mod:`lq.store.writer`, for rows from any source: live, backfill, import, replay) all check
 events against the rules below, so a row that breaks one can never be stored, whichever way it
 came in. The parser enforces the numeric bounds at decode time through the msgspec types

@@ -37,7 +37,7 @@ import msgspec
 from lq.errors import ValidationError
 from lq.feeds.events import AggTrade, Gap, Trade
 
-__all__ = ["BackfillRequest", "Hole", "Sequencer", "Step", "StreamKind"]
+__all__ = ["BackfillRequest", "Hole", "NullSequencer", "Sequencer", "Step", "StreamKind"]
 
 log = logging.getLogger(__name__)
 
@@ -422,3 +422,42 @@ class Sequencer:
                 holes[k : k + 1] = [[lo, i - 1], [i + 1, hi]]
             return True
         return False
+
+
+class NullSequencer(Sequencer):
+    """The sequencer of a venue whose trade ids are not contiguous (``id_rule="none"``).
+
+    It cannot tell a hole from a venue's normal numbering, so it never reports one: every
+    trade is delivered, no :class:`~lq.feeds.events.Gap` and no backfill request is made.
+    Exact duplicates (the same id again) are still dropped, since the store keys trades by
+    id. The feed's status says the gaps are *not checkable* instead of showing 0.
+    """
+
+    def __init__(self, *, exchange: str = "binance") -> None:
+        super().__init__(exchange=exchange)
+        self._seen: dict[tuple[str, str], set[int]] = {}
+
+    def on_trade(self, event: Trade | AggTrade, *, now: int) -> Step:
+        if type(event) is Trade:
+            key = (event.symbol, "trade")
+            i = event.trade_id
+        else:
+            key = (event.symbol, "aggTrade")
+            i = event.agg_id  # type: ignore[union-attr]
+        seen = self._seen.setdefault(key, set())
+        if i in seen:
+            self.duplicates += 1
+            return _DROP
+        seen.add(i)
+        if len(seen) > 200_000:  # bounded: the store's primary key is the final judge
+            seen.clear()
+            seen.add(i)
+        st = self._state.get(key)
+        if st is None:
+            self._state[key] = _State(last=i)
+        elif i > st.last:
+            st.last = i
+        return _DELIVER
+
+    def on_marker(self, symbol: str, kind: StreamKind, i: int, *, now: int) -> Step:
+        return _DROP

@@ -12,7 +12,7 @@ FeedState = Literal["idle", "connecting", "live", "reconnecting", "failed", "sto
 
 
 class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """Health of a :class:`~lq.feeds.client.BinanceClient` at one instant.
+    """Health of a feed (:class:`~lq.feeds.connection.FeedClient`) at one instant.
 
     Attributes
     ----------
@@ -39,8 +39,12 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
     lag_min_ms
         The smallest of those lags: the clock offset (local minus exchange) plus the fastest
         transit. ``lag - lag_min`` is latency above the fastest message, free of the offset.
+    id_rule
+        ``"contiguous"`` (trade ids are checked for gaps) or ``"none"`` (the venue has no
+        exact ids: gaps are not checkable).
     gaps_found, gaps_filled, gaps_unfilled
-        :class:`~lq.feeds.events.Gap` events emitted by status.
+        :class:`~lq.feeds.events.Gap` events emitted by status; ``None`` when gaps are not
+        checkable (``id_rule="none"``), never 0.
     backfilled
         Trades delivered from REST backfill.
     duplicates_dropped
@@ -69,9 +73,10 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
     lag_p50_ms: float | None = None
     lag_p99_ms: float | None = None
     lag_min_ms: float | None = None
-    gaps_found: int = 0
-    gaps_filled: int = 0
-    gaps_unfilled: int = 0
+    id_rule: str = "contiguous"
+    gaps_found: int | None = 0
+    gaps_filled: int | None = 0
+    gaps_unfilled: int | None = 0
     backfilled: int = 0
     duplicates_dropped: int = 0
     rejected: int = 0
@@ -79,3 +84,8 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
     sink_errors: int = 0
     last_message_age_s: float | None = None
     error: str | None = None
+
+    @property
+    def gap_check(self) -> str:
+        """``"checked"`` or ``"not checkable"`` (a venue without exact trade ids)."""
+        return "checked" if self.id_rule == "contiguous" else "not checkable"

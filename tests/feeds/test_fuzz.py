@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from venues.binance.conftest import recording
 
 from lq.errors import FrameError
 from lq.feeds.events import AggTrade, BookTicker, Kline, Rejected, Trade
@@ -41,8 +42,6 @@ from lq.feeds.invariants import (
 from lq.feeds.parser import Parser
 from lq.feeds.recording import read_frames
 from lq.store import Batch, Writer
-
-from .conftest import recording
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 E_MS = 1_723_161_256_322

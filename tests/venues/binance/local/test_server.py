@@ -214,7 +214,7 @@ def test_server_pings_and_closes_a_client_that_does_not_pong() -> None:
 
 def test_max_connection_age_sends_server_shutdown_then_closes() -> None:
     async def body() -> None:
-        ex = LocalExchange(source=sim(rate=5), max_connection_age=0.5)
+        ex = LocalExchange(source=sim(rate=5), max_connection_age=0.5, shutdown_grace=0.0)
         async with ex:
             async with connect(ex.ws_url + "/stream?streams=btcusdt@trade") as ws:
                 frames = [json.loads(f) for f in await drain_until_quiet(ws, 2.0)]
@@ -224,6 +224,31 @@ def test_max_connection_age_sends_server_shutdown_then_closes() -> None:
             async with connect(ex.ws_url + "/ws/btcusdt@trade") as ws:  # raw form
                 frames = [json.loads(f) for f in await drain_until_quiet(ws, 2.0)]
             assert frames[-1]["e"] == "serverShutdown" and list(frames[-1]) == ["e", "E"]
+
+    run(body)
+
+
+def test_after_server_shutdown_the_connection_stays_open_for_the_grace_period() -> None:
+    """Binance keeps a connection open for a while after ``serverShutdown`` so the client
+    can open its replacement; lq used to close it at once (issue 12). Data keeps flowing
+    after the notice, then 1001; a client that leaves first is not held."""
+
+    async def body() -> None:
+        ex = LocalExchange(source=sim(rate=40), max_connection_age=0.3, shutdown_grace=1.5)
+        async with ex:
+            async with connect(ex.ws_url + "/stream?streams=btcusdt@trade") as ws:
+                frames = [json.loads(f) for f in await drain_until_quiet(ws, 4.0)]
+                assert ws.close_code == 1001
+            kinds = [f["stream"] for f in frames]
+            notice = kinds.index("!serverShutdown")
+            assert kinds.count("!serverShutdown") == 1
+            assert len(kinds) - notice - 1 >= 5  # trades still delivered during the grace
+            async with connect(ex.ws_url + "/ws/btcusdt@trade") as ws:
+                async for raw in ws:
+                    if json.loads(raw).get("e") == "serverShutdown":
+                        break
+                await ws.close()  # the client's own close ends it at once
+            assert ws.close_code == 1000
 
     run(body)
 

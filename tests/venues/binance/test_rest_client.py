@@ -1,4 +1,4 @@
-"""RestClient against a real loopback HTTP server (tests/feeds/conftest.FakeBinance)."""
+"""RestClient against a real loopback HTTP server (tests/venues/binance/conftest.FakeBinance)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from lq.errors import RateLimitError, RestError, ValidationError
-from lq.feeds.rest import RestClient
+from lq.venues.binance.rest import RestClient
 
 from .conftest import BASE_MS, FakeBinance, run
 

@@ -20,8 +20,8 @@ from lq.feeds.events import (
     Trade,
     TradeMarker,
 )
-from lq.feeds.parser import Parser, to_us
 from lq.feeds.recording import read_frames
+from lq.venues.binance.parser import Parser, to_us
 
 from .conftest import recording
 

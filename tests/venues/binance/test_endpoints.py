@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lq.errors import ValidationError
-from lq.feeds.endpoints import ENDPOINTS, plan_urls, resolve_endpoint, stream_name
+from lq.venues.binance.endpoints import ENDPOINTS, plan_urls, resolve_endpoint, stream_name
 
 
 def test_presets_carry_the_documented_hosts_and_limits():

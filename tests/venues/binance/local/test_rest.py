@@ -6,7 +6,7 @@ import argparse
 
 from lq.exchange import cli
 from lq.exchange.market import Market, SymbolSpec, TradeIn
-from lq.exchange.rest import RestApi
+from lq.venues.binance.local.rest import RestApi
 
 T = 1_723_161_600_000_000  # 2024-08-09 00:00:00 UTC in µs
 

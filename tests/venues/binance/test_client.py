@@ -1,4 +1,4 @@
-"""BinanceClient end to end over real loopback sockets against tests/feeds/conftest.FakeBinance.
+"""BinanceClient end to end over real loopback sockets against tests/venues/binance/conftest.FakeBinance.
 
 The truth is the fake server's own list of trade ids (every trade it produced, sent or not);
 each scenario ends with the delivered ids equal to it exactly: none lost, none duplicated.

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from lq.exchange.protocol import (
+from lq.venues.binance.local.protocol import (
     ConnectionSpec,
     InboundLimiter,
     Session,

@@ -29,7 +29,7 @@ exchange = pytest.importorskip("lq.exchange")
 
 KEY = "lq-test-key-6f1c2b"  # a made-up key for the local exchange; never a real one
 FAST = Backoff(initial=0.02, factor=2.0, max_delay=0.1, jitter="none", healthy_after=1.0)
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 async def _session(

@@ -25,7 +25,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-RECORDINGS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance"
+RECORDINGS = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "binance"
 BASE_MS = 1_723_161_255_000  # 2024-08-08 23:54:15 UTC, ms
 
 
