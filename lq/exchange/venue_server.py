@@ -5,7 +5,10 @@
 
 * WebSocket upgrades on paths ``imitation.ws_path_ok(path)`` accepts (else HTTP 404 JSON);
 * every client text frame -> ``imitation.on_client_text(text, state)`` -> replies sent back
-  (``state`` is the connection's dict: subscriptions, sequence numbers);
+  (``state`` is the connection's dict, owned by the imitation: subscriptions, sequence
+  numbers; the core sets ``state["path"]`` (the request path), ``state["symbols"]`` and
+  ``state["products"]`` (the symbols served), ``state["recent"]`` (``{symbol: the last
+  RECENT trades}``, for snapshots) and ``state["now_us"]`` before each call);
 * new trades are released in batches every ``batch_interval`` s (Coinbase's 250 ms):
   ``imitation.trade_frames(trades, state)`` per connection, which frames only what the
   connection subscribed;
@@ -67,6 +70,10 @@ VENUE_FAULT_KINDS = (
     "rest_429",
     "same_timestamp",
 )
+
+
+RECENT = 50
+"""Trades per symbol the core offers a connection as ``state["recent"]`` (snapshots)."""
 
 
 class _Client:
@@ -140,11 +147,10 @@ class VenueExchange:
         rate = rest_rate_limit if rest_rate_limit is not None else venue.rest.RATE_LIMIT_PER_S
         self.rest_rate_limit = float(rate)
         self.ping_interval = ping_interval
-        self.symbols = [s.symbol for s in source.specs()]
+        specs = source.specs()
+        self.symbols = [s.symbol for s in specs]
         self.instruments = (
-            list(instruments)
-            if instruments is not None
-            else [venue.instrument(s) for s in self.symbols]
+            list(instruments) if instruments is not None else [self._instrument(s) for s in specs]
         )
         self._truth: dict[str, list[Trade]] = {s: [] for s in self.symbols}
         self._clients: set[_Client] = set()
@@ -160,6 +166,8 @@ class VenueExchange:
         self._tokens = 2.0
         self.rest_calls: list[tuple[float, str, int]] = []
         """``(monotonic time, target, status)`` of every REST request (tests)."""
+        self.history_calls: list[tuple[float, str, int]] = []
+        """The same for the trade-history endpoint only."""
         self.frames_sent = 0
         self.connections_opened = 0
         self.source_done = asyncio.Event()
@@ -167,6 +175,17 @@ class VenueExchange:
         self._symbol_keys = self._history_keys()
         inst = venue.instruments
         self._instruments_path = getattr(inst, "INSTRUMENTS_PATH", None) if inst else None
+
+    def _instrument(self, spec: Any) -> Instrument:
+        guess = self.venue.instrument(spec.symbol)
+        return Instrument(
+            venue=guess.venue,
+            symbol=spec.symbol,
+            base=guess.base,
+            quote=guess.quote,
+            tick_size=float(spec.tick_size),
+            lot_size=float(spec.lot_size),
+        )
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -315,6 +334,8 @@ class VenueExchange:
         else:
             res = (404, {}, json.dumps({"message": f"not found: {path}"}).encode())
         self.rest_calls.append((now, target, res[0]))
+        if self._history_rx.match(path):
+            self.history_calls.append((now, target, res[0]))
         return int(res[0]), dict(res[1]), bytes(res[2])
 
     def _take_token(self, now: float) -> bool:
@@ -332,6 +353,12 @@ class VenueExchange:
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections_opened += 1
         c = _Client(ws)
+        req = ws.request
+        c.state.update(
+            path=req.path if req is not None else "/",
+            symbols=frozenset(self.symbols),
+            products=frozenset(self.symbols),
+        )
         self._clients.add(c)
         loop = asyncio.get_running_loop()
         c.tasks.append(loop.create_task(self._writer(c)))
@@ -340,6 +367,8 @@ class VenueExchange:
         try:
             async for msg in ws:
                 text = msg if isinstance(msg, str) else msg.decode("utf-8", "replace")
+                c.state["now_us"] = time.time_ns() // 1000
+                c.state["recent"] = {s: t[-RECENT:] for s, t in self._truth.items()}
                 for reply in self.imitation.on_client_text(text, c.state):
                     self._spawn_send(c, reply)  # in order with the data frames
         except ConnectionClosed:
@@ -411,7 +440,9 @@ class VenueExchange:
             self._prev_sent[t.symbol] = t
         if not wire:
             return
+        now_us = time.time_ns() // 1000
         for c in list(self._clients):
+            c.state["now_us"] = now_us
             frames = self.imitation.trade_frames(wire, c.state)
             if frames:
                 self._send(c, frames)

@@ -235,3 +235,24 @@ def test_cli_symbols_per_venue_and_config_feed_tables(toys: Any, tmp_path: Path)
 
     with pytest.raises(ConfigError, match="unknown key"):
         load_settings(bad, env={})
+
+
+def test_lq_dashboard_forwards_every_venue_list_to_its_collector(tmp_path: Path) -> None:
+    from lq.cli import build_parser
+    from lq.dashboard.cli import _collector_command
+
+    parser, _ = build_parser("dashboard")
+    args = parser.parse_args(
+        ["dashboard", "--source", "local", "--symbols", "binance:BTCUSDT",
+         "--symbols", "coinbase:BTC-USD", "--symbols", "okx:BTC-USDT"]
+    )  # fmt: skip
+    cmd = _collector_command(args, tmp_path / "d.sqlite")
+    i = cmd.index("collect")
+    assert cmd[i + 1 : i + 3] == ["--db", str(tmp_path / "d.sqlite")]
+    pairs = [(cmd[k], cmd[k + 1]) for k in range(i, len(cmd) - 1) if cmd[k] == "--symbols"]
+    assert pairs == [
+        ("--symbols", "binance:BTCUSDT"),
+        ("--symbols", "coinbase:BTC-USD"),
+        ("--symbols", "okx:BTC-USDT"),
+    ]
+    assert ["--source", "local"] == cmd[cmd.index("--source") : cmd.index("--source") + 2]
