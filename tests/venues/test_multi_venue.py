@@ -255,4 +255,4 @@ def test_lq_dashboard_forwards_every_venue_list_to_its_collector(tmp_path: Path)
         ("--symbols", "coinbase:BTC-USD"),
         ("--symbols", "okx:BTC-USDT"),
     ]
-    assert ["--source", "local"] == cmd[cmd.index("--source") : cmd.index("--source") + 2]
+    assert cmd[cmd.index("--source") : cmd.index("--source") + 2] == ["--source", "local"]
