@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 
 from lq.errors import FrameError, ValidationError
 from lq.feeds.connection import FeedClient, Sink, _Conn, _now_us
-from lq.feeds.events import Rejected
+from lq.feeds.events import Gap, Rejected, Trade
 from lq.feeds.recording import FrameRecorder
 from lq.feeds.sequencer import BackfillRequest, StreamKind
 
@@ -114,6 +114,8 @@ class VenueClient(FeedClient):
         self._rest = http
         self._own_rest = http is None
         self._next_call = 0.0
+        self._last_ts: dict[str, tuple[int, int]] = {}
+        self._hole_ts: dict[tuple[str, int], int] = {}
         self._n["rest_calls"] = 0
         self._n["rate_limited"] = 0
         self.rest_call_times: list[float] = []
@@ -158,11 +160,16 @@ class VenueClient(FeedClient):
         rest = self.venue.rest
         if self.backfill_delay:
             await asyncio.sleep(self.backfill_delay)
-        limit = int(getattr(rest, "HISTORY_LIMIT", 100))
+        limit = int(getattr(rest, "HISTORY_LIMIT", None) or getattr(rest, "MAX_LIMIT", None) or 100)
         reason = ""
+        # the time of the trade before the hole (venues that page by time need it: Kraken)
+        after_ts = self._hole_ts.pop((req.symbol, req.first_id), None)
+        first_cursor = getattr(rest, "first_cursor", None)
         for lo, hi in seq.missing(req.symbol, req.kind, req.first_id, req.last_id):
             after_id: int | None = lo - 1
-            cursor: object | None = None
+            # starting at the hole's first id's predecessor time is safe for a sub-range too:
+            # ids below lo are skipped
+            cursor: object | None = first_cursor(lo - 1, after_ts) if first_cursor else None
             pages = 0
             max_pages = 10 + 4 * math.ceil((hi - lo + 1) / max(1, limit))
             while pages < max_pages:
@@ -202,6 +209,18 @@ class VenueClient(FeedClient):
             else:
                 reason = reason or f"gave up after {max_pages} REST pages"
         self._gaps(seq.settle(req, now=_now_us(), reason=reason))
+
+    def _emit(self, ev: Any) -> None:
+        t = type(ev)
+        if t is Trade:
+            self._last_ts[ev.symbol] = (ev.trade_id, ev.ts)
+        elif t is Gap and ev.status == "found":
+            last = self._last_ts.get(ev.symbol)
+            if last is not None and last[0] == ev.first_missing - 1:
+                self._hole_ts[(ev.symbol, ev.first_missing)] = last[1]
+                if len(self._hole_ts) > 10_000:
+                    self._hole_ts.pop(next(iter(self._hole_ts)))
+        super()._emit(ev)
 
     async def _page(
         self, symbol: str, after_id: int | None, cursor: object | None, limit: int

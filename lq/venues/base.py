@@ -154,7 +154,9 @@ class ProtocolVenue:
     ``rest``: ``HISTORY_PATH``, ``history_request(symbol, *, after_id, cursor, limit)``,
     ``decode_history(body, symbol, *, exchange, recv_ts) -> HistoryPage`` (``trades``,
     ``next_cursor``, ``rejected``), ``classify_error(status, headers, body)``,
-    ``RATE_LIMIT_PER_S``; optional ``HISTORY_LIMIT`` (page size asked for, default 100).
+    ``RATE_LIMIT_PER_S``; optional ``HISTORY_LIMIT`` or ``MAX_LIMIT`` (page size asked for,
+    default 100) and ``first_cursor(after_id, after_ts_us)`` (the first page's cursor, given
+    the time of the trade before the hole: for venues that page by time, Kraken).
     ``instruments`` (optional): ``INSTRUMENTS_PATH``, ``decode_instruments(body)``.
     ``imitation`` (optional, for the local exchange): ``ws_path_ok``, ``on_client_text``,
     ``trade_frames``, ``heartbeat_frames``, ``rest_history``, ``rest_rate_limited``,

@@ -141,15 +141,15 @@ def make_modules(name: str, id_rule: str) -> dict[str, Any]:
         if text == "ping":
             return ["pong"]
         msg = json.loads(text)
-        state.setdefault("symbols", set()).update(msg["symbols"])
-        return [json.dumps({"type": "ack", "symbols": sorted(state["symbols"])})]
+        state.setdefault("subs", set()).update(msg["symbols"])
+        return [json.dumps({"type": "ack", "symbols": sorted(state["subs"])})]
 
     def row(t: Trade) -> dict[str, Any]:
         return {"s": t.symbol, "i": t.trade_id, "p": repr(t.price), "q": repr(t.qty),
                 "t": t.ts, "m": t.is_buyer_maker}  # fmt: skip
 
     def trade_frames(trades: Sequence[Trade], state: dict[str, Any]) -> list[str]:
-        mine = [t for t in trades if t.symbol in state.get("symbols", ())]
+        mine = [t for t in trades if t.symbol in state.get("subs", ())]
         if not mine:
             return []
         mine = sorted(mine, key=lambda t: t.trade_id, reverse=True)  # newest first
