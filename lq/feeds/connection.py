@@ -508,6 +508,18 @@ class FeedClient:
                 cur.stale = True
                 with contextlib.suppress(Exception):
                     await cur.ws.close()
+                if cur.pump is not None and not cur.pump.done():
+                    # the reader has not ended with the close (a peer that never answers
+                    # it): give it close_timeout, then cut the connection, never spin here
+                    done, _ = await asyncio.wait({cur.pump}, timeout=self.close_timeout + 0.5)
+                    if not done:
+                        cur.ws.transport.abort()
+                        await asyncio.wait({cur.pump}, timeout=self.close_timeout + 0.5)
+                    if not cur.pump.done():
+                        cur.pump.cancel()
+                        await asyncio.gather(cur.pump, return_exceptions=True)
+                        cur.close_code = 1006
+                        cur.close_reason = "stale, reader cancelled"
                 continue
 
             timeout = max(0.01, min(cur.rotate_at - now, self.stale_after - idle) + 0.001)

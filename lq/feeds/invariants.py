@@ -108,14 +108,15 @@ BookQty = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_QTY)]
 Volume = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_VOLUME)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
 
-_ASCII_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+_ASCII_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")  # "/": Kraken's BTC/USD
 _good_symbols: set[str] = set()
 
 
 def symbol_problem(symbol: object) -> str | None:
     """Why ``symbol`` is not an exchange symbol, or ``None``.
 
-    1 to 32 characters, each an ASCII upper-case letter, digit, ``-``, ``_`` or ``.``, or a
+    1 to 32 characters, each an ASCII upper-case letter, digit, ``-``, ``_``, ``.`` or ``/``
+    (Kraken's WS v2 names pairs ``BTC/USD``, and lq stores the venue's own symbol), or a
     non-ASCII letter or digit that is not lower case (Binance lists some symbols in UTF-8
     since 2025-12). Lower case, spaces, control and format characters (such as the RTL
     override U+202E) and markup (``<``, ``&``, quotes) are refused.
@@ -133,7 +134,7 @@ def symbol_problem(symbol: object) -> str | None:
             name = unicodedata.name(c, f"U+{ord(c):04X}")
             return (
                 f"symbol={symbol!r}: character {c!r} ({name}) is not allowed "
-                "(upper-case letters, digits, '-', '_', '.')"
+                "(upper-case letters, digits, '-', '_', '.', '/')"
             )
     if len(_good_symbols) < 100_000:
         _good_symbols.add(symbol)
