@@ -19,9 +19,11 @@ are backfilled once the database takes writes again. A spill left by an earlier 
 re-imported at start-up. Status says ``not storing`` with the reason all along, and so does
 the exit code (:attr:`Collector.exit_code`).
 
-Holes are data: at start-up every ``found`` gap of this exchange label and these symbols is
-reloaded from the ``gaps`` table and handed to the feed, which backfills it alongside the
-live stream; a gap that cannot be filled ends ``unfilled`` with its reason.
+Holes are data: at start-up every ``found`` gap of each feed's exchange label and symbols is
+reloaded from the ``gaps`` table and handed to that feed, which backfills it alongside the
+live stream; a gap that cannot be filled ends ``unfilled`` with its reason. With several
+feeds everything is keyed by the feed's label: resume ids, reloaded and lost holes, and the
+status rows (one per feed, each with the shared storage state).
 
 Sources:
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lq.collector import Collector, FeedSpec
+from lq.collector.health import read_status_file
 from lq.exchange import LocalExchange, SimulatorSource
 from lq.feeds import Backoff
 
@@ -106,6 +107,8 @@ def _outage(tmp_path: Path, spill_dir: Path, max_buffer: int) -> dict[str, Any]:
             )
             rows_during = rows(db, "SELECT count(*) FROM ticks")[0][0]
             out["details_during"] = col._status_details()
+            await asyncio.sleep(1.5)  # a status report while not storing (1 s interval)
+            out["file_during"] = read_status_file(db)
             await col.run_in_writer(_readonly(False))
             await until(lambda: col.storing, 60, "storing again")
             targets = {
@@ -162,6 +165,10 @@ def _check_every_id_once_under_its_own_label(out: dict[str, Any]) -> None:
         assert d["state"] == "not storing" and d["storage"] == "not storing", label
         assert "readonly" in d["storage_reason"], label
         assert d["source_label"] == label.upper(), label
+    # <db>.status (what readers see when the database cannot take feed_status) has both
+    side = out["file_during"]
+    assert side is not None and [r["exchange"] for r in side["rows"]] == list(LABELS)
+    assert all(r["state"] == "not storing" for r in side["rows"])
 
 
 def test_two_feeds_through_an_outage_with_a_spill_store_every_id_once_under_its_label(
@@ -202,3 +209,25 @@ def test_two_feeds_losing_events_get_their_own_holes_back_under_their_own_label(
         assert all(i in have for i in range(lo, hi + 1)), (label, sym, lo, hi)
         truth = {i for i, _, _ in out["truth"][(label, sym)]}
         assert all(i in truth for i in range(lo, hi + 1)), (label, sym, lo, hi)
+
+
+def test_the_status_file_of_several_feeds_gives_every_feed_its_row(tmp_path: Path) -> None:
+    from lq.collector.health import StatusFile, feed_rows
+
+    db = tmp_path / "none.sqlite"  # no database: only <db>.status tells
+    f = StatusFile(db)
+    now = time.time_ns() // 1000
+    rows_in = [
+        {"exchange": label, "source": "live", "updated_ts": now, "state": "not storing",
+         "pid": 1, "detail": {"storage": "not storing", "symbols": list(SYMBOLS)}}
+        for label in LABELS
+    ]  # fmt: skip
+    assert f.write({"rows": rows_in})
+    f.close()
+    got = feed_rows(db)
+    assert [r["exchange"] for r in got] == list(LABELS)
+    assert all(r["storage"] == "not storing" and r["state"] == "not storing" for r in got)
+    f = StatusFile(db)
+    assert f.write(rows_in[0])  # one feed: the row itself, as before
+    f.close()
+    assert [r["exchange"] for r in feed_rows(db)] == [LABELS[0]]
