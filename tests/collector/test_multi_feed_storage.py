@@ -218,10 +218,16 @@ def test_the_status_file_of_several_feeds_gives_every_feed_its_row(tmp_path: Pat
     f = StatusFile(db)
     now = time.time_ns() // 1000
     rows_in = [
-        {"exchange": label, "source": "live", "updated_ts": now, "state": "not storing",
-         "pid": 1, "detail": {"storage": "not storing", "symbols": list(SYMBOLS)}}
+        {
+            "exchange": label,
+            "source": "live",
+            "updated_ts": now,
+            "state": "not storing",
+            "pid": 1,
+            "detail": {"storage": "not storing", "symbols": list(SYMBOLS)},
+        }
         for label in LABELS
-    ]  # fmt: skip
+    ]
     assert f.write({"rows": rows_in})
     f.close()
     got = feed_rows(db)
@@ -231,3 +237,100 @@ def test_the_status_file_of_several_feeds_gives_every_feed_its_row(tmp_path: Pat
     assert f.write(rows_in[0])  # one feed: the row itself, as before
     f.close()
     assert [r["exchange"] for r in feed_rows(db)] == [LABELS[0]]
+
+
+def test_found_gaps_of_two_feeds_are_reloaded_and_each_filled_from_its_own_exchange(
+    tmp_path: Path,
+) -> None:
+    from lq.feeds.events import Gap
+    from lq.store.writer import Batch, Writer
+
+    db = tmp_path / "reload.sqlite"
+    holes = {LABELS[0]: ("BTCUSDT", 5, 19), LABELS[1]: ("ETHUSDT", 8, 30)}
+
+    async def go() -> dict[tuple[str, str], list[tuple[int, float, float]]]:
+        exs = {
+            label: LocalExchange(
+                source=SimulatorSource(symbols=SYMBOLS, seed=seed, rate=60.0), port=0
+            )
+            for label, seed in zip(LABELS, (21, 22), strict=True)
+        }
+        for ex in exs.values():
+            await ex.start()
+        try:
+            await until(
+                lambda: all(len(ex.trades(s)) > 40 for ex in exs.values() for s in SYMBOLS),
+                60,
+                "both exchanges to trade",
+            )
+            now = time.time_ns() // 1000
+            with Writer(db) as w:  # an earlier run's open holes, one per feed
+                w.write_batch(
+                    Batch(
+                        gaps=[
+                            Gap(
+                                symbol=sym,
+                                kind="trade",
+                                first_missing=lo,
+                                last_missing=hi,
+                                status="found",
+                                detected_ts=now,
+                                exchange=label,
+                            )
+                            for label, (sym, lo, hi) in holes.items()
+                        ]
+                    )
+                )
+            col = Collector(
+                db=db,
+                source="live",
+                feeds=[
+                    FeedSpec(
+                        venue="binance",
+                        symbols=SYMBOLS,
+                        label=label,
+                        ws_url=ex.ws_url,
+                        rest_url=ex.rest_url,
+                    )
+                    for label, ex in exs.items()
+                ],
+                client_options=FAST,
+            )
+            col.start()
+            try:
+                await until(
+                    lambda: not rows(db, "SELECT * FROM gaps WHERE status = 'found'"),
+                    60,
+                    "both reloaded holes to be settled",
+                )
+                assert {k: [(h.symbol, h.first_id, h.last_id) for h in v]
+                        for k, v in col._reloaded.items()} == {
+                    label: [h] for label, h in holes.items()
+                }  # fmt: skip
+                await asyncio.sleep(0.5)  # the next flush stores the backfill's trades
+            finally:
+                await col.stop()
+            return {
+                (label, s): [(t.trade_id, t.price, t.qty) for t in ex.trades(s)]
+                for label, ex in exs.items()
+                for s in SYMBOLS
+            }
+        finally:
+            for ex in exs.values():
+                await ex.stop()
+
+    truth = asyncio.run(asyncio.wait_for(go(), 180))
+    for label, (sym, lo, hi) in holes.items():
+        got = [r for r in stored(db, label, sym) if lo <= r[0] <= hi]
+        assert got == [t for t in truth[(label, sym)] if lo <= t[0] <= hi], label
+        assert rows(
+            db,
+            "SELECT exchange, status, last_missing FROM gaps WHERE first_missing = ?"
+            " AND symbol = ? AND exchange = ?",
+            (lo, sym, label),
+        ) == [(label, "filled", hi)]
+    # neither feed stored the other's hole: no rows of the other label's hole symbol ids
+    # beyond what that feed itself streamed (its ids start after its connect)
+    other = {LABELS[0]: ("ETHUSDT", 8, 30), LABELS[1]: ("BTCUSDT", 5, 19)}
+    for label, (sym, lo, hi) in other.items():
+        assert not [r for r in stored(db, label, sym) if lo <= r[0] <= hi], label
