@@ -37,7 +37,8 @@ def _add_db(p: argparse.ArgumentParser) -> None:
 
 # -- lq config ---------------------------------------------------------------------------
 def _config(args: argparse.Namespace, settings: Settings) -> int:
-    print(f"# effective settings (file: {config_path()}; secrets masked)")
+    path = args.config or config_path()  # --config FILE, else $LQ_CONFIG or the user's
+    print(f"# effective settings (file: {path}; secrets masked)")
     print(settings.to_toml(mask_secrets=True))
     return 0
 
@@ -136,16 +137,18 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-def _feed_line(st: dict, now: float) -> tuple[str, bool]:
-    """One feed's line, and whether it counts as storing (live, storing, fresh)."""
+def _feed_line(st: dict, now: float) -> tuple[str, str]:
+    """One feed's line, and what keeps it from counting as storing ("" when it is live,
+    storing and its report fresh): named with the feed's label, for the health line."""
     from lq.collector.health import STORING_FRESH_S
 
+    label = st.get("exchange")
     age = now - int(st.get("updated_ts") or 0) / 1e6
     state = str(st.get("state", "?"))
+    feed_state = str(st.get("feed_state") or state)
     storage = st.get("storage") or ("storing" if state == "live" else "not storing")
     fresh = age <= STORING_FRESH_S
-    ok = state == "live" and storage == "storing" and fresh
-    parts = [f"feed {st.get('exchange')} ({st.get('source')}): {state}"]
+    parts = [f"feed {label} ({st.get('source')}): {state}"]
     if storage == "storing":
         parts.append("storing")
     else:
@@ -164,7 +167,15 @@ def _feed_line(st: dict, now: float) -> tuple[str, bool]:
     if last:
         parts.append(f"last commit {_age(now - int(last) / 1e6)} ago")
     parts.append(f"updated {_age(age)} ago" + ("" if fresh else " (STALE)"))
-    return " · ".join(parts), ok
+    if not fresh:
+        problem = f"{label}: its report is {_age(age)} old (is its collector running?)"
+    elif feed_state not in ("live", "not storing"):
+        problem = f"{label} not connected ({feed_state})"
+    elif storage != "storing" or state != "live":
+        problem = f"{label} connected but not storing: {st.get('storage_reason') or state}"
+    else:
+        problem = ""
+    return " · ".join(parts), problem
 
 
 def _utc(us: int) -> str:
@@ -173,8 +184,9 @@ def _utc(us: int) -> str:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
-    """Counts, the writer, every feed's health and the open holes. Exit 0 only when a
-    collector is live and storing (its report is at most 10 s old), else 1."""
+    """Counts, the writer, every feed's health and the open holes. Exit 0 only while every
+    feed of the collector that reported last is connected and storing (its report at most
+    10 s old), else 1, with each feed that is not named by its label on the health line."""
     import sqlite3
 
     from lq.collector.health import STORING_FRESH_S, feed_rows
@@ -212,10 +224,18 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
         except sqlite3.Error as exc:
             print(f"database unreadable: {exc}")
         rows = feed_rows(settings.db, store)
-    storing = False
+    # the feeds of the collector that reported last (its pid); rows other processes left
+    # (an earlier run with other venues) are shown but not counted
+    newest = max(rows, key=lambda r: int(r.get("updated_ts") or 0)) if rows else None
+    current = [r for r in rows if newest is not None and r.get("pid") == newest.get("pid")]
+    problems = []
     for st in rows:
-        line, ok = _feed_line(st, now)
-        storing = storing or ok
+        line, problem = _feed_line(st, now)
+        if st in current:
+            if problem:
+                problems.append(problem)
+        else:
+            line += f" · an earlier run's (pid {st.get('pid')}), not counted"
         print(line)
     if holes:
         found = sum(1 for h in holes if h[0] == "found")
@@ -230,13 +250,19 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  ... and {len(holes) - 20} more (Store.gaps() lists them all)")
     else:
         print("holes:    none open")
-    if storing:
-        print("health:   storing (exit 0)")
+    if current and not problems:
+        n = len(current)
+        print(
+            f"health:   storing (exit 0): {'every one of ' + str(n) + ' feeds' if n > 1 else 'the feed'} live and storing"
+        )
         return 0
-    print(
-        f"health:   NOT STORING (exit 1): no collector is live and storing with a report "
-        f"younger than {STORING_FRESH_S:.0f} s"
-    )
+    if not current:
+        print(
+            f"health:   NOT STORING (exit 1): no collector is live and storing with a report "
+            f"younger than {STORING_FRESH_S:.0f} s"
+        )
+        return 1
+    print(f"health:   NOT STORING (exit 1): {'; '.join(problems)}")
     return 1
 
 
@@ -363,9 +389,26 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
 _BUILTIN = ("config", "status", "purge", "export")
 
 
+_VALUED = ("--config",)  # lq's own options that take a value (the next word is not a command)
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand in ``argv``: the first word that is neither an option nor the value of
+    one of lq's own options (``lq --config FILE collect`` runs ``collect``)."""
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in _VALUED:
+            skip = True
+        elif not a.startswith("-"):
+            return a
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = next((a for a in argv if not a.startswith("-")), None)
+    command = _command_word(argv)
     only = (
         command
         if command in _SUBCOMMANDS and not {"-h", "--help"} & set(argv[: argv.index(command)])
@@ -430,7 +473,7 @@ def entry() -> None:
     (``lq status | head``); long-running ones keep Python's default, so a closed pipe never
     kills a collector mid-batch."""
     argv = sys.argv[1:]
-    command = next((a for a in argv if not a.startswith("-")), None)
+    command = _command_word(argv)
     if command in (*_BUILTIN, "alerts", "import") and hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main(argv))

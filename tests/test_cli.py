@@ -63,3 +63,16 @@ def test_purge_refuses_a_bad_duration(tmp_path, bad):
     r = lq("purge", "--db", str(tmp_path / "a.sqlite"), f"--older-than={bad}")
     assert r.returncode == 2
     assert "--older-than" in r.stderr
+
+
+def test_config_before_the_command_is_the_settings_file_not_the_command(tmp_path):
+    # `lq --config FILE collect ...`: FILE is --config's value; the command is the next word
+    cfg = tmp_path / "lq.toml"
+    cfg.write_text('[collector]\nsource = "local"\nsymbols = ["SOLUSDT"]\n')
+    r = lq("--config", str(cfg), "config", "--db", str(tmp_path / "c.sqlite"))
+    assert r.returncode == 0, r.stderr
+    assert f"(file: {cfg};" in r.stdout.splitlines()[0]
+    assert 'source = "local"' in r.stdout and '"SOLUSDT"' in r.stdout
+    r = lq("--config", str(cfg), "collect", "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: lq collect")

@@ -125,6 +125,9 @@ class CollectorStats:
     events: int = 0
     trades_new: int = 0
     trades_by_label: dict[str, int] = field(default_factory=dict)
+    """Trades received per feed label (duplicates included), with several feeds."""
+    rows_by_label: dict[str, int] = field(default_factory=dict)
+    """New rows stored per feed label (every table), as the writer counted them."""
     trades_duplicate: int = 0
     dead_letters: int = 0
     write_errors: int = 0
@@ -370,7 +373,8 @@ class Collector:
         self._failure = ""
         self._failure_since = 0
         self._outage_since = 0  # first failure of the outage not yet fully written back
-        self._idle = ""  # "connected, receiving, nothing new stored" (the database works)
+        # label -> "connected, no new rows for N s" (the database works; that feed adds nothing)
+        self._idle: dict[str, str] = {}
         self._backlog: deque[Batch] = deque()  # failed batches, oldest first
         self._backlog_events = 0
         self._spill: SpillFile | None = None
@@ -381,8 +385,9 @@ class Collector:
         ] = {}  # label -> holes, backfilled once storing again
         self._next_retry = 0.0
         self._next_file_check = 0.0
-        self._last_new = time.monotonic()
-        self._msgs_at_new = 0
+        self._last_new: dict[str, float] = {}  # label -> monotonic time of its last new row
+        self._live_since: dict[str, float] = {}  # label -> connected (live) since, monotonic
+        self._msgs_mark: dict[str, int] = {}  # label -> its messages at the later of those two
         self._status_file: StatusFile | None = None
         self._reloaded: dict[str, list[Hole]] = {}  # label -> found gaps reloaded at start
         self._in_spill = 0  # events in the spill directory not re-imported yet
@@ -567,7 +572,6 @@ class Collector:
             if self.record_path is not None:
                 self._recorder = FrameRecorder(self.record_path)
             self._make_clients(urls, resume_state)
-            self._last_new = time.monotonic()
             tasks = [c.start() for c in self.clients.values()]
             for f in self.feeds:
                 log.info(
@@ -954,22 +958,45 @@ class Collector:
         return sum(c.status.messages for c in self.clients.values())
 
     def _check_idle(self, now: float) -> None:
-        """Connected feeds that receive but store nothing new are an error, said once (the
-        rows of all feeds share the database, so this is judged over all of them)."""
-        if not self.clients or not self.storing:
+        """A feed connected for ``idle_after`` seconds that has added no new row in that time
+        is an error, said once and named in that feed's status (issue 10's rule: "nothing
+        new stored after 10 s of a connected feed"). Judged per feed: one stalled venue does
+        not hide behind another that stores. A database failure is its own state."""
+        if not self.storing:
             return
-        if not any(c.status.state == "live" for c in self.clients.values()):
-            return
-        received = self._messages() - self._msgs_at_new
-        quiet = now - self._last_new
-        if quiet >= self.idle_after and received > 0 and not self._idle:
-            s = self.stats
-            self._idle = (
-                f"connected and receiving ({received:,} messages in {quiet:.0f} s) but nothing "
-                f"new stored: every event was already in the database "
-                f"({s.trades_duplicate:,} duplicate trades so far)"
-            )
-            log.error("not storing: %s", self._idle)
+        for f in self.feeds:
+            label = f.label or ""
+            client = self.clients.get(label)
+            if client is None:
+                continue
+            st = client.status
+            if st.state != "live":  # not connected: its status says so (reconnecting...)
+                self._live_since.pop(label, None)
+                if self._idle.pop(label, None):
+                    log.warning("%s: not connected any more (%s)", label, st.state)
+                continue
+            since = self._live_since.get(label)
+            if since is None:
+                since = self._live_since[label] = now
+                if self._last_new.get(label, -1.0) < since:
+                    self._msgs_mark[label] = st.messages
+            quiet = now - max(since, self._last_new.get(label, since))
+            if quiet < self.idle_after or label in self._idle:
+                continue
+            received = st.messages - self._msgs_mark.get(label, 0)
+            if received > 0:
+                why = (
+                    f"connected, no new rows for {quiet:.0f} s: {received:,} messages received "
+                    f"but nothing new stored (every event was already in the database; "
+                    f"{self.stats.trades_duplicate:,} duplicate trades so far, all feeds)"
+                )
+            else:
+                why = (
+                    f"connected, no new rows for {quiet:.0f} s: nothing new stored, no message "
+                    f"received (the venue sends nothing on an open connection)"
+                )
+            self._idle[label] = why
+            log.error("%s: not storing: %s", label, why)
 
     async def _publish(self, details: dict[str, dict[str, Any]]) -> None:
         """Health in ``feed_status`` (one row per feed, keyed by its label, if the database
@@ -1012,17 +1039,17 @@ class Collector:
 
     def _account(self, batch: Batch, result: BatchResult) -> None:
         s = self.stats
-        if (
-            result.trades.new
-            or result.agg_trades.new
-            or result.book_tickers.new
-            or result.klines.new
-        ):
-            self._last_new = time.monotonic()
-            self._msgs_at_new = self._messages()
-            if self._idle:
-                log.warning("storing new rows again (%s)", self._idle)
-                self._idle = ""
+        mono = time.monotonic()
+        for label, n in result.new_by_exchange.items():
+            if not n:
+                continue
+            s.rows_by_label[label] = s.rows_by_label.get(label, 0) + n
+            self._last_new[label] = mono
+            client = self.clients.get(label)
+            self._msgs_mark[label] = client.status.messages if client is not None else 0
+            was = self._idle.pop(label, None)
+            if was:
+                log.warning("%s: storing new rows again (was: %s)", label, was)
         s.batches += 1
         s.events += len(batch)
         s.trades_new += result.trades.new
@@ -1080,7 +1107,7 @@ class Collector:
         st = client.status if client is not None else None
         feed = msgspec.structs.asdict(st) if st is not None else {}
         feed_state = st.state if st is not None else "starting"
-        reason = self._failure or self._idle
+        reason = self._failure or self._idle.get(label, "")
         if not reason and (self._spill_pending or self._backlog):
             reason = (
                 f"writing back what was kept while the database failed: "
@@ -1100,7 +1127,8 @@ class Collector:
             "storage": storage,
             "storage_reason": reason,
             "storage_since_ts": (self._outage_since or None) if reason else None,
-            "receiving": feed_state == "live" and age is not None and age < 60,
+            # a message within the last 10 s ("receiving but not storing" must be true)
+            "receiving": feed_state == "live" and age is not None and age < 10,
             "buffered_events": self._backlog_events + len(self._buf),
             "spilled_events": self._spilled_pending(),
             "spill_dir": str(self.spill_dir),
@@ -1117,8 +1145,9 @@ class Collector:
             **(
                 {"trades_stored": s.trades_new}
                 if len(self.feeds) == 1
-                else {  # the writer counts new rows per batch, not per feed
+                else {
                     "trades_received": s.trades_by_label.get(label, 0),
+                    "rows_stored": s.rows_by_label.get(label, 0),  # this feed's new rows
                     "trades_stored_all_feeds": s.trades_new,
                 }
             ),

@@ -127,6 +127,9 @@ class BatchResult:
     bars: int
     dead_letters: int
     seconds: float
+    new_by_exchange: dict[str, int] = field(default_factory=dict)
+    """New rows (trades, aggregate trades, book tickers, klines) per ``exchange`` label: what
+    each feed of a collector of several venues added (its "no new rows" detector)."""
 
 
 # SQLite primary result codes that mean the database itself cannot take writes now (as opposed
@@ -207,8 +210,11 @@ class _Acc:
     klines: WriteResult = WriteResult()
     bars: int = 0
     dead: int = 0
+    by_exchange: dict[str, int] = field(default_factory=dict)
 
     def add(self, o: _Acc) -> None:
+        for ex, n in o.by_exchange.items():
+            self.by_exchange[ex] = self.by_exchange.get(ex, 0) + n
         self.trades += o.trades
         self.agg_trades += o.agg_trades
         self.book_tickers += o.book_tickers
@@ -225,7 +231,41 @@ class _Acc:
             self.bars,
             self.dead,
             seconds,
+            self.by_exchange,
         )
+
+
+def _insert_counted(
+    conn: sqlite3.Connection,
+    head: str,
+    rows: list[tuple[Any, ...]],
+    ncols: int,
+    by: dict[str, int],
+    *,
+    tail: str = "",
+) -> int:
+    """:func:`insert_many` of ``rows`` (whose first column is ``exchange``), counting the new
+    rows of each exchange label into ``by``; returns the new rows. A batch of one label (the
+    common case) is one insert; several labels are inserted one label at a time, each in the
+    order given (a kline's newest update still wins), so each label's count is exact."""
+    if not rows:
+        return 0
+    first = rows[0][0]
+    if all(r[0] == first for r in rows):
+        groups: dict[str, list[tuple[Any, ...]]] = {first: rows}
+    else:
+        groups = {}
+        for r in rows:
+            groups.setdefault(r[0], []).append(r)
+    total = 0
+    for ex, part in groups.items():
+        before = conn.total_changes
+        insert_many(conn, head, part, ncols, tail=tail)
+        new = conn.total_changes - before
+        if new:
+            by[ex] = by.get(ex, 0) + new
+        total += new
+    return total
 
 
 _REFUSED = WriteResult(0, 0, 1)
@@ -430,10 +470,11 @@ class Writer:
         conn = self.conn
         dead: list[tuple[int, str, str, str, str]] = []
         acc = _Acc()
-        acc.trades, rows = self._insert_trades(batch.trades, dead, now)
-        acc.agg_trades = self._insert_agg_trades(batch.agg_trades, dead, now)
-        acc.book_tickers = self._insert_book_tickers(batch.book_tickers, dead, now)
-        acc.klines = self._insert_klines(batch.klines, dead, now)
+        by = acc.by_exchange
+        acc.trades, rows = self._insert_trades(batch.trades, dead, now, by)
+        acc.agg_trades = self._insert_agg_trades(batch.agg_trades, dead, now, by)
+        acc.book_tickers = self._insert_book_tickers(batch.book_tickers, dead, now, by)
+        acc.klines = self._insert_klines(batch.klines, dead, now, by)
         self._upsert_gaps(batch.gaps, now)
         tr = acc.trades
         if not tr.new:
@@ -686,7 +727,7 @@ class Writer:
 
     # -- internals ------------------------------------------------------------------------
     def _insert_trades(
-        self, trades: Sequence[Trade], dead: list, now: int
+        self, trades: Sequence[Trade], dead: list, now: int, by: dict[str, int]
     ) -> tuple[WriteResult, list[tuple[Any, ...]]]:
         if not trades:
             return WriteResult(), []
@@ -699,12 +740,12 @@ class Writer:
                 append((t.exchange, t.symbol, t.trade_id, ts, p, q, t.is_buyer_maker, t.recv_ts))
             else:
                 dead.append((t.recv_ts or now, t.exchange, self.source, "trade " + reason, _raw(t)))
-        before = self.conn.total_changes
-        insert_many(self.conn, "INSERT OR IGNORE INTO ticks", rows, 8)
-        new = self.conn.total_changes - before
+        new = _insert_counted(self.conn, "INSERT OR IGNORE INTO ticks", rows, 8, by)
         return WriteResult(new, len(rows) - new, len(trades) - len(rows)), rows
 
-    def _insert_agg_trades(self, aggs: Sequence[AggTrade], dead: list, now: int) -> WriteResult:
+    def _insert_agg_trades(
+        self, aggs: Sequence[AggTrade], dead: list, now: int, by: dict[str, int]
+    ) -> WriteResult:
         if not aggs:
             return WriteResult()
         rows = []
@@ -729,13 +770,11 @@ class Writer:
                 dead.append(
                     (a.recv_ts or now, a.exchange, self.source, "aggTrade " + reason, _raw(a))
                 )
-        before = self.conn.total_changes
-        insert_many(self.conn, "INSERT OR IGNORE INTO agg_trades", rows, 10)
-        new = self.conn.total_changes - before
+        new = _insert_counted(self.conn, "INSERT OR IGNORE INTO agg_trades", rows, 10, by)
         return WriteResult(new, len(rows) - new, len(aggs) - len(rows))
 
     def _insert_book_tickers(
-        self, tickers: Sequence[BookTicker], dead: list, now: int
+        self, tickers: Sequence[BookTicker], dead: list, now: int, by: dict[str, int]
     ) -> WriteResult:
         if not tickers:
             return WriteResult()
@@ -760,12 +799,12 @@ class Writer:
                 dead.append(
                     (b.recv_ts or now, b.exchange, self.source, "bookTicker " + reason, _raw(b))
                 )
-        before = self.conn.total_changes
-        insert_many(self.conn, "INSERT OR IGNORE INTO book_tickers", rows, 9)
-        new = self.conn.total_changes - before
+        new = _insert_counted(self.conn, "INSERT OR IGNORE INTO book_tickers", rows, 9, by)
         return WriteResult(new, len(rows) - new, len(tickers) - len(rows))
 
-    def _insert_klines(self, klines: Sequence[Kline], dead: list, now: int) -> WriteResult:
+    def _insert_klines(
+        self, klines: Sequence[Kline], dead: list, now: int, by: dict[str, int]
+    ) -> WriteResult:
         if not klines:
             return WriteResult()
         rows = []
@@ -793,12 +832,10 @@ class Writer:
                 )
             else:
                 dead.append((k.recv_ts or now, k.exchange, self.source, "kline " + reason, _raw(k)))
-        before = self.conn.total_changes
         # a kline is updated until it closes: the newest update wins. A row equal to the
         # stored one changes nothing and counts as a duplicate (re-importing a file reports
         # 0 new); a changed one counts as new.
-        insert_many(self.conn, "INSERT INTO klines", rows, 15, tail=_KLINE_UPSERT)
-        new = self.conn.total_changes - before
+        new = _insert_counted(self.conn, "INSERT INTO klines", rows, 15, by, tail=_KLINE_UPSERT)
         return WriteResult(new, len(rows) - new, len(klines) - len(rows))
 
     def _upsert_gaps(self, gaps: Sequence[Gap], now: int) -> None:

@@ -296,3 +296,29 @@ def test_insert_many_stays_under_the_parameter_limit(tmp_path):
     conn.execute("CREATE TABLE t (a, b, c)")
     insert_many(conn, "INSERT INTO t", [(i, i, i) for i in range(500)], 3)
     assert conn.execute("SELECT count(*), sum(a) FROM t").fetchone() == (500, sum(range(500)))
+
+
+def test_new_rows_are_counted_per_exchange_label_in_a_batch_of_several(tmp_path):
+    # a collector of several venues judges each feed by its own new rows: the writer counts
+    # them per label, exactly (hand-counted: a's 1..10 are stored already, b's are all new)
+    with Writer(tmp_path / "x.sqlite") as w:
+        first = w.write_batch(Batch(trades=make_trades(10, exchange="a")))
+        assert first.new_by_exchange == {"a": 10}
+        mixed = [
+            *make_trades(15, exchange="a"),  # ids 1..15: 5 new
+            *make_trades(7, exchange="b", symbol="BTC-USD"),  # 7 new
+            *make_trades(3, start_id=100, exchange="a"),  # 3 new
+        ]
+        random.Random(4).shuffle(mixed)
+        res = w.write_batch(Batch(trades=mixed))
+        assert res.new_by_exchange == {"a": 8, "b": 7}
+        assert res.trades.new == 15 and res.trades.duplicates == 10
+        again = w.write_batch(Batch(trades=mixed))
+        assert again.new_by_exchange == {} and again.trades.duplicates == 25
+        ids = [
+            (e, i)
+            for e, i in w.execute("SELECT exchange, trade_id FROM ticks ORDER BY 1, 2").fetchall()
+        ]
+    assert ids == [("a", i) for i in [*range(1, 16), 100, 101, 102]] + [
+        ("b", i) for i in range(1, 8)
+    ]

@@ -1,0 +1,335 @@
+"""`lq collect` on several venues as a real process, against LocalVenues (Binance, Coinbase,
+Kraken, OKX imitations from one simulated market) served by this test on 127.0.0.1:
+
+* `lq status` exits 0 only while every feed is storing, and names each feed that is not
+  (connected but storing nothing new for 10 s, or not connected) by its label;
+* the per-feed "connected, no new rows for 10 s" detector: one venue stalled, the others
+  storing;
+* kill -9 and restart: every venue with exact ids has every id its local venue published
+  from its first stored one, exactly once; a venue without exact ids says "not checkable".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from procs import RUNNING, Proc, query, wait_for
+
+from lq.collector.health import read_status_file
+from lq.exchange.multi import LocalVenues
+from lq.exchange.venue_server import RECENT
+
+pytestmark = pytest.mark.slow
+
+SYMBOL = {"binance": "BTCUSDT", "coinbase": "BTC-USD", "kraken": "BTC/USD", "okx": "BTC-USDT"}
+TESTS_VENUES = Path(__file__).resolve().parents[1] / "venues"
+
+
+class VenuesThread:
+    """LocalVenues on its own event loop in a thread, so that the test can run processes."""
+
+    def __init__(self, venues: dict[str, str], *, seed: int = 3, rate: float = 20.0) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.symbols = dict(venues)
+        self.lv = LocalVenues([(v, [s]) for v, s in venues.items()], seed=seed, rate=rate)
+        self.call(self.lv.start())
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def do(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        async def go() -> Any:
+            return fn(*args, **kw)
+
+        return self.call(go())
+
+    def ids(self, venue: str) -> list[int]:
+        """The venue's truth: every trade id it has published so far."""
+        sym = self.symbols[venue]
+        return self.do(lambda: [t.trade_id for t in self.lv[venue].trades(sym)])
+
+    def history_calls(self, venue: str) -> int:
+        """REST history requests the venue has answered (backfill)."""
+        ex = self.lv[venue]
+        if venue == "binance":
+            return int(self.do(lambda: ex.rest.calls.get("/api/v3/historicalTrades", 0)))
+        return int(self.do(lambda: len(ex.history_calls)))
+
+    def inject(self, venue: str, kind: str, **params: Any) -> None:
+        self.do(self.lv[venue].inject, kind, **params)
+
+    def stop_venue(self, venue: str) -> None:
+        self.call(self.lv[venue].stop())
+
+    def config(self, path: Path, labels: dict[str, str]) -> Path:
+        """A config file with one ``[[collector.feeds]]`` table per venue, pointing at it."""
+        lines = ['[collector]\nsource = "live"\n']
+        for venue, label in labels.items():
+            ex = self.lv[venue]
+            lines.append(
+                f'[[collector.feeds]]\nvenue = "{venue}"\nsymbols = ["{self.symbols[venue]}"]\n'
+                f'label = "{label}"\nws_url = "{ex.ws_url}"\nrest_url = "{ex.rest_url}"\n'
+            )
+        path.write_text("\n".join(lines))
+        return path
+
+    def stop(self) -> None:
+        try:
+            self.call(self.lv.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+_LAUNCH = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "from toy_venue import make_toy; from lq.venues import registry; "
+    "registry.register(make_toy('none')); "
+    "from lq.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+class ToyProc(Proc):
+    """`lq ...` with the test's venue without exact ids (``toynoid``) registered first."""
+
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.log = log
+        self._err = open(log, "w")  # noqa: SIM115 - closed in wait()
+        self.p = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCH, str(TESTS_VENUES), *args],
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+        )
+        self.out = ""
+        RUNNING.append(self)
+
+
+def collect(db: Path, cfg: Path, log: Path, *, toy: bool = False) -> Proc:
+    args = ["--config", str(cfg), "collect", "--db", str(db), "--no-alerts"]
+    return ToyProc(args, log) if toy else Proc(args, log)
+
+
+def lq_status(db: Path, cfg: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lq.cli", "--config", str(cfg), "status", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def rows_of(db: Path) -> dict[str, dict]:
+    """Every feed's published row (``<db>.status``), keyed by label."""
+    doc = read_status_file(db) or {}
+    out = {}
+    for r in doc.get("rows", [doc] if doc else []):
+        out[r.get("exchange")] = {
+            **r.get("detail", {}),
+            **{k: v for k, v in r.items() if k != "detail"},
+        }
+    return out
+
+
+def stored(db: Path, label: str) -> list[int]:
+    return [
+        i
+        for (i,) in query(db, "SELECT trade_id FROM ticks WHERE exchange = ? ORDER BY 1", (label,))
+    ]
+
+
+def count(db: Path, label: str) -> int:
+    rows = query(db, "SELECT count(*) FROM ticks WHERE exchange = ?", (label,))
+    return rows[0][0] if rows else 0
+
+
+def health(out: str) -> str:
+    return next(ln for ln in out.splitlines() if ln.startswith("health:"))
+
+
+# -- lq status and the per-feed no-new-rows detector --------------------------------------
+def test_status_names_each_feed_that_is_not_storing_by_its_label(tmp_path: Path) -> None:
+    """Three venues storing: exit 0. Coinbase stalled (its connection open, nothing sent):
+    after 10 s its row says "connected, no new rows" while Binance and Kraken go on storing,
+    and `lq status` exits 1 naming it. Kraken's exchange gone: exit 1 naming it not
+    connected as well."""
+    venues = {v: SYMBOL[v] for v in ("binance", "coinbase", "kraken")}
+    labels = {"binance": "lb", "coinbase": "lc", "kraken": "lk"}
+    vt = VenuesThread(venues, rate=20.0)
+    db = tmp_path / "s.sqlite"
+    cfg = vt.config(tmp_path / "lq.toml", labels)
+    p = collect(db, cfg, tmp_path / "collect.log")
+    try:
+        wait_for(
+            lambda: (
+                all(count(db, lab) >= 20 for lab in labels.values())
+                and all(r.get("storage") == "storing" for r in rows_of(db).values())
+                and len(rows_of(db)) == 3
+            ),
+            120,
+            "three feeds storing",
+            p,
+        )
+        r = lq_status(db, cfg)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (
+            health(r.stdout) == "health:   storing (exit 0): every one of 3 feeds live and storing"
+        )
+        for lab in labels.values():
+            assert f"feed {lab} (live): live · storing" in r.stdout
+
+        stall_at = time.monotonic()
+        vt.inject("coinbase", "stall", seconds=120.0)  # stale_after is 60 s: still connected
+        wait_for(
+            lambda: (
+                "connected, no new rows" in str(rows_of(db).get("lc", {}).get("storage_reason"))
+            ),
+            90,
+            "the stalled feed reported",
+        )
+        flagged_after = time.monotonic() - stall_at
+        assert flagged_after >= 10.0  # never before idle_after (10 s) of nothing new
+        rows = rows_of(db)
+        assert rows["lc"]["state"] == "not storing" and rows["lc"]["feed_state"] == "live"
+        assert rows["lb"]["storage"] == "storing" and rows["lk"]["storage"] == "storing"
+        before = {lab: count(db, lab) for lab in ("lb", "lk", "lc")}
+        r = lq_status(db, cfg)
+        assert r.returncode == 1, r.stdout
+        h = health(r.stdout)
+        assert h.startswith("health:   NOT STORING (exit 1): lc connected but not storing: ")
+        assert "connected, no new rows for" in h and "lb" not in h and "lk" not in h
+        assert "feed lb (live): live · storing" in r.stdout
+        # nothing arrives on the stalled connection: not "receiving but"
+        assert "feed lc (live): not storing · NOT STORING: connected, no new rows" in r.stdout
+        # the others went on storing meanwhile; the stalled one did not
+        wait_for(
+            lambda: all(count(db, lab) > before[lab] + 10 for lab in ("lb", "lk")),
+            60,
+            "the other feeds storing",
+        )
+        assert count(db, "lc") == before["lc"]
+
+        vt.stop_venue("kraken")  # connection closed, reconnects refused
+        wait_for(
+            lambda: rows_of(db).get("lk", {}).get("feed_state") not in (None, "live"),
+            60,
+            "kraken's feed not connected",
+        )
+        r = lq_status(db, cfg)
+        assert r.returncode == 1, r.stdout
+        h = health(r.stdout)
+        assert "lc connected but not storing" in h
+        assert "lk not connected (" in h and "lb" not in h
+        assert p.alive(), p.stderr()
+        log = p.stderr()
+        assert "lc: not storing: connected, no new rows for" in log
+    finally:
+        p.stop(signal.SIGTERM)
+        vt.stop()
+    # the stopped collector's report is its last: not storing
+    r = lq_status(db, cfg)
+    assert r.returncode == 1
+
+
+# -- kill -9 and restart on four venues ---------------------------------------------------
+@pytest.fixture
+def toynoid() -> Any:
+    sys.path.insert(0, str(TESTS_VENUES))
+    try:
+        from toy_venue import make_toy
+    finally:
+        sys.path.remove(str(TESTS_VENUES))
+    from lq.venues import registry
+
+    v = registry.register(make_toy("none"), replace=True)
+    yield v
+    registry.unregister("toynoid")
+
+
+def test_kill_9_of_a_four_venue_collector_then_restart_stores_every_id_once(
+    tmp_path: Path, toynoid: Any
+) -> None:
+    """`lq collect` on Binance, Coinbase, Kraken and OKX (exact ids) and a venue without
+    exact ids, all served by LocalVenues in this process, is killed with SIGKILL while
+    trading goes on; the restarted collector resumes each venue from its stored ids and
+    backfills what was published while it was dead. Every exact-id venue ends with every id
+    its local venue published from its first stored one, exactly once, and no open hole;
+    the venue without exact ids has no gap rows and its status says "not checkable"."""
+    exact = ("binance", "coinbase", "kraken", "okx")
+    venues = {**{v: SYMBOL[v] for v in exact}, "toynoid": "BTC-USD"}
+    labels = {v: f"l-{v}" for v in venues}
+    vt = VenuesThread(venues, seed=5, rate=15.0)
+    db = tmp_path / "k.sqlite"
+    cfg = vt.config(tmp_path / "lq.toml", labels)
+    procs: list[Proc] = []
+    try:
+        p = collect(db, cfg, tmp_path / "run1.log", toy=True)
+        procs.append(p)
+        wait_for(
+            lambda: all(count(db, lab) >= 30 for lab in labels.values()),
+            120,
+            "every venue storing",
+            p,
+        )
+        p.kill9()
+        killed_at = {v: stored(db, labels[v])[-1] for v in exact}
+        time.sleep(6.0)  # the venues trade on while nothing collects
+        calls_before = {v: vt.history_calls(v) for v in exact}
+        missed = {v: vt.ids(v)[-1] - killed_at[v] for v in exact}
+        # more than a reconnect's snapshot (RECENT = 50 trades) holds: REST must fill them
+        assert all(n > RECENT + 10 for n in missed.values()), missed
+
+        p = collect(db, cfg, tmp_path / "run2.log", toy=True)
+        procs.append(p)
+        targets = {v: vt.ids(v)[-1] + 10 for v in exact}  # live again after the backfill
+
+        def complete() -> bool:
+            open_holes = query(db, "SELECT count(*) FROM gaps WHERE status = 'found'")
+            if not open_holes or open_holes[0][0]:
+                return False
+            for v in exact:
+                have = stored(db, labels[v])
+                if not have or have[-1] < targets[v] or have[-1] - have[0] + 1 != len(have):
+                    return False
+            return True
+
+        wait_for(complete, 240, "every venue caught up, contiguous, no open hole", p)
+        assert p.stop(signal.SIGTERM) == 0, p.stderr()
+        truth = {v: vt.ids(v) for v in exact}
+        calls_after = {v: vt.history_calls(v) for v in exact}
+    finally:
+        for q in procs:
+            if q.alive():
+                q.p.kill()
+        vt.stop()
+    print("ids published while no collector ran:", missed)
+    for v in exact:
+        assert calls_before[v] < calls_after[v], v  # the restart backfilled over REST
+        have = stored(db, labels[v])
+        assert have == [i for i in truth[v] if have[0] <= i <= have[-1]], v  # each id once
+        assert have[0] < killed_at[v] < have[-1]
+        [(n_rows,)] = query(db, "SELECT count(*) FROM ticks WHERE exchange = ?", (labels[v],))
+        assert n_rows == len(set(have)) == have[-1] - have[0] + 1
+    bad = query(
+        db, "SELECT exchange, status, count(*) FROM gaps WHERE status != 'filled' GROUP BY 1, 2"
+    )
+    assert bad == [], bad
+    assert query(db, "SELECT count(*) FROM gaps WHERE exchange = 'l-toynoid'") == [(0,)]
+    [(detail,)] = query(db, "SELECT detail FROM feed_status WHERE exchange = 'l-toynoid'")
+    assert '"gap_check": "not checkable"' in detail and '"gaps_found": null' in detail
+    for v in exact:
+        [(detail,)] = query(db, "SELECT detail FROM feed_status WHERE exchange = ?", (labels[v],))
+        assert '"gap_check": "checked"' in detail, v
+    # what the restart logged: each exact-id venue resumed from its stored id and backfilled
+    log = (tmp_path / "run2.log").read_text()
+    assert "Traceback" not in log
