@@ -390,6 +390,8 @@ class Collector:
         self._msgs_mark: dict[str, int] = {}  # label -> its messages at the later of those two
         self._status_file: StatusFile | None = None
         self._reloaded: dict[str, list[Hole]] = {}  # label -> found gaps reloaded at start
+        # label -> {(symbol, a hole's first id): time of the stored trade before it}
+        self._hole_times: dict[str, dict[tuple[str, int], int]] = {}
         self._in_spill = 0  # events in the spill directory not re-imported yet
         self._venues: Any = None
 
@@ -516,12 +518,18 @@ class Collector:
         from lq.exchange.multi import LocalVenues
 
         sim = dict(self.simulator)
+        cont = self._continue_venues() if self.source == "local" else {}
+        start = sim.pop("start_time_us", None)
+        if "start_time_us" in cont:  # never before the stored series (see _continue)
+            start = max(int(start or 0), int(cont.pop("start_time_us")))
         self._venues = LocalVenues(
             [(f.venue, f.symbols) for f in self.feeds],
             seed=sim.pop("seed", 7),
             rate=sim.pop("rate", None),
             speed=sim.pop("speed", 1.0),
+            start_time_us=start,
             exchange_options=self.exchange_options.get("venues"),
+            **cont,
         )
         await self._venues.start()
         self.exchanges = {f.label or "": self._venues[f.venue] for f in self.feeds}
@@ -535,6 +543,7 @@ class Collector:
         urls: dict[str, tuple[str | None, str | None]],
         resume_state: tuple[dict[str, dict[tuple[str, Any], int]], dict[str, list[Hole]]],
     ) -> None:
+        from lq.venues.base import ProtocolVenue
         from lq.venues.registry import get_venue
 
         resume_all, holes_all = resume_state
@@ -544,11 +553,14 @@ class Collector:
             resume = resume_all.get(label, {})
             holes = holes_all.get(label, [])
             options = {**self._client_kwargs(), **f.options}
+            venue = get_venue(f.venue)
             if f.venue == "binance":
                 options["endpoint"] = f.endpoint or self.endpoint
             else:
                 options.pop("api_key", None)
-            client = get_venue(f.venue).client(
+            if isinstance(venue, ProtocolVenue) and self._hole_times.get(label):
+                options["hole_times"] = self._hole_times[label]
+            client = venue.client(
                 symbols=f.symbols,
                 channels=f.channels,
                 ws_url=ws_url,
@@ -1262,8 +1274,86 @@ class Collector:
                     f"{n:,}",
                 )
                 reloaded[label] = holes
+            # the time of the stored trade before each hole (the restart's gap after the
+            # resume id included): venues whose history pages by time (Kraken) start there
+            times: dict[tuple[str, int], int] = {}
+            for (sym, kind), tid in resume.items():
+                if kind == "trade":
+                    row = w.execute(
+                        "SELECT ts FROM ticks WHERE exchange = ? AND symbol = ? AND trade_id = ?",
+                        (label, sym, tid),
+                    ).fetchone()
+                    if row is not None:
+                        times[(sym, tid + 1)] = int(row[0])
+            for h in holes:
+                if h.kind == "trade":
+                    row = w.execute(
+                        "SELECT ts FROM ticks WHERE exchange = ? AND symbol = ? AND trade_id < ?"
+                        " ORDER BY trade_id DESC LIMIT 1",
+                        (label, h.symbol, h.first_id),
+                    ).fetchone()
+                    if row is not None:
+                        times[(h.symbol, h.first_id)] = int(row[0])
+            self._hole_times[label] = times
         self._reloaded = reloaded
         return resumes, reloaded
+
+    def _continue_venues(self) -> dict[str, Any]:
+        """:meth:`_continue` for the local venues of several feeds: each venue's trade and
+        book-update ids go on after the ones stored under its feed's label, the common price
+        process from the newest stored price of each asset, and time after every stored
+        trade (else the second run of a multi-venue demo would store nothing new)."""
+        from lq.exchange.multi import sim_symbol
+        from lq.venues.registry import get_venue
+
+        w = self.writer
+        if w is None or self._failure:
+            return {}
+        ids: dict[str, dict[str, int]] = {}
+        books: dict[str, dict[str, int]] = {}
+        newest: dict[str, tuple[int, float]] = {}  # simulator symbol -> (ts, price)
+        top_ts = 0
+        try:
+            for f in self.feeds:
+                label = f.label or ""
+                venue = get_venue(f.venue)
+                for sym in f.symbols:
+                    row = w.execute(
+                        "SELECT trade_id, ts, price FROM ticks WHERE exchange = ? AND symbol = ?"
+                        " ORDER BY trade_id DESC LIMIT 1",
+                        (label, sym),
+                    ).fetchone()
+                    if row is not None:
+                        ids.setdefault(f.venue, {})[sym] = int(row[0]) + 1
+                        top_ts = max(top_ts, int(row[1]))
+                        key = sim_symbol(venue.instrument(sym).base)
+                        if int(row[1]) > newest.get(key, (-1, 0.0))[0]:
+                            newest[key] = (int(row[1]), float(row[2]))
+                    (u,) = w.execute(
+                        "SELECT max(update_id) FROM book_tickers WHERE exchange = ? AND symbol = ?",
+                        (label, sym),
+                    ).fetchone()
+                    if u is not None:
+                        books.setdefault(f.venue, {})[sym] = int(u) + 1
+        except sqlite3.Error as exc:
+            log.warning("the local venues start afresh (stored ids unreadable: %s)", exc)
+            return {}
+        if not ids and not books:
+            return {}
+        start = max(time.time_ns() // 1_000_000 * 1000, top_ts // 1000 * 1000 + 1000)
+        log.info(
+            "the simulator continues the stored series of every venue: ids %s, from %s",
+            "; ".join(
+                f"{v} " + ", ".join(f"{k} {n:,}" for k, n in m.items()) for v, m in ids.items()
+            ),
+            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(start / 1e6)),
+        )
+        return {
+            "start_ids": ids,
+            "start_update_ids": books,
+            "start_prices": {k: p for k, (_, p) in newest.items()},
+            "start_time_us": start,
+        }
 
     def _continue(self) -> dict[str, Any]:
         """For the local simulator on a database that holds its data already: ids, update ids,

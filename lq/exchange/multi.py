@@ -65,6 +65,9 @@ class VenueFeedSource:
         points (rounded to the symbol's tick; 0 keeps the price).
     seed
         Seed of the noise.
+    start_ids, start_update_ids
+        ``{venue symbol: first id}`` of trades and book updates (default 1): a continued run
+        goes on after the ids a database holds for this venue.
     """
 
     def __init__(
@@ -75,6 +78,8 @@ class VenueFeedSource:
         lag_us: int = 0,
         noise_bps: float = 0.0,
         seed: int = 0,
+        start_ids: Mapping[str, int] | None = None,
+        start_update_ids: Mapping[str, int] | None = None,
     ) -> None:
         if not symbol_map:
             raise ValidationError("symbol_map", symbol_map, "at least one symbol")
@@ -89,6 +94,12 @@ class VenueFeedSource:
         self.noise_bps = float(noise_bps)
         self.seed = seed
         self.speed = simulator.speed
+        for name, given in (("start_ids", start_ids), ("start_update_ids", start_update_ids)):
+            for k, v in (given or {}).items():
+                if k not in self.symbol_map or type(v) is not int or not 1 <= v < 2**63:
+                    raise ValidationError(name, {k: v}, "expected {venue symbol: id >= 1}")
+        self.start_ids = dict(start_ids or {})
+        self.start_update_ids = dict(start_update_ids or {})
 
     def specs(self) -> list[SymbolSpec]:
         by_sim = {s.symbol: s for s in self.simulator.specs()}
@@ -109,8 +120,8 @@ class VenueFeedSource:
         inverse: dict[str, list[str]] = {}
         for v, s in self.symbol_map.items():
             inverse.setdefault(s, []).append(v)
-        next_id = dict.fromkeys(self.symbol_map, 1)
-        book_u = dict.fromkeys(self.symbol_map, 1)
+        next_id = {v: self.start_ids.get(v, 1) for v in self.symbol_map}
+        book_u = {v: self.start_update_ids.get(v, 1) for v in self.symbol_map}
         lag = self.lag_us
         sd = self.noise_bps / 1e4
 
@@ -172,6 +183,10 @@ class LocalVenues:
         Price noise of every venue but Binance (basis points).
     exchange_options
         ``{venue: {...}}``: keyword arguments for that venue's local exchange.
+    start_ids, start_update_ids
+        ``{venue: {venue symbol: first id}}``: where each venue's ids go on (a continued run).
+    start_prices
+        ``{simulator symbol: price}``: the common price process starts there.
     """
 
     def __init__(
@@ -185,6 +200,9 @@ class LocalVenues:
         start_time_us: int | None = None,
         exchange_options: Mapping[str, Mapping[str, Any]] | None = None,
         duration: float | None = None,
+        start_ids: Mapping[str, Mapping[str, int]] | None = None,
+        start_update_ids: Mapping[str, Mapping[str, int]] | None = None,
+        start_prices: Mapping[str, float] | None = None,
     ) -> None:
         from lq.venues.registry import get_venue
 
@@ -212,6 +230,7 @@ class LocalVenues:
                 speed=speed,
                 start_time_us=self.start_time_us,
                 duration=duration,
+                start_prices={k: v for k, v in (start_prices or {}).items() if k in wanted},
             )
             src = VenueFeedSource(
                 simulator=sim,
@@ -219,6 +238,8 @@ class LocalVenues:
                 lag_us=venue_lag_us(venue_name),
                 noise_bps=0.0 if venue_name == "binance" else noise_bps,
                 seed=seed + zlib.crc32(venue_name.encode()),
+                start_ids=dict((start_ids or {}).get(venue_name, {})),
+                start_update_ids=dict((start_update_ids or {}).get(venue_name, {})),
             )
             self.exchanges[venue_name] = venue.local_exchange(
                 source=src, **dict(opts.get(venue_name, {}))

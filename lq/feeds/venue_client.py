@@ -62,6 +62,11 @@ class VenueClient(FeedClient):
         Consecutive ``retry``/``rate_limited`` answers before a backfill gives up.
     http
         An ``httpx.AsyncClient`` to use (default: one is made on ``rest_url`` and owned).
+    hole_times
+        ``{(symbol, first missing id): time (µs) of the stored trade before it}`` for holes
+        this client did not see open (reloaded at start, or the gap after ``resume_ids``): a
+        venue whose history pages by time (Kraken's ``first_cursor``) starts its refill
+        there instead of at the newest page, which holds only the last 1,000 trades.
     **options
         The loop's settings (:class:`~lq.feeds.connection.FeedClient`).
     """
@@ -80,6 +85,7 @@ class VenueClient(FeedClient):
         rest_rate_limit: float | None = None,
         max_retries: int = 10,
         http: httpx.AsyncClient | None = None,
+        hole_times: Mapping[tuple[str, int], int] | None = None,
         **options: Any,
     ) -> None:
         options.setdefault("compression", None)
@@ -115,7 +121,9 @@ class VenueClient(FeedClient):
         self._own_rest = http is None
         self._next_call = 0.0
         self._last_ts: dict[str, tuple[int, int]] = {}
-        self._hole_ts: dict[tuple[str, int], int] = {}
+        self._hole_ts: dict[tuple[str, int], int] = {
+            (str(sym), int(first)): int(ts) for (sym, first), ts in (hole_times or {}).items()
+        }
         self._n["rest_calls"] = 0
         self._n["rate_limited"] = 0
         self.rest_call_times: list[float] = []

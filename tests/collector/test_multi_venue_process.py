@@ -6,12 +6,17 @@ Kraken, OKX imitations from one simulated market) served by this test on 127.0.0
 * the per-feed "connected, no new rows for 10 s" detector: one venue stalled, the others
   storing;
 * kill -9 and restart: every venue with exact ids has every id its local venue published
-  from its first stored one, exactly once; a venue without exact ids says "not checkable".
+  from its first stored one, exactly once; a venue without exact ids says "not checkable";
+* Kraken (history paged by time only) across a restart: holes more than a page old are
+  refilled from the stored trade's time;
+* `--source local` on several venues continues on an existing database: the second run
+  stores new rows on every venue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import subprocess
 import sys
@@ -333,3 +338,102 @@ def test_kill_9_of_a_four_venue_collector_then_restart_stores_every_id_once(
     # what the restart logged: each exact-id venue resumed from its stored id and backfilled
     log = (tmp_path / "run2.log").read_text()
     assert "Traceback" not in log
+
+
+# -- Kraken across a restart; multi-venue local continuation -------------------------------
+def test_kraken_holes_across_a_restart_are_filled_from_the_stored_trades_time(
+    tmp_path: Path,
+) -> None:
+    """Kraken's REST pages by time only. A hole found before a kill -9 (its backfill waiting
+    behind Kraken's rate-limit reply) and the ids published while no collector ran are both
+    more than one page (1,000 trades) behind the newest trade when the collector restarts:
+    the refill must start from the time of the stored trade before each hole (read from the
+    database), not from the newest page. Every id ends stored once, no hole left."""
+    venues = {"kraken": SYMBOL["kraken"]}
+    labels = {"kraken": "lk"}
+    vt = VenuesThread(venues, seed=8, rate=120.0)
+    db = tmp_path / "kr.sqlite"
+    cfg = vt.config(tmp_path / "lq.toml", labels)
+    procs: list[Proc] = []
+    try:
+        p = collect(db, cfg, tmp_path / "run1.log")
+        procs.append(p)
+        wait_for(lambda: count(db, "lk") > 200, 120, "first trades", p)
+        calls = vt.history_calls("kraken")
+        vt.inject("kraken", "rest_429", count=4)  # Kraken's reply: wait 5 s, four times
+        vt.inject("kraken", "skip_ids", symbol=SYMBOL["kraken"], count=9)
+        found = lambda: query(  # noqa: E731
+            db, "SELECT first_missing, last_missing FROM gaps WHERE status = 'found'"
+        )
+        wait_for(lambda: bool(found()), 60, "the hole stored as found", p)
+        [(lo, hi)] = found()
+        wait_for(lambda: stored(db, "lk")[-1] > hi + 20, 60, "trades after the hole", p)
+        wait_for(lambda: vt.history_calls("kraken") > calls, 60, "the backfill refused", p)
+        p.kill9()
+        assert found() == [(lo, hi)]
+        top = stored(db, "lk")[-1]
+        # more than one page of newer trades on both holes before the restart
+        wait_for(lambda: vt.ids("kraken")[-1] > top + 1_300, 120, "1,300 trades unseen")
+        p = collect(db, cfg, tmp_path / "run2.log")
+        procs.append(p)
+        target = vt.ids("kraken")[-1] + 20
+
+        def complete() -> bool:
+            have = stored(db, "lk")
+            return (
+                not found()
+                and bool(have)
+                and have[-1] >= target
+                and have[-1] - have[0] + 1 == len(have)
+            )
+
+        wait_for(complete, 240, "both holes filled", p)
+        assert p.stop(signal.SIGTERM) == 0, p.stderr()
+        truth = vt.ids("kraken")
+    finally:
+        for q in procs:
+            if q.alive():
+                q.p.kill()
+        vt.stop()
+    have = stored(db, "lk")
+    assert have == [i for i in truth if have[0] <= i <= have[-1]]
+    assert query(db, "SELECT status FROM gaps WHERE first_missing = ?", (lo,)) == [("filled",)]
+    assert query(db, "SELECT count(*) FROM gaps WHERE status != 'filled'") == [(0,)]
+
+
+def test_a_second_multi_venue_local_run_stores_new_rows_on_every_venue(tmp_path: Path) -> None:
+    """`lq collect --source local` on four venues, twice on one database: the second run's
+    local venues go on after what is stored for each (ids, prices, time), so every venue
+    stores new rows, contiguous with the first run's, at later times; nothing is reported
+    as a hole or as not storing."""
+    db = tmp_path / "two.sqlite"
+    sym_args = [f"{v}:{s}" for v, s in SYMBOL.items()]
+    args = ["collect", "--db", str(db), "--no-alerts", "--source", "local", "--rate", "20",
+            "--duration", "8"]  # fmt: skip
+    for a in sym_args:
+        args += ["--symbols", a]
+    firsts: dict[str, list[int]] = {}
+    outs = []
+    for run in range(2):
+        p = Proc(args, tmp_path / f"run{run}.log")
+        assert p.wait(240) == 0, p.stderr()
+        outs.append(p.stderr())
+        if run == 0:
+            firsts = {v: stored(db, f"local-{v}") for v in SYMBOL}
+            assert all(len(ids) > 40 for ids in firsts.values()), {
+                v: len(i) for v, i in firsts.items()
+            }
+    assert "the simulator continues the stored series of every venue" in outs[1], outs[1][-2000:]
+    for v in SYMBOL:
+        label = f"local-{v}"
+        have = stored(db, label)
+        new = [i for i in have if i > firsts[v][-1]]
+        assert len(new) > 40, (v, len(new))  # the second run stored new rows on this venue
+        assert have == list(range(have[0], have[-1] + 1)), v  # contiguous across both runs
+        rows = query(
+            db, "SELECT trade_id, ts, price FROM ticks WHERE exchange = ? ORDER BY 1", (label,)
+        )
+        assert all(b[1] >= a[1] for a, b in itertools.pairwise(rows)), v  # time on
+        jumps = [abs(b[2] / a[2] - 1) for a, b in itertools.pairwise(rows)]
+        assert max(jumps) < 0.01, v  # prices go on from the stored ones
+    assert query(db, "SELECT count(*) FROM gaps WHERE status != 'filled'") == [(0,)]
