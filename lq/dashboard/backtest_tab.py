@@ -135,8 +135,9 @@ def runs_html(runs: pd.DataFrame, *, max_rows: int = 25) -> str:
         css.append({"Sharpe": sharpe_css, "DSR": RUINED_CSS if ruined else ""})
         tips.append({"Sharpe": "equity reached zero" if ruined else caveat})
     frame = pd.DataFrame(rows)
-    style = pd.DataFrame(css, columns=frame.columns).fillna("")
-    tip = pd.DataFrame(tips, columns=frame.columns).fillna("")
+    # object columns: the unset cells are float NaN, and pandas refuses "" into a float column
+    style = pd.DataFrame(css, columns=frame.columns, dtype=object).fillna("")
+    tip = pd.DataFrame(tips, columns=frame.columns, dtype=object).fillna("")
     more = ""
     if len(runs) > max_rows:
         more = f"showing the newest {max_rows} of {len(runs)} runs. "
