@@ -6,8 +6,9 @@ written in. A file is ``LQSPILL1\\n`` followed by records; a record is one batch
 
     <u32 little-endian: payload length> <u32: CRC-32 of the payload> <payload>
 
-The payload is a zlib-compressed msgpack array of six lists (gaps, trades, aggTrades, book
-tickers, klines, rejected frames), each event a msgspec struct encoded by field name, so
+The payload is a zlib-compressed msgpack array of eight lists (gaps, trades, aggTrades, book
+tickers, klines, rejected frames, book snapshots, book resyncs; files written before the
+order books end after the sixth), each event a msgspec struct encoded by field name, so
 every float, int and string comes back exactly as it went in. Each record is written with
 one ``write`` and flushed to disk (``fsync``) before the collector counts it as spilled.
 
@@ -39,7 +40,7 @@ from pathlib import Path
 import msgspec
 
 from lq.errors import StorageFailedError
-from lq.feeds.events import AggTrade, BookTicker, Gap, Kline, Rejected, Trade
+from lq.feeds.events import AggTrade, BookResync, BookTicker, BookTop, Gap, Kline, Rejected, Trade
 from lq.store.writer import Batch, BatchResult, Writer
 
 __all__ = [
@@ -66,9 +67,21 @@ class _Record(msgspec.Struct, array_like=True):
     book_tickers: list[BookTicker]
     klines: list[Kline]
     rejected: list[Rejected]
+    # added with the order books: older files' records end before these (decoded as empty)
+    book_tops: list[BookTop] = []
+    book_resyncs: list[BookResync] = []
 
 
-_FIELDS = ("gaps", "trades", "agg_trades", "book_tickers", "klines", "rejected")
+_FIELDS = (
+    "gaps",
+    "trades",
+    "agg_trades",
+    "book_tickers",
+    "klines",
+    "rejected",
+    "book_tops",
+    "book_resyncs",
+)
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(_Record)
 
@@ -120,6 +133,8 @@ def _decode(payload: bytes) -> Batch:
         klines=rec.klines,
         gaps=rec.gaps,
         rejected=rec.rejected,
+        book_tops=rec.book_tops,
+        book_resyncs=rec.book_resyncs,
     )
 
 

@@ -50,7 +50,7 @@ from typing import Literal
 import msgspec
 
 from lq.feeds.book import L2Book
-from lq.feeds.events import DepthSnapshot, DepthUpdate
+from lq.feeds.events import BookResync, DepthSnapshot, DepthUpdate, ResyncReason
 
 __all__ = [
     "BookMarket",
@@ -62,31 +62,14 @@ __all__ = [
 ]
 
 BookMarket = Literal["spot", "usdm"]
-ResyncReason = Literal["start", "gap", "crossed", "locked", "snapshot_older_than_events"]
 Outcome = Literal["applied", "buffered", "dropped", "resync"]
 """What :meth:`BookSync.on_update` did with an event: applied to the synced book; buffered
 while waiting for a snapshot; dropped (already in the book: a duplicate, or covered by the
 snapshot); or it broke the sequence / crossed the book and a resync began."""
 
 
-class Resync(msgspec.Struct, frozen=True, kw_only=True):
-    """One resync of the book: why, when, and the ids that showed it.
-
-    ``book_update_id`` is the book's id before the event (``-1`` if not synced);
-    ``first_id``/``last_id``/``prev_last_id`` are the offending event's ``U``/``u``/``pu``
-    (or the snapshot's ``lastUpdateId`` in ``last_id`` for ``snapshot_older_than_events``).
-    ``ts`` is the exchange time of the event (the receive time for a snapshot), µs.
-    """
-
-    symbol: str
-    reason: ResyncReason
-    detail: str
-    ts: int
-    recv_ts: int
-    book_update_id: int
-    first_id: int | None = None
-    last_id: int | None = None
-    prev_last_id: int | None = None
+Resync = BookResync
+"""One resync of the book (:class:`lq.feeds.events.BookResync`, kept under this name)."""
 
 
 class SnapshotRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,7 +99,7 @@ class BookSync:
 
     Examples
     --------
-    >>> from lq.feeds.events import DepthSnapshot, DepthUpdate
+    >>> from lq.feeds.events import BookResync, DepthSnapshot, DepthUpdate, ResyncReason
     >>> def diff(U, u, bids=(), asks=()):
     ...     return DepthUpdate(symbol="X", first_id=U, last_id=u, prev_last_id=None,
     ...                        bids=bids, asks=asks, ts=0, event_ts=0)
@@ -371,6 +354,7 @@ class BookSync:
                 first_id=ev.first_id,
                 last_id=ev.last_id,
                 prev_last_id=ev.prev_last_id,
+                exchange=ev.exchange,
             )
         else:
             assert snap is not None
@@ -382,6 +366,7 @@ class BookSync:
                 recv_ts=snap.recv_ts,
                 book_update_id=before,
                 last_id=snap.last_update_id,
+                exchange=snap.exchange,
             )
         self.resyncs.append(rec)
         self.resync_counts[reason] = self.resync_counts.get(reason, 0) + 1

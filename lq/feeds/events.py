@@ -16,7 +16,9 @@ import msgspec
 
 __all__ = [
     "AggTrade",
+    "BookResync",
     "BookTicker",
+    "BookTop",
     "ControlReply",
     "DepthSnapshot",
     "DepthUpdate",
@@ -130,6 +132,53 @@ class DepthSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ts: int
     recv_ts: int = 0
     source: Literal["rest", "partial"] = "rest"
+    exchange: str = "binance"
+
+
+ResyncReason = Literal["start", "gap", "crossed", "locked", "snapshot_older_than_events"]
+
+
+class BookResync(msgspec.Struct, frozen=True, kw_only=True):
+    """One resync of a local book: why, when, and the ids that showed it (the resync ledger).
+
+    ``book_update_id`` is the book's id before the event (``-1`` if not synced);
+    ``first_id``/``last_id``/``prev_last_id`` are the offending event's ``U``/``u``/``pu``
+    (or the snapshot's ``lastUpdateId`` in ``last_id`` for ``snapshot_older_than_events``).
+    ``ts`` is the exchange time of the event (the receive time for a snapshot), µs.
+    :class:`lq.feeds.booksync.BookSync` makes these (``Resync`` there is this class); the
+    store keeps them in ``book_resyncs``.
+    """
+
+    symbol: str
+    reason: ResyncReason
+    detail: str
+    ts: int
+    recv_ts: int
+    book_update_id: int
+    first_id: int | None = None
+    last_id: int | None = None
+    prev_last_id: int | None = None
+    exchange: str = "binance"
+
+
+class BookTop(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The top levels of a synced local book at one moment: what the store keeps every
+    interval in ``book_snapshots`` (see :mod:`lq.store.bookcodec` for the encoding).
+
+    ``update_id`` is the book's last applied update id (Binance ``u``, or the snapshot's
+    ``lastUpdateId``); ``ts`` the exchange time of that update (µs), ``recv_ts`` the local
+    time the snapshot was taken. ``levels`` is the depth asked for (default 20): a side may
+    hold fewer levels when the book is thin. Levels are ``(price, qty)``, best first, every
+    qty > 0.
+    """
+
+    symbol: str
+    update_id: int
+    ts: int
+    recv_ts: int
+    levels: int
+    bids: tuple[tuple[float, float], ...]
+    asks: tuple[tuple[float, float], ...]
     exchange: str = "binance"
 
 

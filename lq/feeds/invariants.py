@@ -45,7 +45,7 @@ from typing import Annotated
 
 import msgspec
 
-from lq.feeds.events import AggTrade, BookTicker, Kline, Trade
+from lq.feeds.events import AggTrade, BookResync, BookTicker, BookTop, Kline, Trade
 
 __all__ = [
     "KLINE_INTERVALS",
@@ -64,7 +64,9 @@ __all__ = [
     "Time",
     "Volume",
     "agg_trade_problem",
+    "book_resync_problem",
     "book_ticker_problem",
+    "book_top_problem",
     "interval_us",
     "kline_problem",
     "problem",
@@ -268,6 +270,72 @@ def book_ticker_problem(b: BookTicker) -> str | None:
     )
     if reason is None and b.bid > b.ask:
         reason = f"bid={b.bid!r} > ask={b.ask!r}: crossed book"
+    return reason
+
+
+MAX_BOOK_LEVELS = 5_000
+_RESYNC_REASONS = frozenset(("start", "gap", "crossed", "locked", "snapshot_older_than_events"))
+
+
+def _side_problem(name: str, side: object, levels: int, descending: bool) -> str | None:
+    if not isinstance(side, tuple):
+        return f"{name}: expected a tuple of (price, qty) levels"
+    if len(side) > levels:
+        return f"{name}: {len(side)} levels, more than levels={levels}"
+    prev = None
+    for k, level in enumerate(side):
+        try:
+            price, qty = level
+        except (TypeError, ValueError):
+            return f"{name}[{k}]={level!r}: expected (price, qty)"
+        reason = _range_problem(f"{name}[{k}] price", price, MIN_PRICE, MAX_PRICE) or (
+            _range_problem(f"{name}[{k}] qty", qty, MIN_QTY, MAX_QTY)
+        )
+        if reason is not None:
+            return reason
+        if prev is not None and (price >= prev if descending else price <= prev):
+            order = "descending" if descending else "ascending"
+            return f"{name}[{k}] price={price!r} after {prev!r}: levels must be strictly {order}"
+        prev = price
+    return None
+
+
+def book_top_problem(b: BookTop) -> str | None:
+    """Why a stored book snapshot is refused: ids, times, bounds, level order, a crossed or
+    locked book (best bid >= best ask)."""
+    reason = (
+        symbol_problem(b.symbol)
+        or _id_problem("update_id", b.update_id)
+        or ts_problem("ts", b.ts)
+        or ts_problem("recv_ts", b.recv_ts)
+        or _not_int("levels", b.levels)
+    )
+    if reason is None and not 1 <= b.levels <= MAX_BOOK_LEVELS:
+        reason = f"levels={b.levels}: must be within 1..{MAX_BOOK_LEVELS}"
+    reason = (
+        reason
+        or _side_problem("bids", b.bids, b.levels, descending=True)
+        or _side_problem("asks", b.asks, b.levels, descending=False)
+    )
+    if reason is None and b.bids and b.asks and b.bids[0][0] >= b.asks[0][0]:
+        what = "locked" if b.bids[0][0] == b.asks[0][0] else "crossed"
+        reason = f"best bid {b.bids[0][0]!r} >= best ask {b.asks[0][0]!r}: {what} book"
+    return reason
+
+
+def book_resync_problem(r: BookResync) -> str | None:
+    """Why a resync record is refused: its reason, ids and times."""
+    reason = symbol_problem(r.symbol) or ts_problem("ts", r.ts) or ts_problem("recv_ts", r.recv_ts)
+    if reason is None and r.reason not in _RESYNC_REASONS:
+        reason = f"reason={r.reason!r}: expected one of {sorted(_RESYNC_REASONS)}"
+    if reason is None:
+        reason = _not_int("book_update_id", r.book_update_id)
+    if reason is None and not -1 <= r.book_update_id <= MAX_ID:
+        reason = f"book_update_id={r.book_update_id}: must be -1 (not synced) or an int64 id"
+    for name in ("first_id", "last_id", "prev_last_id"):
+        value = getattr(r, name)
+        if reason is None and value is not None:
+            reason = _id_problem(name, value)
     return reason
 
 

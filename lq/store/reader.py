@@ -17,13 +17,16 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from lq.errors import StoreError, ValidationError
 from lq.store.sqlite import connect_reader
+
+if TYPE_CHECKING:
+    from lq.store.book import BookHistory
 
 __all__ = ["BAR_COLUMNS", "TICK_COLUMNS", "Store", "to_us"]
 
@@ -414,6 +417,66 @@ class Store:
         ).fetchall()
         return _frame(rows, ["ts", "update_id", "bid", "bid_qty", "ask", "ask_qty"])
 
+    def book(
+        self,
+        symbol: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        *,
+        exchange: str = "binance",
+        levels: int | None = None,
+        limit: int | None = None,
+    ) -> BookHistory:
+        """Stored book snapshots of ``symbol`` with ``start <= ts < end``, oldest first, as
+        arrays (:class:`lq.store.book.BookHistory`); ``levels`` keeps the top ``levels`` per
+        side, ``limit`` the newest ``limit`` snapshots of the range."""
+        from lq.store.book import decode_rows
+
+        sym = _symbol(symbol)
+        cond, params = _where(sym, start, end, exchange=exchange)
+        if limit is not None:
+            q = (
+                "SELECT * FROM (SELECT ts, update_id, recv_ts, bids, asks FROM book_snapshots"
+                f" WHERE {cond} ORDER BY ts DESC, update_id DESC LIMIT {int(limit)})"
+                " ORDER BY ts, update_id"
+            )
+        else:
+            q = (
+                "SELECT ts, update_id, recv_ts, bids, asks FROM book_snapshots"
+                f" WHERE {cond} ORDER BY ts, update_id"
+            )
+        return decode_rows(exchange, sym, self.conn.execute(q, params).fetchall(), levels)
+
+    def book_resyncs(
+        self, symbol: str | None = None, *, exchange: str | None = None
+    ) -> pd.DataFrame:
+        """The resync ledger: every time a local book was found wrong and rebuilt, oldest
+        first (``reason``: start, gap, crossed, locked, snapshot_older_than_events)."""
+        cols = [
+            "exchange",
+            "symbol",
+            "recv_ts",
+            "ts",
+            "reason",
+            "detail",
+            "book_update_id",
+            "first_id",
+            "last_id",
+            "prev_last_id",
+        ]
+        clauses, params = [], list[Any]()
+        if symbol is not None:
+            clauses.append("symbol = ?")
+            params.append(_symbol(symbol))
+        if exchange is not None:
+            clauses.append("exchange = ?")
+            params.append(exchange)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.conn.execute(
+            f"SELECT {', '.join(cols)} FROM book_resyncs{where} ORDER BY recv_ts", params
+        ).fetchall()
+        return pd.DataFrame.from_records(rows, columns=cols)
+
     def feed_status(self) -> list[dict[str, Any]]:
         """The collectors' published health, one dict per exchange label."""
         import json
@@ -468,6 +531,8 @@ _TABLES = {
     "bars_1s",
     "bars_1m",
     "book_tickers",
+    "book_snapshots",
+    "book_resyncs",
     "agg_trades",
     "klines",
     "gaps",

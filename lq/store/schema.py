@@ -274,6 +274,34 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (model, ts)
     );
     """,
+    # v8: order books: the top N levels of each synced local book every interval, and the
+    # resync ledger (every time a book was found wrong and rebuilt, with the reason)
+    """
+    CREATE TABLE book_snapshots (
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        ts INTEGER NOT NULL,            -- exchange time of the book's last applied update, µs
+        update_id INTEGER NOT NULL,     -- the book's last applied update id (Binance u)
+        recv_ts INTEGER NOT NULL,       -- local time the snapshot was taken, µs
+        levels INTEGER NOT NULL,        -- levels asked for per side (a side may hold fewer)
+        bids BLOB NOT NULL,             -- lq.store.bookcodec: exact, best first
+        asks BLOB NOT NULL,
+        PRIMARY KEY (exchange, symbol, ts, update_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE book_resyncs (
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        recv_ts INTEGER NOT NULL,       -- local time of the resync, µs
+        ts INTEGER NOT NULL,            -- exchange time of the event that showed it, µs
+        reason TEXT NOT NULL,           -- start, gap, crossed, locked, snapshot_older_than_events
+        detail TEXT NOT NULL,
+        book_update_id INTEGER NOT NULL, -- the book's id before the event (-1: not synced)
+        first_id INTEGER,               -- the offending event's U
+        last_id INTEGER,                -- its u (or the snapshot's lastUpdateId)
+        prev_last_id INTEGER,           -- its pu (USD-M)
+        PRIMARY KEY (exchange, symbol, recv_ts, reason, book_update_id)
+    );
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

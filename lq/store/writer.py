@@ -38,12 +38,14 @@ import msgspec
 import numpy as np
 
 from lq.errors import StorageFailedError
-from lq.feeds.events import AggTrade, BookTicker, Gap, Kline, Rejected, Trade
+from lq.feeds.events import AggTrade, BookResync, BookTicker, BookTop, Gap, Kline, Rejected, Trade
 from lq.feeds.invariants import (
     MAX_TS,  # noqa: F401 - re-exported: the store's time bounds are the invariants'
     MIN_TS,  # noqa: F401
     agg_trade_problem,
+    book_resync_problem,
     book_ticker_problem,
+    book_top_problem,
     kline_problem,
     trade_problem,
 )
@@ -91,6 +93,8 @@ class Batch:
     klines: list[Kline] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    book_tops: list[BookTop] = field(default_factory=list)
+    book_resyncs: list[BookResync] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -100,6 +104,8 @@ class Batch:
             + len(self.klines)
             + len(self.gaps)
             + len(self.rejected)
+            + len(self.book_tops)
+            + len(self.book_resyncs)
         )
 
     def add(self, event: object) -> None:
@@ -116,6 +122,10 @@ class Batch:
             self.gaps.append(event)
         elif isinstance(event, Rejected):
             self.rejected.append(event)
+        elif isinstance(event, BookTop):
+            self.book_tops.append(event)
+        elif isinstance(event, BookResync):
+            self.book_resyncs.append(event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +140,8 @@ class BatchResult:
     new_by_exchange: dict[str, int] = field(default_factory=dict)
     """New rows (trades, aggregate trades, book tickers, klines) per ``exchange`` label: what
     each feed of a collector of several venues added (its "no new rows" detector)."""
+    book_tops: WriteResult = WriteResult()
+    """Book snapshots (``book_snapshots``); resync records are not counted here."""
 
 
 # SQLite primary result codes that mean the database itself cannot take writes now (as opposed
@@ -171,8 +183,19 @@ def storage_failure(exc: BaseException) -> str | None:
     return None
 
 
-_ITEM_FIELDS = ("gaps", "trades", "agg_trades", "book_tickers", "klines", "rejected")
+_ITEM_FIELDS = (
+    "gaps",
+    "trades",
+    "agg_trades",
+    "book_tickers",
+    "klines",
+    "rejected",
+    "book_tops",
+    "book_resyncs",
+)
 _ITEM_LABEL = {
+    "book_tops": "book snapshot",
+    "book_resyncs": "book resync",
     "gaps": "gap",
     "trades": "trade",
     "agg_trades": "aggTrade",
@@ -208,6 +231,7 @@ class _Acc:
     agg_trades: WriteResult = WriteResult()
     book_tickers: WriteResult = WriteResult()
     klines: WriteResult = WriteResult()
+    book_tops: WriteResult = WriteResult()
     bars: int = 0
     dead: int = 0
     by_exchange: dict[str, int] = field(default_factory=dict)
@@ -219,6 +243,7 @@ class _Acc:
         self.agg_trades += o.agg_trades
         self.book_tickers += o.book_tickers
         self.klines += o.klines
+        self.book_tops += o.book_tops
         self.bars += o.bars
         self.dead += o.dead
 
@@ -232,6 +257,7 @@ class _Acc:
             self.dead,
             seconds,
             self.by_exchange,
+            self.book_tops,
         )
 
 
@@ -476,6 +502,10 @@ class Writer:
         acc.book_tickers = self._insert_book_tickers(batch.book_tickers, dead, now, by)
         acc.klines = self._insert_klines(batch.klines, dead, now, by)
         self._upsert_gaps(batch.gaps, now)
+        if batch.book_tops:
+            acc.book_tops = self._insert_book_tops(batch.book_tops, dead, now, by)
+        if batch.book_resyncs:
+            self._insert_book_resyncs(batch.book_resyncs, dead, now)
         tr = acc.trades
         if not tr.new:
             acc.bars = 0
@@ -505,7 +535,7 @@ class Writer:
                 for name, ev in _items(part):
                     self._dead_letter_event(name, ev, why, now)
                     acc.dead += 1
-                    if name in ("trades", "agg_trades", "book_tickers", "klines"):
+                    if name in ("trades", "agg_trades", "book_tickers", "klines", "book_tops"):
                         setattr(acc, name, getattr(acc, name) + _REFUSED)
                 continue
             failed: list[tuple[Batch, Exception]] = []
@@ -802,6 +832,62 @@ class Writer:
         new = _insert_counted(self.conn, "INSERT OR IGNORE INTO book_tickers", rows, 9, by)
         return WriteResult(new, len(rows) - new, len(tickers) - len(rows))
 
+    def _insert_book_tops(
+        self, tops: Sequence[BookTop], dead: list, now: int, by: dict[str, int]
+    ) -> WriteResult:
+        rows = []
+        for b in tops:
+            reason = book_top_problem(b)
+            if reason is None:
+                rows.append(
+                    (
+                        b.exchange,
+                        b.symbol,
+                        b.ts,
+                        b.update_id,
+                        b.recv_ts,
+                        b.levels,
+                        _encode_side(b.bids),
+                        _encode_side(b.asks),
+                    )
+                )
+            else:
+                dead.append(
+                    (b.recv_ts or now, b.exchange, self.source, "book snapshot " + reason, _raw(b))
+                )
+        new = _insert_counted(self.conn, "INSERT OR IGNORE INTO book_snapshots", rows, 8, by)
+        return WriteResult(new, len(rows) - new, len(tops) - len(rows))
+
+    def _insert_book_resyncs(self, resyncs: Sequence[BookResync], dead: list, now: int) -> None:
+        rows = []
+        for r in resyncs:
+            reason = book_resync_problem(r)
+            if reason is None:
+                rows.append(
+                    (
+                        r.exchange,
+                        r.symbol,
+                        r.recv_ts,
+                        r.ts,
+                        r.reason,
+                        r.detail,
+                        r.book_update_id,
+                        r.first_id,
+                        r.last_id,
+                        r.prev_last_id,
+                    )
+                )
+            else:
+                dead.append(
+                    (r.recv_ts or now, r.exchange, self.source, "book resync " + reason, _raw(r))
+                )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO book_resyncs (exchange, symbol, recv_ts, ts, reason, detail,"
+            " book_update_id, first_id, last_id, prev_last_id) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
     def _insert_klines(
         self, klines: Sequence[Kline], dead: list, now: int, by: dict[str, int]
     ) -> WriteResult:
@@ -1010,6 +1096,15 @@ def _clusters(secs: dict[int, list[int]]) -> list[tuple[int, int, int, int]]:
 
 
 _enc = msgspec.json.Encoder()
+
+
+def _encode_side(levels: tuple[tuple[float, float], ...]) -> bytes:
+    from lq.store.bookcodec import encode_side
+
+    if not levels:
+        return b""
+    arr = np.asarray(levels, dtype=np.float64)
+    return encode_side(arr[:, 0], arr[:, 1])
 
 
 def _raw(obj: object) -> str:

@@ -22,6 +22,8 @@ SAMPLE_ROWS = {
     6: "INSERT INTO imported_ranges (what, exchange, symbol, first_key, last_key, first_ts,"
     " last_ts, source, updated_ts) VALUES ('ticks', 'binance', 'BTCUSDT', 1, 2, 1, 2, 'f.csv', 1)",
     7: "INSERT INTO forecasts (model, ts, symbol, value, created_ts) VALUES ('m', 1, 'BTCUSDT', 0.5, 1)",
+    8: "INSERT INTO book_snapshots VALUES ('binance', 'BTCUSDT', 1, 2, 3, 20, x'', x'');"
+    "INSERT INTO book_resyncs VALUES ('binance', 'BTCUSDT', 1, 1, 'gap', '', 5, 7, 8, NULL)",
 }
 
 
@@ -35,7 +37,7 @@ def _schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 
 def test_latest_version_counts_the_migrations():
-    assert LATEST_VERSION == len(MIGRATIONS) == 7
+    assert LATEST_VERSION == len(MIGRATIONS) == 8
 
 
 def test_empty_file_is_migrated_to_the_latest_version(tmp_path):
@@ -68,6 +70,9 @@ def test_file_at_every_earlier_version_migrates_to_the_same_schema_with_data_kep
             ],
             6: w.conn.execute("SELECT count(*) FROM imported_ranges").fetchone()[0],
             7: w.conn.execute("SELECT count(*) FROM forecasts").fetchone()[0],
+            8: w.conn.execute(
+                "SELECT (SELECT count(*) FROM book_snapshots) * (SELECT count(*) FROM book_resyncs)"
+            ).fetchone()[0],
         }
         if 1 <= start < 5:  # v5 gave the old bar its trade-id range and built the 1 m rollup
             assert w.conn.execute("SELECT first_id, last_id FROM bars_1s").fetchall() == [(7, 7)]
