@@ -72,16 +72,7 @@ class _Record(msgspec.Struct, array_like=True):
     book_resyncs: list[BookResync] = []
 
 
-_FIELDS = (
-    "gaps",
-    "trades",
-    "agg_trades",
-    "book_tickers",
-    "klines",
-    "rejected",
-    "book_tops",
-    "book_resyncs",
-)
+_FIELDS: tuple[str, ...] = _Record.__struct_fields__  # the record's order is the format
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder(_Record)
 
