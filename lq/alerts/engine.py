@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -191,6 +192,10 @@ class AlertEngine:
         self._bg: set[asyncio.Task[Any]] = set()
         self._stopped = False
         self._reader: Any = None  # sqlite3 read-only connection for polling alert_rules
+        # a cancelled ``asyncio.to_thread`` call keeps running on its thread: every use of
+        # ``_reader``/``_own`` on a worker thread, and their close, hold this lock, so stop()
+        # never closes a connection under a query still running (that crashes the process)
+        self._conn_lock = threading.Lock()
 
     # -- wiring -----------------------------------------------------------------------------
     @classmethod
@@ -271,12 +276,16 @@ class AlertEngine:
             t.cancel()
         if self.delivery is not None:
             await self.delivery.stop()
-        if self._own is not None:
-            self._own.conn.close()
-            self._own = None
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        await asyncio.to_thread(self._close_conns)
+
+    def _close_conns(self) -> None:
+        with self._conn_lock:
+            if self._own is not None:
+                self._own.conn.close()
+                self._own = None
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     async def _run(self) -> None:
         try:
@@ -305,7 +314,13 @@ class AlertEngine:
         async with self._own_lock:
             if self._own is None:
                 self._own = await asyncio.to_thread(_ConnWriter, self.db)
-            return await asyncio.to_thread(fn, self._own)
+            return await asyncio.to_thread(self._on_own, fn)
+
+    def _on_own(self, fn: Callable[[Any], T]) -> T:
+        with self._conn_lock:
+            if self._own is None:
+                raise RuntimeError("the alert engine has stopped: its connection is closed")
+            return fn(self._own)
 
     async def record_delivery(self, event_id: int, channel: str, status: dict[str, object]) -> None:
         """Store one channel's delivery status on an event (used by :class:`Delivery`)."""
@@ -316,15 +331,18 @@ class AlertEngine:
         """One cheap query per poll on a connection kept open (runs on a worker thread)."""
         from lq.store.sqlite import connect_reader
 
-        if self._reader is None:
-            if not self.db.exists():
+        with self._conn_lock:
+            if self._stopped:
                 return None
-            self._reader = connect_reader(self.db)
-        conn = self._reader
-        v = rules_version(conn)
-        if v == self._version:
-            return v, [], {}
-        return v, load_rules(conn), last_fired(conn)
+            if self._reader is None:
+                if not self.db.exists():
+                    return None
+                self._reader = connect_reader(self.db)
+            conn = self._reader
+            v = rules_version(conn)
+            if v == self._version:
+                return v, [], {}
+            return v, load_rules(conn), last_fired(conn)
 
     async def reload(self) -> bool:
         """Re-read ``alert_rules`` if it changed; returns True when rules were rebuilt."""
