@@ -192,6 +192,21 @@ def resolve_token(args: argparse.Namespace, settings: Settings) -> str | None:
     return None
 
 
+def token_hint(args: argparse.Namespace, settings: Settings) -> str:
+    """Where a token the user chose lives, for the printed URL line (which never shows it:
+    that line reaches terminals, container logs and CI output). Empty for a random token."""
+    from lq.dashboard.server import TOKEN_ENV
+
+    path = getattr(args, "token_file", None)
+    if path:
+        return f"the token in {path}"
+    if settings.dashboard.token:
+        if os.environ.get(TOKEN_ENV):
+            return f"the token in ${TOKEN_ENV}"
+        return "the token in [dashboard] token of the config file"
+    return ""
+
+
 def voila_command(
     notebook: str | os.PathLike[str],
     *,
@@ -441,7 +456,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             if ":" in shown:
                 shown = f"[{shown}]"
-            url = f"http://{shown}:{served}/" + (f"?token={token}" if token else "")
+            url = f"http://{shown}:{served}/"
+            hint = token_hint(args, settings) if token else ""
+            if hint:  # a token the user chose is theirs to type: never printed or logged
+                url += f"  (open it with ?token= and {hint})"
+            elif token:  # a random one exists only here: the URL is the only way in
+                url += f"?token={token}"
             print(f"lq dashboard: logs in {logfile}; Ctrl-C stops")
             print(f"lq dashboard: {url}", flush=True)
             while not stop_requested:

@@ -108,6 +108,32 @@ def test_token_comes_from_a_file_the_environment_or_is_generated(tmp_path, monke
         resolve_token(ns(token=None, token_file=str(f)), settings)
 
 
+def test_the_printed_url_names_where_a_chosen_token_is_and_never_shows_it(
+    tmp_path, monkeypatch
+) -> None:
+    import argparse
+
+    from lq.config import load_settings
+    from lq.dashboard.cli import GENERATE, token_hint
+
+    ns = argparse.Namespace
+    f = tmp_path / "token"
+    assert token_hint(ns(token=None, token_file=str(f)), load_settings()) == f"the token in {f}"
+    monkeypatch.setenv(TOKEN_ENV, SECRET)
+    assert (
+        token_hint(ns(token=None, token_file=None), load_settings()) == f"the token in ${TOKEN_ENV}"
+    )
+    monkeypatch.delenv(TOKEN_ENV)
+    conf = tmp_path / "config.toml"
+    conf.write_text(f'[dashboard]\ntoken = "{SECRET}"\n')
+    monkeypatch.setenv("LQ_CONFIG", str(conf))
+    hint = token_hint(ns(token=None, token_file=None), load_settings())
+    assert hint == "the token in [dashboard] token of the config file"
+    monkeypatch.delenv("LQ_CONFIG")
+    # a random token exists only in the printed URL: no hint, the URL carries it
+    assert token_hint(ns(token=GENERATE, token_file=None), load_settings()) == ""
+
+
 def test_dashboard_refuses_a_public_host_without_a_token(capsys) -> None:
     from lq.cli import main
 
@@ -163,7 +189,11 @@ def test_off_loopback_no_argv_has_the_token_and_foreign_origins_are_refused(tmp_
     tf.chmod(0o600)
     dash = start_dashboard(tmp_path, "--host", host, "--token-file", str(tf))
     try:
-        assert dash.url.startswith(f"http://{host}:") and dash.url.endswith(f"?token={SECRET}")
+        # the token the user chose is never printed (terminals, container logs, CI output):
+        # the URL line says where it is instead
+        assert dash.url == f"http://{host}:{dash.port}/", dash.stdout
+        printed = "".join(dash.stdout)
+        assert SECRET not in printed and f"the token in {tf}" in printed, printed
         warm = dash.warm_kernel()
         # every process started: lq dashboard, the collector, the server, its kernels
         procs = [dash.proc.pid, *descendants(dash.proc.pid)]
@@ -178,7 +208,7 @@ def test_off_loopback_no_argv_has_the_token_and_foreign_origins_are_refused(tmp_
         base = f"http://{host}:{dash.port}"
         assert _status(f"{base}/") in (302, 403)  # no token: the login page or refused
         # a page (its kernel then idles, so a websocket's kernel_info is answered at once)
-        with urllib.request.urlopen(dash.url, timeout=300) as r:
+        with urllib.request.urlopen(f"{dash.url}?token={SECRET}", timeout=300) as r:
             html = r.read().decode()
         kid = re.search(r'"kernelId":\s*"([0-9a-f-]{36})"', html).group(1)  # type: ignore[union-attr]
         assert _status(f"{base}/api/kernels/{kid}") == 403  # no token
