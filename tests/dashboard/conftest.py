@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import fcntl
+import inspect
+import signal
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +14,51 @@ from lq.feeds.events import Trade
 from lq.feeds.recording import read_frames
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance"
+
+# A module that drives Chromium against a real Voila costs a server, its kernels and a
+# browser: three at once on a 2-core CI machine starved one so long that its page never
+# drew within minutes. At most BROWSER_SLOTS such modules run at a time across the xdist
+# workers (a file lock per slot in the run's shared temporary directory).
+BROWSER_SLOTS = 2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _browser_slot(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    try:
+        source = inspect.getsource(request.module)
+    except (OSError, TypeError):
+        source = ""
+    if "sync_playwright" not in source:
+        yield
+        return
+    root = tmp_path_factory.getbasetemp().parent  # shared by the workers of one run
+    files = [open(root / f"lq-browser-slot-{i}.lock", "a") for i in range(BROWSER_SLOTS)]  # noqa: SIM115
+    held = None
+    # the wait for a slot is not the test's time: pytest-timeout (signal method) armed an
+    # interval timer for setup + call; give it back in full once a slot is held
+    armed = signal.getitimer(signal.ITIMER_REAL)[0]
+    give_up = time.monotonic() + 1800
+    try:
+        while held is None and time.monotonic() < give_up:
+            for f in files:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                held = f
+                break
+            else:
+                time.sleep(0.5)
+        if armed > 0:
+            signal.setitimer(signal.ITIMER_REAL, armed)
+        yield
+    finally:
+        if held is not None:
+            fcntl.flock(held, fcntl.LOCK_UN)
+        for f in files:
+            f.close()
 
 
 def recorded_trades() -> list[Trade]:

@@ -221,7 +221,7 @@ def test_live_dashboard_in_chromium(dashboard: dict) -> None:
 
         # page open -> first chart with data
         page.wait_for_function(
-            JS_MARKET.replace("return {", "return x.length && {"), timeout=180_000
+            JS_MARKET.replace("return {", "return x.length && {"), timeout=300_000
         )
         figures["page_open_to_first_chart_s"] = time.monotonic() - t_open
 
