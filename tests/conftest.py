@@ -41,3 +41,30 @@ def zip_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_zip_bomb(f, 1100)
     assert f.stat().st_size < 5 * 2**20
     return f
+
+
+# Which tests ran beside which: one line per test and worker (start, end, node id) in
+# artifacts/timeline/, so a test starved on a loaded CI machine can be traced to its company.
+_TIMELINE = REPO / "artifacts" / "timeline"
+_started: dict[str, float] = {}
+
+
+def pytest_runtest_logstart(nodeid: str, location: object) -> None:
+    import time
+
+    _started[nodeid] = time.time()
+
+
+def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
+    import time
+
+    start = _started.pop(nodeid, None)
+    if start is None:
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    try:
+        _TIMELINE.mkdir(parents=True, exist_ok=True)
+        with open(_TIMELINE / f"{worker}.tsv", "a") as f:
+            f.write(f"{start:.3f}\t{time.time():.3f}\t{nodeid}\n")
+    except OSError:
+        pass  # a full or read-only disk (the disk-full tests) must not fail a test here

@@ -18,7 +18,9 @@ DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance
 # A module that drives Chromium against a real Voila costs a server, its kernels and a
 # browser: three at once on a 2-core CI machine starved one so long that its page never
 # drew within minutes. At most BROWSER_SLOTS such modules run at a time across the xdist
-# workers (a file lock per slot in the run's shared temporary directory).
+# workers (a file lock per slot in the run's shared temporary directory). A module that
+# measures the page (tick -> visible, refits) or loads the server on purpose sets
+# ``BROWSER_EXCLUSIVE = True`` and holds every slot: no other browser module beside it.
 BROWSER_SLOTS = 2
 
 
@@ -35,28 +37,41 @@ def _browser_slot(
         return
     root = tmp_path_factory.getbasetemp().parent  # shared by the workers of one run
     files = [open(root / f"lq-browser-slot-{i}.lock", "a") for i in range(BROWSER_SLOTS)]  # noqa: SIM115
-    held = None
+    held = []
     # the wait for a slot is not the test's time: pytest-timeout (signal method) armed an
-    # interval timer for setup + call; give it back in full once a slot is held
+    # interval timer for setup + call; give it back in full once the slots are held
     armed = signal.getitimer(signal.ITIMER_REAL)[0]
     give_up = time.monotonic() + 1800
     try:
-        while held is None and time.monotonic() < give_up:
+        if getattr(request.module, "BROWSER_EXCLUSIVE", False):
+            # every slot, taken in order and kept while waiting for the next: two exclusive
+            # modules queue on slot 0 and never hold half each
             for f in files:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue
-                held = f
-                break
-            else:
-                time.sleep(0.5)
+                while time.monotonic() < give_up:
+                    try:
+                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        time.sleep(0.5)
+                        continue
+                    held.append(f)
+                    break
+        else:
+            while not held and time.monotonic() < give_up:
+                for f in files:
+                    try:
+                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue
+                    held.append(f)
+                    break
+                else:
+                    time.sleep(0.5)
         if armed > 0:
             signal.setitimer(signal.ITIMER_REAL, armed)
         yield
     finally:
-        if held is not None:
-            fcntl.flock(held, fcntl.LOCK_UN)
+        for f in held:
+            fcntl.flock(f, fcntl.LOCK_UN)
         for f in files:
             f.close()
 

@@ -34,6 +34,9 @@ ARGS = [
     "--disable-sync",
 ]
 
+# it measures tick -> visible and refits: no other browser module beside it (conftest)
+BROWSER_EXCLUSIVE = True
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
@@ -269,14 +272,14 @@ def test_live_dashboard_in_chromium(dashboard: dict) -> None:
         page.get_by_role("tab", name="Pairs").click()
         page.wait_for_function(JS_ZSCORE, timeout=90_000)
         page.wait_for_function(
-            f"() => ({JS_WIDTHS})().some(w => w >= {0.95 * market_width})", timeout=10_000
+            f"() => ({JS_WIDTHS})().some(w => w >= {0.95 * market_width})", timeout=60_000
         )
         # and it follows the browser window when that is resized
         page.set_viewport_size({"width": 1000, "height": 1000})
-        page.wait_for_function(f"() => ({JS_PAIRS_WIDTH})() <= 1000 - 30", timeout=10_000)
+        page.wait_for_function(f"() => ({JS_PAIRS_WIDTH})() <= 1000 - 30", timeout=60_000)
         page.set_viewport_size({"width": 1400, "height": 1000})
         page.wait_for_function(
-            f"() => ({JS_PAIRS_WIDTH})() >= {0.95 * market_width}", timeout=10_000
+            f"() => ({JS_PAIRS_WIDTH})() >= {0.95 * market_width}", timeout=60_000
         )
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "dashboard_pairs.png"))

@@ -43,6 +43,9 @@ from ._live import (
     start_dashboard,
 )
 
+# it loads the server on purpose: no other browser module beside it (conftest)
+BROWSER_EXCLUSIVE = True
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
