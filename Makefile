@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_DB ?= demo/lq.sqlite
 # three workers, whole files each (a file's servers and fixtures stay in one process): most
 # tests wait on sockets, browsers and subprocesses, so three share two cores well
-PYTEST_ARGS ?= -n 3 --dist loadfile --durations=25
+PYTEST_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder --durations=25
 
 .PHONY: setup demo test lint format bench clean
 

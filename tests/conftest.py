@@ -43,6 +43,36 @@ def zip_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return f
 
 
+# The slowest modules first (with `--no-loadscope-reorder`, xdist hands out whole modules in
+# collection order; its default order, most tests first, left the heaviest few-test modules
+# for the end of the run, on one worker while the others idled). Browser modules alternate
+# with others: they queue for the browser slots (tests/dashboard/conftest.py).
+HEAVY_FIRST = (
+    "tests/store/test_archive.py",
+    "tests/dashboard/test_server_robustness.py",
+    "tests/notebooks/test_notebooks.py",
+    "tests/backtest_shell/test_cli.py",
+    "tests/dashboard/test_dashboard_browser.py",
+    "tests/test_importer_limits.py",
+    "tests/dashboard/test_server.py",
+    "tests/collector/test_archive_collector.py",
+    "tests/backtest_shell/test_ray.py",
+    "tests/dashboard/test_venues_browser.py",
+    "tests/collector/test_book_process.py",
+    "tests/backtest/test_ruin_vectorbt.py",
+    "tests/dashboard/test_forecast_browser.py",
+    "tests/alerts/test_engine_stop.py",
+    "tests/dashboard/test_book_browser.py",
+    "tests/backtest_shell/test_notebook.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {m: i for i, m in enumerate(HEAVY_FIRST)}
+    last = len(HEAVY_FIRST)
+    items.sort(key=lambda it: rank.get(it.nodeid.split("::", 1)[0], last))  # stable
+
+
 # Which tests ran beside which: one line per test and worker (start, end, node id) in
 # artifacts/timeline/, so a test starved on a loaded CI machine can be traced to its company.
 _TIMELINE = REPO / "artifacts" / "timeline"
