@@ -39,8 +39,11 @@ def _browser_slot(
     files = [open(root / f"lq-browser-slot-{i}.lock", "a") for i in range(BROWSER_SLOTS)]  # noqa: SIM115
     held = []
     # the wait for a slot is not the test's time: pytest-timeout (signal method) armed an
-    # interval timer for setup + call; give it back in full once the slots are held
+    # interval timer for setup + call; it is stopped while waiting (a module queued behind
+    # two exclusive ones waited past 300 s in CI) and given back in full once slots are held
     armed = signal.getitimer(signal.ITIMER_REAL)[0]
+    if armed > 0:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # the wait itself must not time the test out
     give_up = time.monotonic() + 1800
     try:
         if getattr(request.module, "BROWSER_EXCLUSIVE", False):
