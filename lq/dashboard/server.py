@@ -200,7 +200,13 @@ def _build_classes() -> tuple[Any, Any]:
                     msg_type = None
             if msg_type == "execute_input":
                 return
-            super()._on_zmq_reply(stream, msg_list)
+            try:
+                super()._on_zmq_reply(stream, msg_list)
+            except WebSocketClosedError:
+                # the client has gone (a TCP reset, a killed browser) while the kernel still
+                # talks; jupyter_server catches this for the JSON protocol only, and for v1
+                # it escaped into the ZMQ callback as a logged traceback, once per frame
+                self.log.debug("kernel %s: a message for a closed websocket dropped", stream)
 
     class LqKernelWebsocketHandler(VoilaKernelWebsocketHandler):  # type: ignore[misc]
         """Voila's kernel websocket without its frame re-parsing, with a bounded write
