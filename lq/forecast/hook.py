@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -186,6 +187,8 @@ class ForecastHook:
         while True:
             try:
                 await self.reload()
+            except sqlite3.Error as exc:  # the database under a fault: one line, and retry
+                log.warning("forecast models poll failed (%s); will retry", exc)
             except Exception:
                 log.exception("forecast models poll failed")
             try:
