@@ -129,7 +129,9 @@ def test_each_feature_matches_an_independent_reference():
         g[t] = math.sqrt(s)
     assert X["garch_vol"].iloc[:300].isna().all()
     np.testing.assert_allclose(X["garch_vol"].iloc[300:], g[300:], rtol=1e-12)
-    assert alpha > 0 and beta_g > 0 and alpha + beta_g < 1
+    # arch's constraints: these returns have no volatility clustering, so alpha at its
+    # bound 0 is the MLE (arch 8 / scipy 1.17 returns exactly 0.0; earlier ones ~1e-9)
+    assert omega > 0 and alpha >= 0 and beta_g >= 0 and alpha + beta_g < 1
 
 
 def test_streaming_twin_equals_batch_on_every_row():
