@@ -206,7 +206,8 @@ def _build_classes() -> tuple[Any, Any]:
                 # the client has gone (a TCP reset, a killed browser) while the kernel still
                 # talks; jupyter_server catches this for the JSON protocol only, and for v1
                 # it escaped into the ZMQ callback as a logged traceback, once per frame
-                self.log.debug("kernel %s: a message for a closed websocket dropped", stream)
+                channel = getattr(stream, "channel", None)
+                self.log.debug("a %s message for a closed kernel websocket dropped", channel)
 
     class LqKernelWebsocketHandler(VoilaKernelWebsocketHandler):  # type: ignore[misc]
         """Voila's kernel websocket without its frame re-parsing, with a bounded write
