@@ -133,28 +133,36 @@ class ReplaySource:
     def _one_pass(self) -> Iterator[tuple[int, TradeIn | QuoteIn]]:
         merged = heapq.merge(*(read_frames(p) for p in self.paths), key=lambda fr: fr[0])
         for recv_ns, raw in merged:
+            if b"@depth" in raw[:64] or b"depthUpdate" in raw[:64]:  # not replayed: skip early
+                continue
             item = _parse(raw)
             if item is not None:
                 yield recv_ns // 1000, item
 
     def items(self) -> Iterator[SourceItem]:
-        """Items in receive-time order; pacing clock = recorded receive time (µs)."""
+        """Items in receive-time order; pacing clock = recorded receive time (µs).
+
+        With ``loop=True`` the first pass is kept in memory (the recordings are tens of
+        thousands of items) and every later pass shifts it, without reading the files again."""
         offset: int | None = None
         lo_id: dict[str, int] = {}
         hi_id: dict[str, int] = {}
         lo_u: dict[str, int] = {}
         hi_u: dict[str, int] = {}
         first_at = last_at = None
+        cache: list[tuple[int, TradeIn | QuoteIn]] = []
         k = 0
         while True:
             id_shift = {s: k * (hi_id[s] - lo_id[s] + 1) for s in hi_id} if k else {}
             u_shift = {s: k * (hi_u[s] - lo_u[s] + 1) for s in hi_u} if k else {}
             t_shift = k * (last_at - first_at + 1_000_000) if k else 0  # type: ignore[operator]
-            for at, item in self._one_pass():
+            for at, item in self._one_pass() if k == 0 else cache:
                 if k == 0:
+                    if self.loop:
+                        cache.append((at, item))
                     first_at = at if first_at is None else first_at
                     last_at = at
-                if isinstance(item, TradeIn):
+                if type(item) is TradeIn:
                     s = item.symbol
                     if k == 0:
                         lo_id[s] = min(lo_id.get(s, item.trade_id), item.trade_id)
@@ -164,24 +172,24 @@ class ReplaySource:
                     shift = t_shift + offset
                     if shift or k:
                         ts = item.ts + shift
-                        item = item._replace(
-                            trade_id=item.trade_id + id_shift.get(s, 0),
-                            ts=ts,
-                            event_ts=item.event_ts + shift,
-                            order=(ts, item.price, item.is_buyer_maker),
-                        )
+                        item = TradeIn(
+                            s, item.trade_id + id_shift.get(s, 0), item.price, item.qty, ts,
+                            item.event_ts + shift, item.is_buyer_maker,
+                            (ts, item.price, item.is_buyer_maker), item.trade_type,
+                        )  # fmt: skip
                 else:
+                    assert type(item) is QuoteIn
                     s = item.symbol
                     if k == 0:
                         lo_u[s] = min(lo_u.get(s, item.update_id), item.update_id)
                         hi_u[s] = max(hi_u.get(s, item.update_id), item.update_id)
                     if k or offset:
                         shift = t_shift + (offset or 0)
-                        item = item._replace(
-                            update_id=item.update_id + u_shift.get(s, 0),
-                            ts=item.ts + shift if item.ts else 0,
-                            event_ts=item.event_ts + shift if item.event_ts else 0,
-                        )
+                        item = QuoteIn(
+                            s, item.update_id + u_shift.get(s, 0), item.bid, item.bid_qty,
+                            item.ask, item.ask_qty, item.ts + shift if item.ts else 0,
+                            item.event_ts + shift if item.event_ts else 0,
+                        )  # fmt: skip
                 yield at + t_shift, item
             if not self.loop or first_at is None:
                 return
