@@ -13,6 +13,10 @@
   ``imitation.trade_frames(trades, state)`` per connection, which frames only what the
   connection subscribed;
 * ``imitation.heartbeat_frames(state, now_us)`` every ``heartbeat_interval`` s;
+* at full speed (a source with ``speed=None``) trades are produced from the first
+  subscription on, and wait while any client has more than ``_HIGH_WATER`` frames queued
+  (as the Binance exchange does), so a slow client is never outrun and memory stays bounded;
+  frames leave in batches, one socket write each (:mod:`lq.exchange.wsframe`);
 * REST: the history path (``rest.HISTORY_PATH``, ``{placeholders}`` matched) ->
   ``imitation.rest_history(truth, params, symbol)``, limited to ``rest_rate_limit`` calls per
   second (over it, ``imitation.rest_rate_limited()``, the venue's real refusal);
@@ -50,6 +54,7 @@ from websockets.http11 import Request, Response
 from lq.errors import ValidationError
 from lq.exchange.market import TradeIn
 from lq.exchange.source import Source
+from lq.exchange.wsframe import send_batch
 from lq.feeds.events import Trade
 from lq.venues.instrument import Instrument
 
@@ -74,6 +79,9 @@ VENUE_FAULT_KINDS = (
 
 RECENT = 50
 """Trades per symbol the core offers a connection as ``state["recent"]`` (snapshots)."""
+_HIGH_WATER = 1_000
+"""Frames queued for one client before a full-speed source waits (a Coinbase frame holds a
+whole batch of trades)."""
 
 
 class _Client:
@@ -411,12 +419,18 @@ class VenueExchange:
         with contextlib.suppress(ConnectionClosed):
             while True:
                 while box:
-                    n = min(len(box), 512)
-                    async with ws.send_context():  # one write, websockets' own framing
-                        for _ in range(n):
-                            ws.protocol.send_text(box.popleft())
+                    await send_batch(ws, box)  # one write, the bytes of ws.send per frame
                 c.wake.clear()
                 await c.wake.wait()
+
+    def _ready(self) -> bool:
+        """Full speed waits for this: a client has subscribed and none is backlogged."""
+        subscribed = False
+        for c in self._clients:
+            if len(c.outbox) > _HIGH_WATER:
+                return False
+            subscribed = subscribed or bool(c.state.get("subs"))
+        return subscribed
 
     # -- the market -----------------------------------------------------------------------
     def _release(self, batch: list[Trade]) -> None:
@@ -479,6 +493,9 @@ class VenueExchange:
         wall0 = 0.0
         next_flush = loop.time() + self.batch_interval
         n = 0
+        if speed is None:  # as fast as the clients take it: from the first subscription on
+            while not self._ready():
+                await asyncio.sleep(0.001)
         for at, item in self.source.items():
             if type(item) is not TradeIn or item.symbol not in self._truth:
                 continue
@@ -500,6 +517,8 @@ class VenueExchange:
                 next_flush = loop.time() + self.batch_interval
                 if speed is None:
                     await asyncio.sleep(0)
+                    while not self._ready():
+                        await asyncio.sleep(0.001)
         self._release(batch)
         self.source_done.set()
         log.info("%s source exhausted after %d trades", self.venue.name, n)
