@@ -45,6 +45,9 @@ def venue_lag_us(venue: str) -> int:
 
 
 def _e8(s: str) -> int:
+    whole, dot, frac = s.partition(".")
+    if dot and len(frac) == 8 and whole.isdigit() and frac.isdigit():  # format_e8's text
+        return int(whole) * 100_000_000 + int(frac)
     return int(Decimal(s) * 100_000_000)
 
 
@@ -142,15 +145,12 @@ class VenueFeedSource:
                     next_id[v] = tid + 1
                     yield (
                         at + lag,
-                        item._replace(
-                            symbol=v,
-                            trade_id=tid,
-                            price=noisy(item.price, tick),
-                            ts=item.ts + lag,
-                            event_ts=item.event_ts + lag,
-                            order=(v, item.order),
+                        TradeIn(
+                            v, tid, noisy(item.price, tick), item.qty, item.ts + lag,
+                            item.event_ts + lag, item.is_buyer_maker, (v, item.order),
+                            item.trade_type,
                         ),
-                    )
+                    )  # fmt: skip
                 else:
                     assert isinstance(item, QuoteIn)
                     u = book_u[v]
