@@ -9,7 +9,7 @@ DEMO_DB ?= demo/lq.sqlite
 # tests wait on sockets, browsers and subprocesses, so three share two cores well
 PYTEST_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder --durations=25
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test test-container lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ test: $(STAMP)  ## lint, then the whole test suite (installs Chromium for the br
 	bash scripts/install-chromium
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-container: $(STAMP)  ## build the image and run compose.yaml with podman against the local exchange (installs podman; minutes)
+	@if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "run 'sudo apt-get install podman runc debootstrap' first" >&2; exit 1; fi; \
+	  echo "installing podman, runc and debootstrap..." >&2; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null; \
+	fi
+	bash scripts/install-chromium
+	LQ_CONTAINER_TESTS=1 $(BIN)/pytest -m container tests/container -s --durations=5
 
 bench: $(STAMP)  ## print the performance figures and their ratios against baselines
 	$(BIN)/python -m bench
