@@ -44,7 +44,7 @@ import socket
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -328,6 +328,59 @@ def _plotly_module_handler() -> Any:
     return PlotlyModuleHandler
 
 
+#: anywidget (0.9 - 0.11) gives a model 2 s to load its module and then fails it for good
+#: (``[anywidget] Failed to initialize model``): the model drops every later message. The
+#: first chart of a page brings plotly's 5 MB module inline, and on a loaded machine its
+#: compile took longer: the chart kept its first state while the rest of the page went on
+#: (the Market tab's newest point froze; the status bar above it advanced). The dashboard
+#: serves anywidget's front-end with a timeout that a slow compile stays inside.
+ANYWIDGET_INIT_TIMEOUT = b'AbortSignal.timeout(2000).addEventListener("abort"'
+ANYWIDGET_INIT_TIMEOUT_MS = 120_000
+ANYWIDGET_STATIC = r"/voila/labextensions/anywidget/static/([A-Za-z0-9_.-]+\.js)"
+
+
+def anywidget_static_dirs(labextensions_path: list[str]) -> list[Path]:
+    return [Path(p) / "anywidget" / "static" for p in labextensions_path]
+
+
+def patched_anywidget(body: bytes) -> tuple[bytes, int]:
+    """anywidget's front-end ``body`` with its model timeout raised; and how many places
+    changed (0: a file without it, or an anywidget that no longer has it)."""
+    new = f'AbortSignal.timeout({ANYWIDGET_INIT_TIMEOUT_MS}).addEventListener("abort"'.encode()
+    return body.replace(ANYWIDGET_INIT_TIMEOUT, new), body.count(ANYWIDGET_INIT_TIMEOUT)
+
+
+def _anywidget_handler() -> Any:
+    import tornado.web
+
+    class AnywidgetStaticHandler(tornado.web.RequestHandler):  # type: ignore[misc]
+        """anywidget's labextension scripts, with :data:`ANYWIDGET_INIT_TIMEOUT_MS`."""
+
+        cache: ClassVar[dict[str, bytes]] = {}
+
+        def initialize(self, dirs: list[Path]) -> None:
+            self.dirs = dirs
+
+        def get(self, name: str) -> None:
+            body = self.cache.get(name)
+            if body is None:
+                for d in self.dirs:
+                    f = d / name
+                    if f.is_file() and f.resolve().parent == d.resolve():
+                        body, n = patched_anywidget(f.read_bytes())
+                        if n:
+                            log.info("anywidget's model timeout raised in %s", name)
+                        self.cache[name] = body
+                        break
+                else:
+                    raise tornado.web.HTTPError(404)
+            self.set_header("Content-Type", "text/javascript; charset=utf-8")
+            self.set_header("Cache-Control", "no-cache")  # as Voila serves labextensions
+            self.write(body)
+
+    return AnywidgetStaticHandler
+
+
 def _make_app_class() -> Any:
     import tornado.httpserver
     import tornado.ioloop
@@ -337,6 +390,7 @@ def _make_app_class() -> Any:
 
     handler_cls, connection_cls = _build_classes()
     PlotlyModuleHandler = _plotly_module_handler()
+    AnywidgetStaticHandler = _anywidget_handler()
 
     class LqVoila(Voila):  # type: ignore[misc]
         """Voila with lq's handler classes, the real port reported, quiet signals."""
@@ -364,6 +418,15 @@ def _make_app_class() -> Any:
             # plotly's widget module once per page, by URL (see PlotlyModuleHandler)
             handlers.insert(
                 0, (url_path_join(self.server_url, PLOTLY_MODULE_PATH), PlotlyModuleHandler)
+            )
+            # anywidget's front-end with a model timeout a loaded machine stays inside
+            handlers.insert(
+                0,
+                (
+                    url_path_join(self.server_url, ANYWIDGET_STATIC),
+                    AnywidgetStaticHandler,
+                    {"dirs": anywidget_static_dirs(list(self.labextensions_path))},
+                ),
             )
             swapped = 0
             for i, h in enumerate(handlers):

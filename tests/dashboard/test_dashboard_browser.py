@@ -228,6 +228,20 @@ def test_live_dashboard_in_chromium(dashboard: dict) -> None:
         )
         figures["page_open_to_first_chart_s"] = time.monotonic() - t_open
 
+        # the page ran anywidget's front-end as lq serves it, with the model timeout raised
+        # (anywidget's own 2 s froze the first chart under load: test_anywidget_timeout.py)
+        served = page.evaluate(
+            """async () => {
+              const urls = performance.getEntriesByType("resource").map((e) => e.name)
+                .filter((u) => u.includes("/voila/labextensions/anywidget/static/"));
+              const bodies = await Promise.all(urls.map((u) => fetch(u).then((r) => r.text())));
+              return { urls, raised: bodies.filter((b) => b.includes(
+                "AbortSignal.timeout(120000).addEventListener")).length,
+                stock: bodies.filter((b) => b.includes("AbortSignal.timeout(2000)")).length };
+            }"""
+        )
+        assert served["urls"] and served["raised"] >= 1 and served["stock"] == 0, served
+
         # the status bar says where the data comes from, and the message count rises
         status = page.locator(".lq-status").first
         assert status.get_attribute("data-source") == "LOCAL EXCHANGE"
