@@ -55,6 +55,7 @@ from lq.feeds.invariants import (
     ts_problem,
 )
 from lq.feeds.parser import TimeUnit, to_us
+from lq.feeds.parsing import reason
 
 __all__ = ["DepthParser"]
 
@@ -97,10 +98,6 @@ def _text(raw: bytes | str) -> str:
     if isinstance(raw, str):
         return raw.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return bytes(raw).decode("utf-8", "replace")
-
-
-def _one_line(exc: BaseException) -> str:
-    return str(exc).replace("\n", " ")
 
 
 def _check_levels(levels: list[tuple[float, float]], side: str) -> tuple[tuple[float, float], ...]:
@@ -188,7 +185,7 @@ class DepthParser:
             self.rejected += 1
             return Rejected(
                 raw=_text(raw),
-                reason=f"unparseable frame: {type(exc).__name__}: {_one_line(exc)}",
+                reason=f"unparseable frame: {type(exc).__name__}: {reason(exc)}",
                 recv_ts=recv_ts,
                 exchange=self.exchange,
             )
@@ -211,9 +208,9 @@ class DepthParser:
         try:
             env = self._env.decode(b)
         except msgspec.ValidationError as exc:
-            raise _Bad(f"not a Binance frame: {_one_line(exc)}") from None
+            raise _Bad(f"not a Binance frame: {reason(exc)}") from None
         except msgspec.DecodeError as exc:
-            raise _Bad(f"invalid JSON: {_one_line(exc)}") from None
+            raise _Bad(f"invalid JSON: {reason(exc)}") from None
         if env.stream is not None:
             stream = env.stream
             name, at, kind = stream.partition("@")
@@ -269,7 +266,7 @@ class DepthParser:
         try:
             d = self._diff.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise _Bad(f"{where}: bad depthUpdate payload: {_one_line(exc)}") from None
+            raise _Bad(f"{where}: bad depthUpdate payload: {reason(exc)}") from None
         if d.e != "depthUpdate":
             raise _Bad(f"{where}: event type e={d.e!r} is not 'depthUpdate'")
         if want is not None:
@@ -314,7 +311,7 @@ class DepthParser:
         try:
             d = self._snap.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise _Bad(f"{where}: bad depth snapshot: {_one_line(exc)}") from None
+            raise _Bad(f"{where}: bad depth snapshot: {reason(exc)}") from None
         if self.symbols is not None and symbol not in self.symbols:
             raise _Bad(f"{where}: symbol {symbol!r} is not one of the subscribed symbols")
         if d.E is not None:

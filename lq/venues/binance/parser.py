@@ -74,6 +74,7 @@ from lq.feeds.invariants import (
     symbol_problem,
     ts_problem,
 )
+from lq.feeds.parsing import as_bytes, as_frame_error, reason, subscribed
 
 __all__ = ["Parser", "TimeUnit", "to_us"]
 
@@ -226,22 +227,10 @@ _BAD = ""  # cache value of a stream prefix whose symbol is refused
 _MAX_CACHED = 4096
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc).replace("\n", " ")
-
-
 def _where(kind: str, stream: bytes | None) -> str:
     if stream is None:
         return f"raw {kind} frame"
     return f"stream {stream.decode('utf-8', 'replace')!r}"
-
-
-def _as_bytes(raw: object) -> bytes:
-    if isinstance(raw, str):
-        return raw.encode("utf-8", "surrogatepass")  # lone surrogates: invalid UTF-8 below
-    if isinstance(raw, bytes | bytearray | memoryview):
-        return bytes(raw)
-    raise TypeError(f"expected bytes or str, got {type(raw).__name__}")
 
 
 class Parser:
@@ -287,19 +276,12 @@ class Parser:
             raise ValueError(f"time_unit={time_unit!r}: expected 'auto', 'ms' or 'us'")
         if unknown not in ("ignore", "reject"):
             raise ValueError(f"unknown={unknown!r}: expected 'ignore' or 'reject'")
-        if isinstance(symbols, str):
-            raise ValueError(f"symbols={symbols!r}: expected a list of symbols, not a string")
         self.exchange = exchange
         self.time_unit: TimeUnit = time_unit
         self.unknown = unknown
         self.symbols: frozenset[str] | None = None
         if symbols is not None:
-            syms = frozenset(symbols)
-            for s in syms:
-                why = symbol_problem(s)
-                if why is not None:
-                    raise ValueError(f"symbols: {why}")
-            self.symbols = syms
+            self.symbols = subscribed(symbols, symbol_problem, "symbols")
         self.ignored = 0
         """Well-formed frames of streams lq does not model (depth, tickers, snapshots)."""
         self.markers = 0
@@ -351,7 +333,7 @@ class Parser:
             value breaks a rule of :mod:`lq.feeds.invariants`. Nothing else is ever raised.
         """
         try:
-            b = raw if type(raw) is bytes else _as_bytes(raw)
+            b = raw if type(raw) is bytes else as_bytes(raw)
             if b[:11] == _PREFIX:
                 end = b.find(b'"', 11)
                 at = b.find(b"@", 11, end)
@@ -463,12 +445,8 @@ class Parser:
             return self._generic(b, raw, recv_ts)
         except FrameError:
             raise
-        except RecursionError:
-            raise FrameError("invalid JSON: nested too deeply", raw) from None
         except Exception as exc:  # whatever the bytes, only FrameError leaves the parser
-            raise FrameError(
-                f"unparseable frame: {type(exc).__name__}: {_reason(exc)}", raw
-            ) from None
+            raise as_frame_error(exc, raw) from None
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -684,7 +662,7 @@ class Parser:
                     self._check_symbol(m.s, want, kind, stream, raw)
                     return self._marker_event(m.s, m.t, m.X, m.T, m.E, recv_ts, kind, stream, raw)
             raise FrameError(
-                f"{_where(kind, stream)}: bad {kind} payload: {_reason(exc)}", raw
+                f"{_where(kind, stream)}: bad {kind} payload: {reason(exc)}", raw
             ) from None
         if kind != "serverShutdown":
             self._check_symbol(d.s, want, kind, stream, raw)
@@ -702,9 +680,9 @@ class Parser:
         try:
             env = self._env.decode(b)
         except msgspec.ValidationError as exc:
-            raise FrameError(f"not a Binance frame: {_reason(exc)}", raw) from None
+            raise FrameError(f"not a Binance frame: {reason(exc)}", raw) from None
         except msgspec.DecodeError as exc:
-            raise FrameError(f"invalid JSON: {_reason(exc)}", raw) from None
+            raise FrameError(f"invalid JSON: {reason(exc)}", raw) from None
 
         if env.stream is not None:  # combined
             stream = env.stream
@@ -735,7 +713,7 @@ class Parser:
             try:
                 err = self._err.decode(env.error)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise FrameError(f"bad error reply: {_reason(exc)}", raw) from None
+                raise FrameError(f"bad error reply: {reason(exc)}", raw) from None
             rid = None if env.id is UNSET else env.id
             return [ControlReply(id=rid, error_code=err.code, error_msg=err.msg)]  # type: ignore[arg-type]
         if env.result is not UNSET:

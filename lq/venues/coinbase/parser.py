@@ -42,6 +42,7 @@ import msgspec
 from lq.errors import FrameError
 from lq.feeds.events import ControlReply, Event, Trade
 from lq.feeds.invariants import MAX_TS, MIN_TS, Id, Price, Qty, symbol_problem
+from lq.feeds.parsing import GuardedParser, decode, subscribed
 
 from .protocol import NAME
 
@@ -184,19 +185,7 @@ _PREFIX = b'{"channel":"market_trades"'
 _BY_ID = operator.attrgetter("trade_id")
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc).replace("\n", " ")
-
-
-def _as_bytes(raw: object) -> bytes:
-    if isinstance(raw, str):
-        return raw.encode("utf-8", "surrogatepass")
-    if isinstance(raw, bytes | bytearray | memoryview):
-        return bytes(raw)
-    raise TypeError(f"expected bytes or str, got {type(raw).__name__}")
-
-
-class Parser:
+class Parser(GuardedParser):
     """Turn raw Coinbase frames (Advanced Trade, and the legacy Exchange feed) into events.
 
     Parameters
@@ -219,14 +208,7 @@ class Parser:
     """
 
     def __init__(self, symbols: Iterable[str], *, exchange: str = NAME) -> None:
-        if isinstance(symbols, str):
-            raise ValueError(f"symbols={symbols!r}: expected a list of product ids, not a string")
-        syms = frozenset(symbols)
-        for s in syms:
-            why = symbol_problem(s)
-            if why is not None:
-                raise ValueError(f"symbols: {why}")
-        self.symbols = syms
+        self.symbols = subscribed(symbols, symbol_problem, "product ids")
         self.exchange = exchange
         self.ignored = 0
         """Well-formed frames of channels lq does not model (book, ticker, ...)."""
@@ -239,29 +221,15 @@ class Parser:
         self._subs = msgspec.json.Decoder(list[_Subs])
         self._match = msgspec.json.Decoder(_Match, strict=False)
 
-    def parse(self, raw: bytes | str, recv_ts: int) -> list[Event]:
-        """Parse one frame; raises :class:`~lq.errors.FrameError` and nothing else."""
-        try:
-            b = raw if type(raw) is bytes else _as_bytes(raw)
-            if b[:26] == _PREFIX:
-                try:
-                    f = self._fast.decode(b)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    raise FrameError(f"bad market_trades frame: {_reason(exc)}", raw) from None
-                return self._market_trades(f, raw, recv_ts)
-            if b[:15] == b'{"type":"match"':
-                return self._exchange_match("match", b, raw, recv_ts)
-            if b[:20] == b'{"type":"last_match"':
-                return self._exchange_match("last_match", b, raw, recv_ts)
-            return self._generic(b, raw, recv_ts)
-        except FrameError:
-            raise
-        except RecursionError:
-            raise FrameError("invalid JSON: nested too deeply", raw) from None
-        except Exception as exc:  # whatever the bytes, only FrameError leaves the parser
-            raise FrameError(
-                f"unparseable frame: {type(exc).__name__}: {_reason(exc)}", raw
-            ) from None
+    def _parse(self, b: bytes, raw: bytes | str, recv_ts: int) -> list[Event]:
+        if b[:26] == _PREFIX:
+            f = decode(self._fast, b, raw, "market_trades frame")
+            return self._market_trades(f, raw, recv_ts)
+        if b[:15] == b'{"type":"match"':
+            return self._exchange_match("match", b, raw, recv_ts)
+        if b[:20] == b'{"type":"last_match"':
+            return self._exchange_match("last_match", b, raw, recv_ts)
+        return self._generic(b, raw, recv_ts)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -322,10 +290,7 @@ class Parser:
         return f"product_id={product_id!r} is not one of the subscribed products"
 
     def _exchange_match(self, t: str, b: bytes, raw: bytes | str, recv_ts: int) -> list[Event]:
-        try:
-            m = self._match.decode(b)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise FrameError(f"bad {t} frame: {_reason(exc)}", raw) from None
+        m = decode(self._match, b, raw, f"{t} frame")
         if m.product_id not in self.symbols:
             raise FrameError(self._symbol_reason(m.product_id), raw)
         tm = m.time
@@ -364,26 +329,17 @@ class Parser:
     def _generic(self, b: bytes, raw: bytes | str, recv_ts: int) -> list[Event]:
         if not b.strip():
             raise FrameError("empty frame", raw)
-        try:
-            env = self._env.decode(b)
-        except msgspec.ValidationError as exc:
-            raise FrameError(f"not a Coinbase frame: {_reason(exc)}", raw) from None
-        except msgspec.DecodeError as exc:
-            raise FrameError(f"invalid JSON: {_reason(exc)}", raw) from None
+        env = decode(self._env, b, raw, "frame", shape="not a Coinbase frame")
         ch = env.channel
         if ch is not None:
             if ch == "market_trades":  # fields in another order than Coinbase sends them
-                try:
-                    f = self._fast.decode(b)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    raise FrameError(f"bad market_trades frame: {_reason(exc)}", raw) from None
+                f = decode(self._fast, b, raw, "market_trades frame")
                 return self._market_trades(f, raw, recv_ts)
             self._seq(env.sequence_num)
             if ch == "subscriptions":
-                try:
-                    subs = self._subs.decode(env.events) if env.events else []
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    raise FrameError(f"bad subscriptions frame: {_reason(exc)}", raw) from None
+                subs = (
+                    decode(self._subs, env.events, raw, "subscriptions frame") if env.events else []
+                )
                 merged: dict[str, list[str]] = {}
                 for s in subs:
                     merged.update(s.subscriptions)

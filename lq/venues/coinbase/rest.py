@@ -31,6 +31,7 @@ import msgspec
 from lq.errors import FrameError
 from lq.feeds.events import Trade
 from lq.feeds.invariants import problem
+from lq.feeds.parsing import reason
 
 from .parser import iso_to_us
 from .protocol import NAME
@@ -118,10 +119,6 @@ _at_body = msgspec.json.Decoder(_ATBody)
 _at_row = msgspec.json.Decoder(_ATRow, strict=False)
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc).replace("\n", " ")
-
-
 def decode_history(
     body: bytes,
     symbol: str,
@@ -142,7 +139,7 @@ def decode_history(
     try:
         raws = _at_body.decode(b).trades if advanced else _rows.decode(b)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise FrameError(f"coinbase trades page for {symbol}: {_reason(exc)}", b[:200]) from None
+        raise FrameError(f"coinbase trades page for {symbol}: {reason(exc)}", b[:200]) from None
     trades: list[Trade] = []
     rejected: list[tuple[str, str]] = []
     for r in raws:
@@ -160,7 +157,7 @@ def decode_history(
                 buyer_maker = d.side == "buy"  # Exchange: maker side
             ts = iso_to_us(tm)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            rejected.append((text, _reason(exc)))
+            rejected.append((text, reason(exc)))
             continue
         t = Trade(
             symbol=symbol,

@@ -32,6 +32,7 @@ import msgspec
 from lq.errors import FrameError
 from lq.feeds.events import ControlReply, Event, Trade
 from lq.feeds.invariants import MAX_TS, MIN_TS, Id, Price, Qty, symbol_problem
+from lq.feeds.parsing import GuardedParser, decode, reason, subscribed
 from lq.venues.coinbase.parser import iso_to_us
 
 from .protocol import NAME
@@ -86,19 +87,7 @@ class _Envelope(msgspec.Struct):
 _PREFIX = b'{"channel":"trade"'
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc).replace("\n", " ")
-
-
-def _as_bytes(raw: object) -> bytes:
-    if isinstance(raw, str):
-        return raw.encode("utf-8", "surrogatepass")
-    if isinstance(raw, bytes | bytearray | memoryview):
-        return bytes(raw)
-    raise TypeError(f"expected bytes or str, got {type(raw).__name__}")
-
-
-class Parser:
+class Parser(GuardedParser):
     """Turn raw Kraken WS v2 frames into events.
 
     Parameters
@@ -120,41 +109,20 @@ class Parser:
     """
 
     def __init__(self, symbols: Iterable[str], *, exchange: str = NAME) -> None:
-        if isinstance(symbols, str):
-            raise ValueError(f"symbols={symbols!r}: expected a list of pairs, not a string")
-        syms = frozenset(symbols)
-        for s in syms:
-            why = pair_problem(s)
-            if why is not None:
-                raise ValueError(f"symbols: {why}")
-        self.symbols = syms
+        self.symbols = subscribed(symbols, pair_problem, "pairs")
         self.exchange = exchange
         self.ignored = 0
         """Well-formed frames of channels lq does not model (book, ticker, ...)."""
         self._fast = msgspec.json.Decoder(_TradeFrame, strict=False)
         self._env = msgspec.json.Decoder(_Envelope)
 
-    def parse(self, raw: bytes | str, recv_ts: int) -> list[Event]:
-        """Parse one frame; raises :class:`~lq.errors.FrameError` and nothing else."""
-        try:
-            b = raw if type(raw) is bytes else _as_bytes(raw)
-            if b[:18] == _PREFIX:
-                return self._trades(b, raw, recv_ts)
-            return self._generic(b, raw, recv_ts)
-        except FrameError:
-            raise
-        except RecursionError:
-            raise FrameError("invalid JSON: nested too deeply", raw) from None
-        except Exception as exc:  # whatever the bytes, only FrameError leaves the parser
-            raise FrameError(
-                f"unparseable frame: {type(exc).__name__}: {_reason(exc)}", raw
-            ) from None
+    def _parse(self, b: bytes, raw: bytes | str, recv_ts: int) -> list[Event]:
+        if b[:18] == _PREFIX:
+            return self._trades(b, raw, recv_ts)
+        return self._generic(b, raw, recv_ts)
 
     def _trades(self, b: bytes, raw: bytes | str, recv_ts: int) -> list[Event]:
-        try:
-            f = self._fast.decode(b)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise FrameError(f"bad trade frame: {_reason(exc)}", raw) from None
+        f = decode(self._fast, b, raw, "trade frame")
         out: list[Event] = []
         syms = self.symbols
         ex = self.exchange
@@ -197,18 +165,13 @@ class Parser:
             try:
                 msgspec.json.decode(b)
             except msgspec.DecodeError as exc:
-                raise FrameError(f"invalid JSON: {_reason(exc)}", raw) from None
+                raise FrameError(f"invalid JSON: {reason(exc)}", raw) from None
             raise FrameError(
                 "a Kraken WS v1 array frame: v1 trades carry no trade id; "
                 "connect to wss://ws.kraken.com/v2",
                 raw,
             )
-        try:
-            env = self._env.decode(b)
-        except msgspec.ValidationError as exc:
-            raise FrameError(f"not a Kraken frame: {_reason(exc)}", raw) from None
-        except msgspec.DecodeError as exc:
-            raise FrameError(f"invalid JSON: {_reason(exc)}", raw) from None
+        env = decode(self._env, b, raw, "frame", shape="not a Kraken frame")
         ch = env.channel
         if ch is not None:
             if ch == "trade":

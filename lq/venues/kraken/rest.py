@@ -30,6 +30,7 @@ import msgspec
 from lq.errors import FrameError
 from lq.feeds.events import Trade
 from lq.feeds.invariants import symbol_problem, trade_problem
+from lq.feeds.parsing import reason
 
 from .protocol import NAME
 
@@ -124,10 +125,6 @@ _US = decimal.Decimal(1_000_000)
 _CTX = decimal.Context(prec=60)
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc).replace("\n", " ")
-
-
 def seconds_to_us(d: decimal.Decimal) -> int:
     """Decimal seconds -> µs, floored, exactly (``1762795433.9717445`` -> ``1762795433971744``)."""
     if not d.is_finite():
@@ -165,7 +162,7 @@ def decode_history(
     try:
         env = _body.decode(b)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise FrameError(f"kraken Trades page for {symbol}: {_reason(exc)}", b[:200]) from None
+        raise FrameError(f"kraken Trades page for {symbol}: {reason(exc)}", b[:200]) from None
     _raise_for_errors(env.error, symbol, b)
     keys = [k for k in env.result if k != "last"]
     if len(keys) != 1 or "last" not in env.result:
@@ -179,7 +176,7 @@ def decode_history(
         last = _last.decode(env.result["last"])
         last_ns = int(last)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-        raise FrameError(f"kraken Trades page for {symbol}: {_reason(exc)}", b[:200]) from None
+        raise FrameError(f"kraken Trades page for {symbol}: {reason(exc)}", b[:200]) from None
     trades: list[Trade] = []
     rejected: list[tuple[str, str]] = []
     for r in raws:
@@ -188,7 +185,7 @@ def decode_history(
             price, qty, tsec, side, _ord, _misc, tid = _row.decode(r)
             ts = seconds_to_us(tsec)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, ArithmeticError) as exc:
-            rejected.append((text, _reason(exc)))
+            rejected.append((text, reason(exc)))
             continue
         why = trade_problem(check_sym, tid, ts, price, qty)
         if why is not None:

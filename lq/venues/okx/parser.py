@@ -31,6 +31,7 @@ import msgspec
 from lq.errors import FrameError
 from lq.feeds.events import ControlReply, Event, Trade
 from lq.feeds.invariants import MAX_TS, MIN_TS, Id, Price, Qty, Time, symbol_problem
+from lq.feeds.parsing import GuardedParser, decode, subscribed
 
 from .protocol import NAME
 
@@ -73,19 +74,7 @@ class _Envelope(msgspec.Struct):
 _PREFIX = b'{"arg":{"channel":"trades'
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc).replace("\n", " ")
-
-
-def _as_bytes(raw: object) -> bytes:
-    if isinstance(raw, str):
-        return raw.encode("utf-8", "surrogatepass")
-    if isinstance(raw, bytes | bytearray | memoryview):
-        return bytes(raw)
-    raise TypeError(f"expected bytes or str, got {type(raw).__name__}")
-
-
-class Parser:
+class Parser(GuardedParser):
     """Turn raw OKX v5 frames into events.
 
     Parameters
@@ -107,41 +96,20 @@ class Parser:
     """
 
     def __init__(self, symbols: Iterable[str], *, exchange: str = NAME) -> None:
-        if isinstance(symbols, str):
-            raise ValueError(f"symbols={symbols!r}: expected a list of instIds, not a string")
-        syms = frozenset(symbols)
-        for s in syms:
-            why = symbol_problem(s)
-            if why is not None:
-                raise ValueError(f"symbols: {why}")
-        self.symbols = syms
+        self.symbols = subscribed(symbols, symbol_problem, "instIds")
         self.exchange = exchange
         self.ignored = 0
         """Well-formed pushes of channels lq does not model (tickers, books, ...)."""
         self._push = msgspec.json.Decoder(_Push, strict=False)
         self._env = msgspec.json.Decoder(_Envelope)
 
-    def parse(self, raw: bytes | str, recv_ts: int) -> list[Event]:
-        """Parse one frame; raises :class:`~lq.errors.FrameError` and nothing else."""
-        try:
-            b = raw if type(raw) is bytes else _as_bytes(raw)
-            if b[:25] == _PREFIX:
-                return self._trades(b, raw, recv_ts)
-            return self._generic(b, raw, recv_ts)
-        except FrameError:
-            raise
-        except RecursionError:
-            raise FrameError("invalid JSON: nested too deeply", raw) from None
-        except Exception as exc:  # whatever the bytes, only FrameError leaves the parser
-            raise FrameError(
-                f"unparseable frame: {type(exc).__name__}: {_reason(exc)}", raw
-            ) from None
+    def _parse(self, b: bytes, raw: bytes | str, recv_ts: int) -> list[Event]:
+        if b[:25] == _PREFIX:
+            return self._trades(b, raw, recv_ts)
+        return self._generic(b, raw, recv_ts)
 
     def _trades(self, b: bytes, raw: bytes | str, recv_ts: int) -> list[Event]:
-        try:
-            f = self._push.decode(b)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise FrameError(f"bad trades push: {_reason(exc)}", raw) from None
+        f = decode(self._push, b, raw, "trades push")
         ch = f.arg.channel
         if ch not in _TRADE_CHANNELS:
             self.ignored += 1
@@ -193,12 +161,7 @@ class Parser:
             raise FrameError("empty frame", raw)
         if s == b"pong":
             return []
-        try:
-            env = self._env.decode(b)
-        except msgspec.ValidationError as exc:
-            raise FrameError(f"not an OKX frame: {_reason(exc)}", raw) from None
-        except msgspec.DecodeError as exc:
-            raise FrameError(f"invalid JSON: {_reason(exc)}", raw) from None
+        env = decode(self._env, b, raw, "frame", shape="not an OKX frame")
         ev = env.event
         if ev is not None:
             if ev in ("subscribe", "unsubscribe"):

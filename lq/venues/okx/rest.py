@@ -30,6 +30,7 @@ import msgspec
 from lq.errors import FrameError
 from lq.feeds.events import Trade
 from lq.feeds.invariants import problem
+from lq.feeds.parsing import reason
 
 from .protocol import NAME
 
@@ -109,10 +110,6 @@ _body = msgspec.json.Decoder(_Body)
 _row = msgspec.json.Decoder(_Row, strict=False)
 
 
-def _reason(exc: BaseException) -> str:
-    return str(exc).replace("\n", " ")
-
-
 def decode_history(
     body: bytes,
     symbol: str,
@@ -131,7 +128,7 @@ def decode_history(
     try:
         env = _body.decode(b)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise FrameError(f"okx trades page for {symbol}: {_reason(exc)}", b[:200]) from None
+        raise FrameError(f"okx trades page for {symbol}: {reason(exc)}", b[:200]) from None
     code = str(env.code)
     if code != "0":
         what = "rate limited" if code in _LIMIT_CODES else "refused"
@@ -144,7 +141,7 @@ def decode_history(
         try:
             d = _row.decode(r)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            rejected.append((text, _reason(exc)))
+            rejected.append((text, reason(exc)))
             continue
         if 0 <= d.tradeId < 2**63:
             top = max(top, d.tradeId)  # a refused row still moves the cursor past it
