@@ -71,11 +71,11 @@ def test_decode_tells_syntax_from_shape() -> None:
     assert decode(dec, b'{"a":1}', "", "thing").a == 1
     with pytest.raises(FrameError, match=r"^bad thing: Expected `int`, got `str` - at `\$.a`"):
         decode(dec, b'{"a":"x"}', "", "thing")
-    with pytest.raises(FrameError, match="^bad thing: "):
+    with pytest.raises(FrameError, match=r"^bad thing: "):
         decode(dec, b"{", "", "thing")
     with pytest.raises(FrameError, match=r"^not a Foo frame: Object missing required field"):
         decode(dec, b"{}", "", "frame", shape="not a Foo frame")
-    with pytest.raises(FrameError, match="^invalid JSON: "):
+    with pytest.raises(FrameError, match=r"^invalid JSON: "):
         decode(dec, b"{", "", "frame", shape="not a Foo frame")
 
 
@@ -83,7 +83,7 @@ def test_subscribed_checks_every_symbol() -> None:
     assert subscribed(["BTCUSDT", "ETHUSDT"], symbol_problem, "symbols") == {"BTCUSDT", "ETHUSDT"}
     with pytest.raises(ValueError, match="expected a list of pairs, not a string"):
         subscribed("BTC/USD", symbol_problem, "pairs")
-    with pytest.raises(ValueError, match="^symbols: "):
+    with pytest.raises(ValueError, match=r"^symbols: "):
         subscribed(["BTCUSDT", "<b>x</b>"], symbol_problem, "symbols")
 
 
