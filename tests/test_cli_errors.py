@@ -270,3 +270,37 @@ def test_the_banner_follows_the_label():
     assert source_label("live", "replay") == "REPLAY"
     assert source_label("live", "my-sim") == "MY-SIM"
     assert source_label("local") == "LOCAL EXCHANGE"
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "names"),
+    [
+        ("collect", ["--source", "local", "--speed", "fast"], "--speed: 'fast'"),
+        ("collect", ["--source", "local", "--speed", "-2"], "--speed: '-2'"),
+        ("exchange", ["--speed", "nan"], "--speed: 'nan'"),
+        ("exchange", ["--port", "99999"], "--port: '99999'"),
+        ("exchange", ["--port", "http"], "--port: 'http'"),
+    ],
+)
+def test_bad_speeds_and_ports_are_one_line(command, args, names, tmp_path):
+    extra = ["--db", str(tmp_path / "x.sqlite"), "--duration", "1"] if command == "collect" else []
+    line = one_line_error(lq(command, *args, *extra), command)
+    assert names in line
+    assert ("or 'max'" in line) if "speed" in names else ("0 for a free one" in line)
+    assert not (tmp_path / "x.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("venue", "symbol", "says"),
+    [
+        ("kraken", "BTCUSD", "not a Kraken pair 'BASE/QUOTE'"),
+        ("okx", "BTC USDT", "not a okx symbol"),
+    ],
+)
+def test_a_symbol_the_venue_cannot_have_is_refused_before_anything_starts(
+    venue, symbol, says, tmp_path
+):
+    r = lq("collect", "--source", "local", "--venue", venue, "--symbols", symbol,
+           "--db", str(tmp_path / "x.sqlite"), "--duration", "2")  # fmt: skip
+    line = one_line_error(r, "collect")
+    assert says in line and "--symbols=" in line

@@ -235,6 +235,12 @@ def _dim(text: str, tty: bool) -> str:
     return f"\x1b[2m{text}\x1b[0m" if tty else text
 
 
+def utc_text(iso: object) -> str:
+    """A stored ISO time as ``2026-12-04 00:39:22 UTC`` (``?`` when there is none)."""
+    text = str(iso or "?")
+    return text.replace("T", " ", 1).replace("+00:00", " UTC")
+
+
 def _summary_line(db: Path, rid: str, path: Path | None, *, tty: bool = False) -> str:
     """One line about a stored run: short-sample figures greyed with the reason, ruin named."""
     from lq.backtest.runs import stored_caveat
@@ -248,7 +254,7 @@ def _summary_line(db: Path, rid: str, path: Path | None, *, tty: bool = False) -
     caveat = stored_caveat(m)
     bits = [f"run {rid} stored"]
     if ruined:
-        when = str(m.get("ruined_at") or "?").replace("+00:00", " UTC").replace("T", " ")
+        when = utc_text(m.get("ruined_at"))
         bits.append(f"RUINED: equity reached zero at {when}, account liquidated")
     from lq.backtest.charts import format_metric  # the tables' formats (lq.formatting)
 

@@ -20,6 +20,7 @@ import logging
 import signal
 from typing import Any
 
+from lq.argtypes import speed_arg
 from lq.config import Settings, parse_duration
 
 __all__ = ["add_parser", "collector_from_args", "run"]
@@ -60,7 +61,10 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7, help="local: simulator seed")
     p.add_argument("--rate", type=float, default=None, help="local: mean trades/s per symbol")
     p.add_argument(
-        "--speed", default="1", help="local/replay: 1 = real time, 'max' = as fast as possible"
+        "--speed",
+        default=1.0,
+        type=speed_arg,
+        help="local/replay: 1 = real time, 'max' = as fast as possible",
     )
     p.add_argument("--loop", action="store_true", help="replay: start again at the end")
     p.add_argument(
@@ -97,10 +101,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--no-forecasts", action="store_true", help="do not score deployed forecast models"
     )
     return p
-
-
-def _speed(text: str) -> float | None:
-    return None if str(text).lower() in ("max", "none", "0") else float(text)
 
 
 def feeds_from_args(args: argparse.Namespace, settings: Settings) -> list[Any]:
@@ -188,7 +188,7 @@ def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:
     if source == "live" and pre.exchange_label != "binance":
         log.info("rows from %s are labelled %r", args.ws_url or args.rest_url, pre.exchange_label)
     retention = getattr(args, "retention", None) or settings.store.retention_ticks
-    simulator: dict[str, Any] = {"seed": args.seed, "speed": _speed(args.speed)}
+    simulator: dict[str, Any] = {"seed": args.seed, "speed": args.speed}
     if args.rate is not None:
         simulator["rate"] = args.rate
     return Collector(
@@ -206,7 +206,7 @@ def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:
         purge_every=parse_duration(settings.store.purge_every, field="store.purge_every"),
         record=getattr(args, "record", None),
         simulator=simulator,
-        replay={"speed": _speed(args.speed), "loop": args.loop, "retime": args.retime},
+        replay={"speed": args.speed, "loop": args.loop, "retime": args.retime},
         # historicalTrades needs the key on usdm/us; it comes only from the env or the file
         client_options={"api_key": settings.binance.api_key} if settings.binance.api_key else None,
         spill_dir=getattr(args, "spill_dir", None) or cs.spill_dir or None,
@@ -259,7 +259,7 @@ def _multi_collector(
             )
         out.append(f)
     retention = getattr(args, "retention", None) or settings.store.retention_ticks
-    simulator: dict[str, Any] = {"seed": args.seed, "speed": _speed(args.speed)}
+    simulator: dict[str, Any] = {"seed": args.seed, "speed": args.speed}
     if args.rate is not None:
         simulator["rate"] = args.rate
     return Collector(
@@ -273,7 +273,7 @@ def _multi_collector(
         purge_every=parse_duration(settings.store.purge_every, field="store.purge_every"),
         record=getattr(args, "record", None),
         simulator=simulator,
-        replay={"speed": _speed(args.speed), "loop": args.loop, "retime": args.retime},
+        replay={"speed": args.speed, "loop": args.loop, "retime": args.retime},
         client_options={"api_key": settings.binance.api_key} if settings.binance.api_key else None,
     )
 

@@ -14,6 +14,7 @@ import logging
 import signal
 from typing import Any
 
+from lq.argtypes import port_arg, speed_arg
 from lq.exchange.faults import Faults
 from lq.exchange.replay import ReplaySource
 from lq.exchange.simulator import SimulatorSource
@@ -25,12 +26,6 @@ __all__ = ["add_parser", "build_exchange", "run"]
 log = logging.getLogger("lq.exchange.cli")
 
 
-def _speed(text: str) -> float | None:
-    if text.lower() in ("max", "none", "0"):
-        return None
-    return float(text)
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``exchange`` sub-command to an ``argparse`` sub-parsers object."""
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -39,9 +34,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="A local Binance-compatible exchange: WebSocket streams and REST on one port.",
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    p.add_argument("--port", type=port_arg, default=0, help="0 picks a free port (default)")
     p.add_argument("--replay", nargs="+", metavar="FILE", help="recorded frame files to replay")
-    p.add_argument("--speed", type=_speed, default=1.0, help="1 = real time, 'max' = full speed")
+    p.add_argument("--speed", type=speed_arg, default=1.0, help="1 = real time, 'max' = full speed")
     p.add_argument("--loop", action="store_true", help="replay: start again at the end")
     p.add_argument("--retime", action="store_true", help="replay: shift times to now")
     p.add_argument(

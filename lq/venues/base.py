@@ -199,6 +199,14 @@ class ProtocolVenue:
             if not t or any(c.isspace() for c in t):
                 raise ValidationError("--symbols", s, f"not a {self.name} symbol")
             out.append(t)
+        try:  # the parser's own rule for this venue's symbols (Kraken: BASE/QUOTE, ...)
+            self.parser_module.Parser(out)
+        except ValueError as exc:
+            why = str(exc).removeprefix("symbols: ")
+            eg = ", ".join(self.default_symbols[:2])
+            raise ValidationError(
+                "--symbols", ",".join(symbols), f"{why}" + (f" (e.g. {eg})" if eg else "")
+            ) from None
         return out
 
     def instrument(self, symbol: str) -> Instrument:
