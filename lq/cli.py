@@ -104,6 +104,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
             interval=args.interval,
             start=args.start,
             end=args.end,
+            exchange=args.exchange,
         )
     what = args.kind.replace("_", " ")
     if n == 0:
@@ -367,6 +368,12 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     p.add_argument("--interval", default="1s", help="bar interval for bars (1s, 1m, 5m, ...)")
     p.add_argument("--start", help="inclusive start time (UTC), e.g. 2024-08-08T23:55")
     p.add_argument("--end", help="exclusive end time (UTC)")
+    p.add_argument(
+        "--exchange",
+        metavar="LABEL",
+        help="the exchange label of the rows (needed when the symbol is stored under several;"
+        " `lq status` lists them)",
+    )
     handlers["export"] = _export
 
     for name, (modname, help_text) in _SUBCOMMANDS.items():

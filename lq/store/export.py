@@ -73,6 +73,21 @@ def known_symbols(store: Store, kind: str) -> list[str]:
     return store.symbols()
 
 
+_LABELS_SQL = {
+    "ticks": "SELECT DISTINCT exchange FROM ticks WHERE symbol = ?",
+    "bars": "SELECT DISTINCT exchange FROM bars_1s WHERE symbol = ?"
+    " UNION SELECT DISTINCT exchange FROM klines WHERE symbol = ?",
+    "book_tickers": "SELECT DISTINCT exchange FROM book_tickers WHERE symbol = ?",
+}
+
+
+def exchange_labels(store: Store, kind: str, symbol: str) -> list[str]:
+    """The ``exchange`` labels holding rows of ``kind`` for ``symbol``, sorted."""
+    sql = _LABELS_SQL[kind]
+    args = [symbol] * sql.count("?")
+    return sorted(r[0] for r in store.conn.execute(sql, args).fetchall())
+
+
 def select(
     store: Store,
     kind: Kind,
@@ -81,10 +96,17 @@ def select(
     interval: str = "1s",
     start: TimeLike = None,
     end: TimeLike = None,
+    exchange: str | None = None,
 ) -> pd.DataFrame:
-    """The rows to export, with a readable UTC ``time`` column first.
+    """The rows to export, with a readable UTC ``time`` column first, then ``symbol`` and
+    ``exchange``.
 
-    Raises :class:`~lq.errors.ValidationError` for a symbol without rows of ``kind``.
+    One series is one exchange label: a symbol stored under several labels (a live venue
+    and the local exchange, or two venues spelling it alike) needs ``exchange``; its rows
+    are never spliced together.
+
+    Raises :class:`~lq.errors.ValidationError` for a symbol without rows of ``kind``, and
+    for a symbol under several labels without ``exchange`` (or with one it is not under).
     """
     if kind not in KINDS:
         raise ValidationError("kind", kind, f"expected one of {list(KINDS)}")
@@ -96,17 +118,36 @@ def select(
             f"no {kind.replace('_', ' ')} of {symbol.upper()} in {store.path}; stored: "
             f"{', '.join(known) if known else 'none (collect or import data first)'}",
         )
+    sym = symbol.upper()
+    labels = exchange_labels(store, kind, sym)
+    if exchange is None:
+        if len(labels) > 1:
+            raise ValidationError(
+                "symbol",
+                symbol,
+                f"{kind.replace('_', ' ')} of {sym} are stored from {len(labels)} exchanges "
+                f"({', '.join(labels)}); choose one with --exchange LABEL",
+            )
+        exchange = labels[0] if labels else None
+    elif exchange not in labels:
+        raise ValidationError(
+            "--exchange",
+            exchange,
+            f"no {kind.replace('_', ' ')} of {sym} under this label; stored under: "
+            f"{', '.join(labels) if labels else 'none'}",
+        )
     if kind == "ticks":
-        df = store.ticks(symbol, start, end)
+        df = store.ticks(symbol, start, end, exchange=exchange)
         df.insert(0, "time", pd.to_datetime(df["ts"], unit="us", utc=True))
     elif kind == "bars":
-        df = store.bars(symbol, interval, start, end).reset_index()
+        df = store.bars(symbol, interval, start, end, exchange=exchange).reset_index()
     elif kind == "book_tickers":
-        df = store.book_tickers(symbol, start, end)
+        df = store.book_tickers(symbol, start, end, exchange=exchange)
         df.insert(0, "time", pd.to_datetime(df["ts"], unit="us", utc=True))
     else:
         raise ValidationError("kind", kind, "expected 'ticks', 'bars' or 'book_tickers'")
-    df.insert(1, "symbol", symbol.upper())
+    df.insert(1, "symbol", sym)
+    df.insert(2, "exchange", exchange)
     return df
 
 
@@ -131,6 +172,7 @@ def export(
     interval: str = "1s",
     start: TimeLike = None,
     end: TimeLike = None,
+    exchange: str | None = None,
 ) -> int:
     """Write the selection to ``path``; returns the row count.
 
@@ -140,7 +182,7 @@ def export(
     """
     p = Path(path)
     fmt = format_for(p, fmt)
-    df = select(store, kind, symbol, interval=interval, start=start, end=end)
+    df = select(store, kind, symbol, interval=interval, start=start, end=end, exchange=exchange)
     data = to_bytes(df, fmt)
     tmp = p.with_name(p.name + ".part")
     tmp.write_bytes(data)

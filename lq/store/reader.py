@@ -406,10 +406,15 @@ class Store:
         return df
 
     def book_tickers(
-        self, symbol: str, start: TimeLike = None, end: TimeLike = None
+        self,
+        symbol: str,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        *,
+        exchange: str | None = None,
     ) -> pd.DataFrame:
         """Best bid/ask updates of ``symbol`` in ``[start, end)``, oldest first."""
-        cond, params = _where(symbol, start, end)
+        cond, params = _where(symbol, start, end, exchange=exchange)
         rows = self.conn.execute(
             "SELECT ts, update_id, bid, bid_qty, ask, ask_qty FROM book_tickers"
             f" WHERE {cond} ORDER BY ts",

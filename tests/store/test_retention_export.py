@@ -87,3 +87,35 @@ def test_a_bad_purge_request_is_answered_with_its_error_and_changes_nothing(db):
     answer = json.loads((box / "results" / "1-x.json").read_text())
     assert "what='all'" in answer["error"] and "expected one of" in answer["error"]
     assert not (box / "1-x.purge.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["ticks", "bars"])
+def test_a_symbol_under_two_exchange_labels_is_never_spliced_into_one_export(db, tmp_path, kind):
+    from lq.errors import ValidationError
+
+    with Writer(db) as w:  # the same symbol and the same ids from two sources
+        w.write_trades(make_trades(300, step_us=100_000, exchange="binance"))
+        w.write_trades(make_trades(200, step_us=100_000, price=61_900.0, exchange="local"))
+    out = tmp_path / "x.csv"
+    with Store(db) as s:
+        with pytest.raises(ValidationError, match=r"from 2 exchanges \(binance, local\); choose"):
+            export(s, kind, "BTCUSDT", out)
+        assert not out.exists()
+        with pytest.raises(ValidationError, match="stored under: binance, local"):
+            export(s, kind, "BTCUSDT", out, exchange="kraken")
+        n = export(s, kind, "BTCUSDT", out, exchange="local")
+    df = pd.read_csv(out)
+    assert list(df.columns[:3]) == ["time", "symbol", "exchange"]
+    assert set(df["exchange"]) == {"local"}
+    if kind == "ticks":
+        assert n == 200 and df["trade_id"].is_unique and df["price"].min() >= 61_900.0
+    else:
+        assert df["trades"].sum() == 200 and df["low"].min() >= 61_900.0
+
+
+def test_a_symbol_under_one_label_exports_without_naming_it(db, tmp_path):
+    with Writer(db) as w:
+        w.write_trades(make_trades(50, exchange="coinbase", symbol="BTC-USD"))
+    with Store(db) as s:
+        assert export(s, "ticks", "BTC-USD", tmp_path / "a.csv") == 50
+    assert set(pd.read_csv(tmp_path / "a.csv")["exchange"]) == {"coinbase"}
