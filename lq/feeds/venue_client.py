@@ -200,7 +200,9 @@ class VenueClient(FeedClient):
                 for ev in page.trades:
                     i = ev.trade_id
                     top = max(top, i)
-                    if i < lo or i > hi:
+                    # a page holds up to `limit` trades: it also fills any other open hole it
+                    # covers (Kraken drops trades often; one call per hole fell behind)
+                    if (i < lo or i > hi) and not seq.missing(req.symbol, req.kind, i, i):
                         continue
                     if seq.on_trade(ev, now=ev.recv_ts or _now_us()).deliver:
                         self._n["backfilled"] += 1
