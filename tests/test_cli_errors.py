@@ -304,3 +304,34 @@ def test_a_symbol_the_venue_cannot_have_is_refused_before_anything_starts(
            "--db", str(tmp_path / "x.sqlite"), "--duration", "2")  # fmt: skip
     line = one_line_error(r, "collect")
     assert says in line and "--symbols=" in line
+
+
+def test_an_import_of_higher_ids_does_not_make_a_restarted_feed_drop_live_trades(
+    exchange, tmp_path
+):
+    """A restarted feed resumes where it stopped collecting, not above imported rows: an
+    imported file with a higher id under the feed's label made every live trade below it
+    count as already stored (QA: 171 received, 0 stored, no gap, exit 0)."""
+    db = tmp_path / "c.sqlite"
+    args = ("collect", "--db", str(db), "--ws-url", exchange.ws_url, "--symbols", "BTCUSDT")
+    r = lq(*args, "--duration", "3", timeout=90)
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(db)
+    (first,) = con.execute("SELECT count(*) FROM ticks").fetchone()
+    con.close()
+    assert first > 0
+    csv = tmp_path / "BTCUSDT-trades-2026-12-01.csv"  # one trade far above the live ids
+    csv.write_text("1000000000,60000.5,0.1,6000,1796345000000,True,True\n")
+    r = lq("import", "--db", str(db), "--no-progress", "--exchange-label", "local", str(csv))
+    assert r.returncode == 0, r.stderr
+    r = lq(*args, "--duration", "4", timeout=90)
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(db)
+    (live,) = con.execute("SELECT count(*) FROM ticks WHERE trade_id < 1000000000").fetchone()
+    ids = [i for (i,) in con.execute(
+        "SELECT trade_id FROM ticks WHERE symbol = 'BTCUSDT' AND trade_id < 1000000000 "
+        "ORDER BY trade_id")]  # fmt: skip
+    open_gaps = con.execute("SELECT count(*) FROM gaps WHERE status != 'filled'").fetchone()[0]
+    con.close()
+    assert live > first  # the second run stored live trades
+    assert ids == list(range(ids[0], ids[-1] + 1)) and open_gaps == 0  # and the ids between

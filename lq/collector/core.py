@@ -1216,7 +1216,11 @@ class Collector:
     ) -> tuple[dict[str, dict[tuple[str, Any], int]], dict[str, list[Hole]]]:
         w = self.writer
         assert w is not None
-        last = w.last_trade_ids()
+        from lq.store.provenance import last_collected_ids
+
+        # where each feed stopped collecting: imported rows (a file of other or future ids)
+        # are not where the live feed was, and resuming above them dropped live trades
+        last = last_collected_ids(w.conn)
         resumes: dict[str, dict[tuple[str, Any], int]] = {}
         reloaded: dict[str, list[Hole]] = {}
         for f in self.feeds:
