@@ -19,7 +19,9 @@ __all__ = ["WriterLock", "lock_path", "writer_pid"]
 
 
 def lock_path(db: str | os.PathLike[str]) -> Path:
-    return Path(str(db) + ".writer.lock")
+    """``<db>.writer.lock`` beside the real file: a symlink (or a path through one) to a
+    database names the same lock, so it cannot make a second writer."""
+    return Path(os.path.realpath(db) + ".writer.lock")
 
 
 class WriterLock:

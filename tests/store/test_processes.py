@@ -141,6 +141,18 @@ def test_second_writer_in_the_same_process_is_refused_too(db):
         Writer(db)
 
 
+def test_a_symlink_or_another_spelling_of_the_path_is_the_same_writer(db, tmp_path):
+    Writer(db).close()  # the file exists
+    link = tmp_path / "link.sqlite"
+    link.symlink_to(db)
+    other = tmp_path / "sub"
+    other.mkdir()
+    with Writer(db):
+        for alias in (link, other / ".." / db.name if db.parent == tmp_path else link):
+            with pytest.raises(WriterLockedError):
+                Writer(alias)
+
+
 def test_lock_is_released_on_close(db):
     Writer(db).close()
     Writer(db).close()
