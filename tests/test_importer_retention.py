@@ -128,3 +128,17 @@ def test_lq_purge_output_names_the_kept_imported_rows(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "kept 100 imported rows older than 1d (ticks: 100)" in out
     assert "`lq purge --include-imported` deletes them too" in out
+
+
+@pytest.mark.parametrize("tid", [2**63 - 1, 0])
+def test_the_largest_and_smallest_valid_ids_import(tmp_path, tid):
+    """Ids span 0..2**63-1 (SQLite's INTEGER): the provenance ledger's join bounds stay in it
+    (QA: the largest id ended in an OverflowError traceback, exit 1)."""
+    f = tmp_path / "BTCUSDT-trades-2024-08-09.csv"
+    f.write_text(f"{tid},60000.5,0.1,6000,1722470400005,True,True\n")
+    db = tmp_path / "i.sqlite"
+    for _ in range(2):  # and again: nothing new, the same one range
+        r = run_lq(["import", "--db", str(db), "--no-progress", str(f)], cwd=tmp_path)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert count(db, "SELECT trade_id FROM ticks") == tid
+    assert count(db, "SELECT count(*) FROM imported_ranges WHERE what = 'ticks'") == 1

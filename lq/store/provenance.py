@@ -198,6 +198,9 @@ def _join(r: ImportedRange) -> tuple[str, int]:
     return "key", 1
 
 
+_INT_MAX = 2**63 - 1
+
+
 def _merge(conn: sqlite3.Connection, r: ImportedRange, source: str, now: int) -> int:
     col, gap = _join(r)
     lo, hi = (r.first_key, r.last_key) if col == "key" else (r.first_ts, r.last_ts)
@@ -205,7 +208,15 @@ def _merge(conn: sqlite3.Connection, r: ImportedRange, source: str, now: int) ->
         f"SELECT id, first_key, last_key, first_ts, last_ts FROM imported_ranges"
         f" WHERE what = ? AND symbol = ? AND exchange = ? AND interval = ?"
         f" AND first_{col} <= ? AND last_{col} >= ?",
-        (r.what, r.symbol, r.exchange, r.interval, hi + gap, lo - gap),
+        # bounds clamped to SQLite's INTEGER: the largest id (2**63 - 1) is a valid key
+        (
+            r.what,
+            r.symbol,
+            r.exchange,
+            r.interval,
+            min(hi + gap, _INT_MAX),
+            max(lo - gap, -_INT_MAX - 1),
+        ),
     ).fetchall()
     fk, lk, ft, lt = r.first_key, r.last_key, r.first_ts, r.last_ts
     for _id, a, b, c, d in rows:
