@@ -317,7 +317,7 @@ def test_live_dashboard_in_chromium(dashboard: dict) -> None:
         path = dl.value.path()
         text = Path(path).read_text()
         assert dl.value.suggested_filename == "BTCUSDT_bars_1s.csv"
-        assert text.startswith("time,symbol,ts,open,high,low,close,volume")
+        assert text.startswith("time,symbol,exchange,ts,open,high,low,close,volume")
         assert len(text.splitlines()) > 2
         page.screenshot(path=str(ARTIFACTS / "dashboard_data.png"))
 
