@@ -110,15 +110,15 @@ def select(
     """
     if kind not in KINDS:
         raise ValidationError("kind", kind, f"expected one of {list(KINDS)}")
+    sym = symbol.upper()
     known = known_symbols(store, kind)
-    if symbol.upper() not in known:
+    if sym not in known:
         raise ValidationError(
             "symbol",
             symbol,
-            f"no {kind.replace('_', ' ')} of {symbol.upper()} in {store.path}; stored: "
+            f"no {kind.replace('_', ' ')} of {sym} in {store.path}; stored: "
             f"{', '.join(known) if known else 'none (collect or import data first)'}",
         )
-    sym = symbol.upper()
     labels = exchange_labels(store, kind, sym)
     if exchange is None:
         if len(labels) > 1:

@@ -148,7 +148,7 @@ def test_a_symlink_or_another_spelling_of_the_path_is_the_same_writer(db, tmp_pa
     other = tmp_path / "sub"
     other.mkdir()
     with Writer(db):
-        for alias in (link, other / ".." / db.name if db.parent == tmp_path else link):
+        for alias in (link, other / ".." / link.name):
             with pytest.raises(WriterLockedError):
                 Writer(alias)
 
