@@ -63,7 +63,7 @@ from lq.collector.spill import (
 from lq.errors import StorageFailedError, ValidationError
 from lq.feeds.events import Gap, Trade
 from lq.feeds.recording import FrameRecorder
-from lq.feeds.sequencer import Hole
+from lq.feeds.sequencer import TRADE_IDS_NOT_AGGREGATES, Hole
 from lq.store.retention import purge
 from lq.store.writer import Batch, BatchResult, Writer, storage_failure
 
@@ -1241,14 +1241,31 @@ class Collector:
             resumes[label] = resume
             holes: list[Hole] = []
             marks = ",".join("?" * len(f.symbols))
+            # open holes: still being fetched when the last run ended (found), or given up by
+            # it (unfilled: a long 429, a network failure, a restart): fetched again, so a hole
+            # left by a transient failure is not given up for good; one too large to fetch is
+            # tracked, so its trades arriving late are stored once (not dropped as duplicates)
             rows = w.execute(
-                "SELECT symbol, kind, first_missing, last_missing, detected_ts FROM gaps"
-                f" WHERE exchange = ? AND status = 'found' AND symbol IN ({marks})"
-                " ORDER BY symbol, kind, first_missing",
+                "SELECT symbol, kind, first_missing, last_missing, status, reason FROM gaps"
+                " WHERE exchange = ? AND status IN ('found', 'unfilled')"
+                f" AND symbol IN ({marks}) ORDER BY symbol, kind, first_missing",
                 (label, *f.symbols),
             ).fetchall()
-            for sym, kind, lo, hi, _ in rows:
+            cap = self._max_backfill(label)
+            per_stream: dict[tuple[str, str], int] = {}
+            for sym, kind, *_ in reversed(rows):  # the newest 10k per stream: all it tracks
+                per_stream[(sym, kind)] = per_stream.get((sym, kind), 0) + 1
+            seen: dict[tuple[str, str], int] = {}
+            for sym, kind, lo, hi, _status, why in rows:
+                seen[(sym, kind)] = k = seen.get((sym, kind), 0) + 1
+                if per_stream[(sym, kind)] - k >= 10_000:
+                    continue
                 if kind not in ("trade", "aggTrade"):
+                    continue
+                if kind == "aggTrade" and why.startswith(TRADE_IDS_NOT_AGGREGATES):
+                    continue  # trade ids between aggregates: no aggregate is missing
+                if hi - lo + 1 > cap:  # given up as too large: tracked, not fetched
+                    holes.append(Hole(symbol=sym, kind=kind, first_id=lo, last_id=hi, fetch=False))
                     continue
                 table, col = ("ticks", "trade_id") if kind == "trade" else ("agg_trades", "agg_id")
                 have = [
@@ -1269,9 +1286,9 @@ class Collector:
                     )
                 )
             if holes:
-                n = sum(sum(b - a + 1 for a, b in h.missing or ()) for h in holes)
+                n = sum(sum(b - a + 1 for a, b in h.missing or ()) for h in holes if h.fetch)
                 log.warning(
-                    "%s: %d hole(s) recorded as found by an earlier run (%s ids still missing): "
+                    "%s: %d hole(s) left open by an earlier run (%s ids still missing): "
                     "backfilling them alongside the live feed",
                     label,
                     len(holes),

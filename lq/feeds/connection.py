@@ -45,7 +45,17 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from lq.errors import ExhaustedRetriesError, FeedError, FrameError, ValidationError
 from lq.feeds.backoff import AttemptBudget, Backoff
-from lq.feeds.events import AggTrade, Event, Gap, Rejected, ServerShutdown, Trade, TradeMarker
+from lq.feeds.events import (
+    MAX_REASON,
+    AggTrade,
+    Event,
+    Gap,
+    Rejected,
+    ServerShutdown,
+    Trade,
+    TradeMarker,
+    capped_raw,
+)
 from lq.feeds.recording import FrameRecorder
 from lq.feeds.sequencer import BackfillRequest, Hole, NullSequencer, Sequencer, StreamKind
 from lq.feeds.status import FeedState, FeedStatus
@@ -129,6 +139,10 @@ class FeedClient:
         Largest hole backfilled; seconds a hole is given to close by itself first.
     ping_interval, ping_timeout, open_timeout, close_timeout, compression
         ``websockets`` connection settings.
+    max_frame_bytes
+        Largest frame accepted (after decompression); a larger one closes the connection
+        (1009), which reconnects and backfills like any drop. The largest real frames (a
+        Coinbase level2 snapshot) are a few MB.
     """
 
     links: Sequence[tuple[str, Sequence[str]]]
@@ -156,6 +170,7 @@ class FeedClient:
         open_timeout: float = 10.0,
         close_timeout: float = 2.0,
         compression: Literal["deflate"] | None = "deflate",
+        max_frame_bytes: int | None = 64 * 2**20,
         agg_trade_ids_contiguous: bool = True,
     ) -> None:
         if isinstance(symbols, str):
@@ -189,6 +204,7 @@ class FeedClient:
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
         self.compression = compression
+        self.max_frame_bytes = max_frame_bytes
         self.sequencer: Sequencer = (
             Sequencer(
                 resume_ids=resume_ids,
@@ -281,6 +297,13 @@ class FeedClient:
         req = self.sequencer.reopen(
             hole.symbol, hole.kind, hole.first_id, hole.last_id, hole.missing
         )
+        if not hole.fetch:
+            log.info(
+                "%s %s %s: tracking known hole %d..%d (too large to backfill; a late trade "
+                "in it is still stored once)",
+                self.exchange_label, req.symbol, req.kind, req.first_id, req.last_id,
+            )  # fmt: skip
+            return req
         self._backfill_q.put_nowait(req)
         log.info(
             "%s %s %s: backfilling known hole %d..%d (%d ids)",
@@ -393,7 +416,7 @@ class FeedClient:
             ping_timeout=self.ping_timeout,
             open_timeout=self.open_timeout,
             close_timeout=self.close_timeout,
-            max_size=None,
+            max_size=self.max_frame_bytes,
             compression=self.compression,
             proxy=proxy,
             user_agent_header="lq",
@@ -616,11 +639,7 @@ class FeedClient:
         try:
             events = self.parser.parse(raw, recv_ts)
         except FrameError as exc:
-            n["rejected"] += 1
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            self._emit(
-                Rejected(raw=text, reason=exc.reason, recv_ts=recv_ts, exchange=self.exchange_label)
-            )
+            self._reject(raw, exc.reason, recv_ts)
             events = []
         for ev in events:
             t = type(ev)
@@ -631,6 +650,8 @@ class FeedClient:
                     self._gaps(step.gaps)
                 if step.deliver:
                     self._emit(ev)
+                elif step.rejected:
+                    self._reject(raw, step.rejected, recv_ts)
                 for req in step.requests:
                     self._backfill_q.put_nowait(req)
             elif t is TradeMarker:  # not a trade: account for its id, deliver nothing
@@ -638,6 +659,8 @@ class FeedClient:
                 tid = ev.trade_id  # type: ignore[union-attr]
                 if tid is not None:
                     step = self.sequencer.on_marker(ev.symbol, "trade", tid, now=recv_ts)  # type: ignore[union-attr]
+                    if step.rejected:
+                        self._reject(raw, step.rejected, recv_ts)
                     if step.gaps:
                         self._gaps(step.gaps)
                     for req in step.requests:
@@ -650,6 +673,19 @@ class FeedClient:
                 self._emit(ev)
         if not conn.first.is_set():
             conn.first.set()
+
+    def _reject(self, raw: bytes | str, reason: str, recv_ts: int) -> None:
+        """Set a frame aside as a dead letter (counted), so the frames after it go on."""
+        self._n["rejected"] += 1
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        self._emit(
+            Rejected(
+                raw=capped_raw(text),
+                reason=capped_raw(reason, MAX_REASON),
+                recv_ts=recv_ts,
+                exchange=self.exchange_label,
+            )
+        )
 
     def _gaps(self, gaps: Iterable[Gap]) -> None:
         for g in gaps:

@@ -15,6 +15,8 @@ from typing import Literal
 import msgspec
 
 __all__ = [
+    "MAX_DEAD_RAW",
+    "MAX_REASON",
     "AggTrade",
     "BookResync",
     "BookTicker",
@@ -29,6 +31,7 @@ __all__ = [
     "ServerShutdown",
     "Trade",
     "TradeMarker",
+    "capped_raw",
 ]
 
 
@@ -237,6 +240,24 @@ class Gap(msgspec.Struct, frozen=True, kw_only=True):
     detected_ts: int
     reason: str = ""
     exchange: str = "binance"
+
+
+#: characters of a a rejected input kept (``Rejected.raw``, a dead letter's ``raw``): enough to read any real frame, while a hostile
+#: or runaway frame (tens of MB) cannot grow the database by its size with every copy
+MAX_DEAD_RAW = 64 * 1024
+
+
+def capped_raw(raw: str, limit: int = MAX_DEAD_RAW) -> str:
+    """``raw`` cut to ``limit`` characters, saying how much was left out (a text cut once is
+    left as it is)."""
+    if len(raw) <= limit or (len(raw) < limit + 64 and raw.endswith(_CUT_END)):
+        return raw
+    return f"{raw[:limit]}... [cut: {len(raw) - limit:,}{_CUT_END}"
+
+
+#: characters of a rejection's reason kept (a reason quotes the offending value)
+MAX_REASON = 1000
+_CUT_END = " more characters not kept]"
 
 
 class Rejected(msgspec.Struct, frozen=True, kw_only=True):

@@ -37,7 +37,16 @@ import msgspec
 from lq.errors import ValidationError
 from lq.feeds.events import AggTrade, Gap, Trade
 
-__all__ = ["BackfillRequest", "Hole", "NullSequencer", "Sequencer", "Step", "StreamKind"]
+__all__ = [
+    "MAX_ID_JUMP",
+    "TRADE_IDS_NOT_AGGREGATES",
+    "BackfillRequest",
+    "Hole",
+    "NullSequencer",
+    "Sequencer",
+    "Step",
+    "StreamKind",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +67,17 @@ class BackfillRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Hole(msgspec.Struct, frozen=True, kw_only=True):
-    """Ids ``first_id..last_id`` of a stream that were seen missing (a ``found`` gap row) and
-    must be fetched; ``missing`` narrows them to the sub-ranges still not stored."""
+    """Ids ``first_id..last_id`` of a stream that were seen missing (a ``found`` or ``unfilled``
+    gap row) and must be fetched; ``missing`` narrows them to the sub-ranges still not stored."""
 
     symbol: str
     kind: StreamKind
     first_id: int
     last_id: int
     missing: tuple[tuple[int, int], ...] | None = None
+    #: ``False``: only track the ids (a straggler is delivered once), ask no backfill (a hole
+    #: given up as too large to fetch)
+    fetch: bool = True
 
 
 class Step(msgspec.Struct, frozen=True):
@@ -74,7 +86,20 @@ class Step(msgspec.Struct, frozen=True):
     deliver: bool
     gaps: tuple[Gap, ...] = ()
     requests: tuple[BackfillRequest, ...] = ()
+    #: why the trade is not a trade of this stream (set aside as a dead letter, not counted
+    #: as a duplicate); empty for a delivered trade or a duplicate
+    rejected: str = ""
 
+
+#: the largest forward jump of a stream's ids that can be real: a trillion trades between two
+#: consecutive frames is more than any venue has published in its life. A larger jump is a
+#: corrupt or hostile frame; trusted, it would raise the stream's last id for good (every later
+#: trade dropped as a duplicate, after a restart too) and open a hole no backfill can fill.
+MAX_ID_JUMP = 10**12
+
+#: how the reason of an aggTrade gap over *trade* ids starts (aggregates whose trade-id ranges do
+#: not touch): its range is not of aggregate ids, so nothing fills it and no backfill is asked
+TRADE_IDS_NOT_AGGREGATES = "trade ids "
 
 _DELIVER = Step(True)
 _DROP = Step(False)
@@ -101,6 +126,9 @@ class Sequencer:
         (the newest ids) is reported at once as an unfilled gap.
     max_holes
         Holes tracked per stream; beyond it the oldest is forgotten (logged).
+    max_jump
+        Largest forward jump of ids from the stream's last id that is believed; a trade
+        beyond it is rejected (:attr:`Step.rejected`) and changes nothing.
     exchange
         Label put in :class:`~lq.feeds.events.Gap` events.
     agg_trade_ids_contiguous
@@ -114,6 +142,7 @@ class Sequencer:
         resume_ids: Mapping[tuple[str, StreamKind], int] | None = None,
         max_backfill: int = 100_000,
         max_holes: int = 10_000,
+        max_jump: int = MAX_ID_JUMP,
         exchange: str = "binance",
         agg_trade_ids_contiguous: bool = True,
     ) -> None:
@@ -123,6 +152,7 @@ class Sequencer:
             raise ValidationError("max_holes", max_holes, "must be >= 1")
         self.max_backfill = max_backfill
         self.max_holes = max_holes
+        self.max_jump = max_jump
         self.exchange = exchange
         self.agg_trade_ids_contiguous = agg_trade_ids_contiguous
         self.duplicates = 0
@@ -192,6 +222,8 @@ class Sequencer:
                 return self._agg_contiguity(st, event, now)  # type: ignore[arg-type]
             return _DELIVER
         if i > last + 1:
+            if i - last > self.max_jump:
+                return self._implausible(key, i, last)
             st.last = i
             if key[1] == "aggTrade":
                 st.last_l = event.last_id  # type: ignore[union-attr]
@@ -216,6 +248,8 @@ class Sequencer:
             st.last = i
             return _DROP
         if i > last + 1:
+            if i - last > self.max_jump:
+                return self._implausible(key, i, last)
             st.last = i
             step = self._open_hole(st, key, last + 1, i - 1, now)
             return Step(False, step.gaps, step.requests)
@@ -296,6 +330,14 @@ class Sequencer:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _implausible(self, key: tuple[str, str], i: int, last: int) -> Step:
+        why = (
+            f"{key[1]} id {i} is {i - last:,} ids past the stream's last id {last}, more than "
+            f"max_jump={self.max_jump:,}: not a real id; the stream goes on from {last}"
+        )
+        log.warning("%s %s: %s", key[0], key[1], why)
+        return Step(False, rejected=why)
+
     def _gap(
         self, symbol: str, kind: str, lo: int, hi: int, status: str, now: int, reason: str = ""
     ) -> Gap:
@@ -325,7 +367,7 @@ class Sequencer:
                 ev.first_id - 1,
                 "unfilled",
                 now,
-                f"trade ids {prev_l + 1}..{ev.first_id - 1} (not aggregate ids) are skipped "
+                f"{TRADE_IDS_NOT_AGGREGATES}{prev_l + 1}..{ev.first_id - 1} (not aggregate ids) are skipped "
                 f"between aggregates {ev.agg_id - 1} and {ev.agg_id}; no aggregate is missing, "
                 "so there is nothing to backfill",
             )

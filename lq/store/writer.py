@@ -23,6 +23,7 @@ batch is stored: the caller keeps it and retries.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
@@ -38,7 +39,19 @@ import msgspec
 import numpy as np
 
 from lq.errors import StorageFailedError
-from lq.feeds.events import AggTrade, BookResync, BookTicker, BookTop, Gap, Kline, Rejected, Trade
+from lq.feeds.events import (
+    MAX_DEAD_RAW,
+    MAX_REASON,
+    AggTrade,
+    BookResync,
+    BookTicker,
+    BookTop,
+    Gap,
+    Kline,
+    Rejected,
+    Trade,
+    capped_raw,
+)
 from lq.feeds.invariants import (
     MAX_TS,  # noqa: F401 - re-exported: the store's time bounds are the invariants'
     MIN_TS,  # noqa: F401
@@ -49,6 +62,7 @@ from lq.feeds.invariants import (
     kline_problem,
     trade_problem,
 )
+from lq.feeds.sequencer import TRADE_IDS_NOT_AGGREGATES
 from lq.store.lock import WriterLock
 from lq.store.sqlite import connect_writer, insert_many
 
@@ -391,6 +405,9 @@ class Writer:
         self._lock = WriterLock(self.path).acquire() if lock else None
         self._db_ident: _Ident | None = None
         self._dedupe = False
+        # (exchange, symbol, kind) with open gap rows; None: not counted yet
+        self._open_gap_keys: set[tuple[str, str, str]] | None = None
+        self._agg_rows: Sequence[tuple[Any, ...]] = []
         self._dedupe_max: int | None = None
         self._wal_ident: _Ident | None = None
         try:
@@ -502,6 +519,10 @@ class Writer:
         acc.book_tickers = self._insert_book_tickers(batch.book_tickers, dead, now, by)
         acc.klines = self._insert_klines(batch.klines, dead, now, by)
         self._upsert_gaps(batch.gaps, now)
+        if self._open_gap_keys is None or self._open_gap_keys:
+            self._close_stored_ids("trade", rows, 2, now)
+            self._close_stored_ids("aggTrade", self._agg_rows, 2, now)
+        self._agg_rows = []
         if batch.book_tops:
             acc.book_tops = self._insert_book_tops(batch.book_tops, dead, now, by)
         if batch.book_resyncs:
@@ -515,6 +536,13 @@ class Writer:
             acc.bars = self._refresh_bars(rows)
         for r in batch.rejected:
             dead.append((r.recv_ts or now, r.exchange, self.source, r.reason, r.raw))
+        if dead:
+            dead = [
+                d
+                if len(d[4]) <= MAX_DEAD_RAW and len(d[3]) <= MAX_REASON
+                else (*d[:3], capped_raw(d[3], MAX_REASON), capped_raw(d[4]))
+                for d in dead
+            ]
         if dead and self._dedupe:
             top = self._dedupe_top()
             conn.executemany(_DEDUPED_DEAD, [(*d, top) for d in dead])
@@ -574,7 +602,13 @@ class Writer:
         else:
             reason, raw = f"{_ITEM_LABEL[name]} not storable: {error}", _raw(ev)
         exchange = getattr(ev, "exchange", "") or "?"
-        row = [recv, _clean(exchange), _clean(self.source), _clean(reason), _clean(raw)]
+        row = [
+            recv,
+            _clean(exchange),
+            _clean(self.source),
+            _clean(capped_raw(reason, MAX_REASON)),
+            _clean(capped_raw(raw)),
+        ]
         sql = _DEAD
         if self._dedupe:
             sql = _DEDUPED_DEAD
@@ -594,7 +628,13 @@ class Writer:
         """Store one refused input with its reason (outside any batch)."""
         self.conn.execute(
             "INSERT INTO dead_letters (recv_ts, exchange, source, reason, raw) VALUES (?, ?, ?, ?, ?)",
-            (recv_ts or time.time_ns() // 1000, exchange, self.source, reason, raw),
+            (
+                recv_ts or time.time_ns() // 1000,
+                exchange,
+                self.source,
+                capped_raw(reason, MAX_REASON),
+                capped_raw(raw),
+            ),
         )
 
     def set_feed_status(
@@ -801,6 +841,7 @@ class Writer:
                     (a.recv_ts or now, a.exchange, self.source, "aggTrade " + reason, _raw(a))
                 )
         new = _insert_counted(self.conn, "INSERT OR IGNORE INTO agg_trades", rows, 10, by)
+        self._agg_rows = rows
         return WriteResult(new, len(rows) - new, len(aggs) - len(rows))
 
     def _insert_book_tickers(
@@ -938,6 +979,8 @@ class Writer:
         for g in gaps:
             lo, hi = g.first_missing, g.last_missing
             key = (g.exchange, g.symbol, g.kind)
+            if g.status != "filled" and self._open_gap_keys is not None:
+                self._open_gap_keys.add(key)
             old = conn.execute(
                 "SELECT first_missing, last_missing, status, detected_ts, updated_ts, reason"
                 " FROM gaps WHERE exchange = ? AND symbol = ? AND kind = ?"
@@ -965,6 +1008,72 @@ class Writer:
                 " detected_ts, updated_ts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 keep,
             )
+
+    def _close_stored_ids(
+        self, kind: str, rows: Sequence[tuple[Any, ...]], at: int, now: int
+    ) -> None:
+        """Mark ``filled`` every id of an open (``found``/``unfilled``) gap that this batch
+        stores (``rows[i][at]`` is the id): the ledger never lists as missing an id the
+        database holds, whichever way it came (a straggler after its hole was given up, a
+        backfill, a re-import, a trade that arrived after a restart)."""
+        if not rows:
+            return
+        keys = self._open_gap_keys
+        if keys is None:
+            keys = self._open_gap_keys = {
+                (e, s, k)
+                for e, s, k in self.conn.execute(
+                    "SELECT DISTINCT exchange, symbol, kind FROM gaps WHERE status != 'filled'"
+                )
+            }
+        if not any(k[2] == kind for k in keys):
+            return
+        wanted = {(e, s) for e, s, k in keys if k == kind}
+        ids: dict[tuple[str, str], list[int]] = {}
+        for r in rows:
+            es = (r[0], r[1])
+            if es in wanted:
+                ids.setdefault(es, []).append(r[at])
+        fills: list[Gap] = []
+        for (exchange, symbol), got in ids.items():
+            got.sort()
+            spans = self.conn.execute(
+                "SELECT first_missing, last_missing, reason FROM gaps WHERE exchange = ?"
+                " AND symbol = ? AND kind = ? AND status != 'filled' AND first_missing <= ?"
+                " AND last_missing >= ?",
+                (exchange, symbol, kind, got[-1], got[0]),
+            ).fetchall()
+            for a, b, reason in spans:
+                if kind == "aggTrade" and reason.startswith(TRADE_IDS_NOT_AGGREGATES):
+                    continue  # a range of trade ids, not of aggregate ids: nothing to fill
+                k = bisect.bisect_left(got, a)
+                run: list[int] = []
+                while k < len(got) and got[k] <= b:
+                    i = got[k]
+                    if run and i <= run[1] + 1:  # the next id, or the same one twice
+                        run[1] = i
+                    else:
+                        if run:
+                            fills.append(self._filled(exchange, symbol, kind, run, now))
+                        run = [i, i]
+                    k += 1
+                if run:
+                    fills.append(self._filled(exchange, symbol, kind, run, now))
+        if fills:
+            self._upsert_gaps(fills, now)
+            self._open_gap_keys = None  # recounted at the next batch
+
+    @staticmethod
+    def _filled(exchange: str, symbol: str, kind: str, run: list[int], now: int) -> Gap:
+        return Gap(
+            symbol=symbol,
+            kind=kind,  # type: ignore[arg-type]
+            first_missing=run[0],
+            last_missing=run[1],
+            status="filled",
+            detected_ts=now,
+            exchange=exchange,
+        )
 
     def _merge_bars(self, rows: Sequence[tuple[Any, ...]]) -> int:
         """1 s bars for a batch whose rows are all new: the batch's own bars (numpy), merged

@@ -163,6 +163,64 @@ def test_a_reloaded_gap_that_cannot_be_filled_ends_unfilled_and_fires_the_alert(
     assert value == hi - lo + 1
 
 
+def test_a_hole_given_up_behind_a_ban_is_fetched_again_at_the_next_start(tmp_path):
+    # an unfilled hole was final: a ban (418) or a long 429 in one run left its ids missing for
+    # good, though the next run could fetch them
+    db = tmp_path / "retry.sqlite"
+
+    def unfilled() -> list[tuple]:
+        return rows(db, "SELECT first_missing, last_missing, reason FROM gaps"
+                        " WHERE status = 'unfilled'")  # fmt: skip
+
+    async def go() -> tuple[LocalExchange, int, int]:
+        ex = LocalExchange(
+            source=SimulatorSource(symbols=SYMBOLS, seed=5, rate=80.0, duration=10.0), port=0
+        )
+        await ex.start()
+        try:
+            col = collector(db, ex)
+            col.start()
+            await col.wait_started(20)
+            await until(lambda: col.stats.trades_new > 50, 20, "first trades")
+            ex.inject("rest_418", count=1, retry_after=3_600)
+            ex.inject("skip_ids", symbol="BTCUSDT", count=6)
+            await until(lambda: bool(unfilled()), 20, "the hole given up")
+            await col.stop()
+            [(lo, hi, why)] = unfilled()
+            assert "418" in why
+            col = collector(db, ex)
+            col.start()
+            await until(ex.source_done.is_set, 30, "the simulator to finish")
+            last = ex.trades("BTCUSDT")[-1].trade_id
+            await until(
+                lambda: (
+                    rows(db, "SELECT count(*) FROM gaps WHERE status != 'filled'") == [(0,)]
+                    and rows(db, "SELECT max(trade_id) FROM ticks WHERE symbol='BTCUSDT'")[0][0]
+                    == last
+                ),
+                30,
+                "the hole to be fetched again",
+            )
+            await col.stop()
+            return ex, lo, hi
+        finally:
+            await ex.stop()
+
+    ex, lo, hi = asyncio.run(go())
+    stored = [
+        i for (i,) in rows(db, "SELECT trade_id FROM ticks WHERE symbol='BTCUSDT' ORDER BY 1")
+    ]
+    assert stored == [t.trade_id for t in ex.trades("BTCUSDT") if t.trade_id >= stored[0]]
+    assert set(range(lo, hi + 1)) <= set(stored)
+    cover = rows(
+        db,
+        "SELECT first_missing, last_missing, status FROM gaps"
+        " WHERE first_missing <= ? AND last_missing >= ? ORDER BY 1",
+        (hi, lo),
+    )
+    assert {s for *_, s in cover} == {"filled"} and cover[0][0] == lo and cover[-1][1] == hi
+
+
 def _poison(i: int) -> Trade:
     return Trade(
         symbol="BTCUSDT",

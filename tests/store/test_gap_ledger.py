@@ -144,3 +144,60 @@ def test_rows_of_other_streams_and_symbols_are_untouched(db):
         assert ledger(w, "ETHUSDT") == [(1, 9, "found", "")]
         assert len(ledger(w)) == 3
     assert sqlite3.connect(db).execute("SELECT count(*) FROM gaps").fetchone() == (4,)
+
+
+# -- stored ids are never listed as missing ---------------------------------------------------
+
+
+def _pick(ids: list[int], start: int) -> list:
+    return [t for t in make_trades(200, start_id=start) if t.trade_id in ids]
+
+
+def test_trades_stored_inside_an_unfilled_hole_are_cut_out_of_it_as_filled(db):
+    # a hole given up (a long 429) whose trades then arrive late, live, or after a restart: the
+    # ledger said "unfilled" for ids the database held
+    with Writer(db) as w:
+        w.write_batch(Batch(gaps=[gap(110, 120, "unfilled", reason="HTTP 429")]))
+        w.write_batch(Batch(trades=_pick([112, 113, 115, 130], 100)))
+        assert ledger(w) == [
+            (110, 111, "unfilled", "HTTP 429"),
+            (112, 113, "filled", ""),
+            (114, 114, "unfilled", "HTTP 429"),
+            (115, 115, "filled", ""),
+            (116, 120, "unfilled", "HTTP 429"),
+        ]
+        w.write_batch(Batch(trades=_pick(list(range(100, 125)), 100)))  # all, some twice
+        assert {s for *_, s, _ in ledger(w)} == {"filled"}
+        assert sum(b - a + 1 for a, b, *_ in ledger(w)) == 11
+
+
+def test_a_found_row_and_the_trade_filling_it_in_one_batch_leave_no_open_id(db):
+    with Writer(db) as w:
+        w.write_batch(Batch(gaps=[gap(150, 152, "found")], trades=_pick([151], 100)))
+        assert ledger(w) == [
+            (150, 150, "found", ""),
+            (151, 151, "filled", ""),
+            (152, 152, "found", ""),
+        ]
+
+
+def test_open_rows_of_other_streams_and_agg_trade_id_skips_are_left_alone(db):
+    from lq.feeds.events import AggTrade
+    from lq.feeds.sequencer import TRADE_IDS_NOT_AGGREGATES
+
+    skip = Gap(
+        symbol="BTCUSDT", kind="aggTrade", first_missing=10, last_missing=20, status="unfilled",
+        detected_ts=T0, reason=f"{TRADE_IDS_NOT_AGGREGATES}10..20 (not aggregate ids) are skipped",
+    )  # fmt: skip
+    agg = AggTrade(
+        symbol="BTCUSDT", agg_id=15, price=1.0, qty=1.0, first_id=30, last_id=30, ts=T0,
+        event_ts=T0, is_buyer_maker=False,
+    )  # fmt: skip
+    with Writer(db) as w:
+        w.write_batch(Batch(gaps=[skip, gap(110, 120, "found", symbol="ETHUSDT")]))
+        w.write_batch(Batch(trades=_pick([112], 100), agg_trades=[agg]))
+        assert ledger(w, "ETHUSDT") == [(110, 120, "found", "")]  # another symbol's trade
+        [(a, b, status)] = w.conn.execute(
+            "SELECT first_missing, last_missing, status FROM gaps WHERE kind = 'aggTrade'"
+        ).fetchall()
+        assert (a, b, status) == (10, 20, "unfilled")
