@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["port_arg", "speed_arg"]
+__all__ = ["port_arg", "seconds_arg", "speed_arg"]
 
 
 def speed_arg(text: str) -> float | None:
@@ -33,4 +33,23 @@ def port_arg(text: str) -> int:
         value = -1
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a port 1..65535, or 0 for a free one")
+    return value
+
+
+def seconds_arg(text: str) -> float:
+    """A positive duration: seconds (``90``, ``0.5``) or with a unit (``90s``, ``10m``,
+    ``2h``, ``1d``). An argparse ``type``."""
+    from lq.config import parse_duration
+
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            value = float(parse_duration(text, field="duration"))
+        except Exception:
+            value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a positive duration in seconds (90) or with a unit (90s, 10m, 2h)"
+        )
     return value

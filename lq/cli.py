@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from lq import __version__
 from lq.config import Settings, config_path, load_settings, parse_duration
@@ -149,8 +149,13 @@ def _feed_line(st: dict, now: float) -> tuple[str, str]:
     feed_state = str(st.get("feed_state") or state)
     storage = st.get("storage") or ("storing" if state == "live" else "not storing")
     fresh = age <= STORING_FRESH_S
+    stopped = state == "stopped"
     parts = [f"feed {label} ({st.get('source')}): {state}"]
-    if storage == "storing":
+    if stopped:  # its last report, written as it stopped: not a silence to be explained
+        parts[0] += f" {_age(age)} ago"
+    if stopped and storage == "storing":
+        parts.append("everything it received was stored")
+    elif storage == "storing":
         parts.append("storing")
     else:
         since = st.get("storage_since_ts")
@@ -167,8 +172,11 @@ def _feed_line(st: dict, now: float) -> tuple[str, str]:
     last = st.get("last_commit_ts")
     if last:
         parts.append(f"last commit {_age(now - int(last) / 1e6)} ago")
-    parts.append(f"updated {_age(age)} ago" + ("" if fresh else " (STALE)"))
-    if not fresh:
+    if not stopped:
+        parts.append(f"updated {_age(age)} ago" + ("" if fresh else " (STALE)"))
+    if stopped:
+        problem = f"{label} stopped {_age(age)} ago (start `lq collect` to store again)"
+    elif not fresh:
         problem = f"{label}: its report is {_age(age)} old (is its collector running?)"
     elif feed_state not in ("live", "not storing"):
         problem = f"{label} not connected ({feed_state})"
@@ -177,6 +185,56 @@ def _feed_line(st: dict, now: float) -> tuple[str, str]:
     else:
         problem = ""
     return " · ".join(parts), problem
+
+
+QUIET_S = 300.0
+"""A symbol whose newest stored trade is this much older than its feed's newest one is not
+being stored, though the feed is (a stuck subscription, a symbol the venue stopped)."""
+
+
+def _symbols_line(db: Any, st: dict, now: float) -> tuple[str, list[str]]:
+    """The age of each symbol's newest stored trade for a live feed, and a problem for each
+    symbol that has gone quiet while the feed stores the others (health is per symbol)."""
+    import sqlite3
+
+    from lq.store.sqlite import connect_reader
+
+    label, symbols = st.get("exchange"), list(st.get("symbols") or [])
+    if not symbols:
+        return "", []
+    last: dict[str, int | None] = {}
+    try:
+        conn = connect_reader(db)
+        try:
+            for sym in symbols:
+                row = conn.execute(
+                    "SELECT ts FROM ticks WHERE exchange = ? AND symbol = ?"
+                    " ORDER BY trade_id DESC LIMIT 1",
+                    (label, sym),
+                ).fetchone()
+                last[sym] = None if row is None else int(row[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return "", []
+    seen = [t for t in last.values() if t is not None]
+    if not seen:
+        return "", []  # a feed without trade channels, or nothing traded yet
+    newest = max(seen)
+    parts, quiet = [], []
+    for sym, t in last.items():
+        if t is None:
+            parts.append(f"{sym} none yet")
+            continue
+        behind = (newest - t) / 1e6
+        parts.append(f"{sym} {_age(max(0.0, now - t / 1e6))}")
+        if behind > QUIET_S:
+            parts[-1] += " (QUIET)"
+            quiet.append(
+                f"{label} {sym}: no trade stored for {_age(behind)} while the feed stores "
+                "its other symbols"
+            )
+    return "  last trade: " + ", ".join(parts), quiet
 
 
 def _utc(us: int) -> str:
@@ -238,6 +296,11 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
         else:
             line += f" · an earlier run's (pid {st.get('pid')}), not counted"
         print(line)
+        if st in current and not problem:
+            sym_line, quiet = _symbols_line(settings.db, st, now)
+            if sym_line:
+                print(sym_line)
+            problems.extend(quiet)
     if holes:
         found = sum(1 for h in holes if h[0] == "found")
         print(f"holes:    {len(holes)} open ({found} found, {len(holes) - found} unfilled)")
@@ -483,6 +546,10 @@ def entry() -> None:
     command = _command_word(argv)
     if command in (*_BUILTIN, "alerts", "import") and hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if command == "collect":  # a SIGTERM while it starts is an orderly stop, not exit 143
+        from lq.signals import hold_early_stop
+
+        hold_early_stop()
     sys.exit(main(argv))
 
 

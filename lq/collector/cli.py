@@ -20,8 +20,9 @@ import logging
 import signal
 from typing import Any
 
-from lq.argtypes import speed_arg
+from lq.argtypes import seconds_arg, speed_arg
 from lq.config import Settings, parse_duration
+from lq.signals import stop_requested
 
 __all__ = ["add_parser", "collector_from_args", "run"]
 
@@ -89,7 +90,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--retention", help="keep this much tick history (e.g. 24h; default store.retention_ticks)"
     )
     p.add_argument(
-        "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
+        "--duration",
+        type=seconds_arg,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this long (seconds, or 90s, 10m, 2h)",
     )
     p.add_argument("--no-alerts", action="store_true", help="do not evaluate alert rules")
     p.add_argument(
@@ -301,6 +306,8 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if stop_requested():  # a SIGTERM while it was starting
+        stop.set()
     waiter = loop.create_task(stop.wait())
     await asyncio.wait({task, waiter}, timeout=args.duration, return_when=asyncio.FIRST_COMPLETED)
     if forecasts is not None:
@@ -313,7 +320,7 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         await waiter
     s = collector.stats
     print(
-        f"stored {s.trades_new:,} new trades ({s.trades_duplicate:,} duplicates ignored, "
+        f"stored {s.trades_new:,} new trades ({collector.duplicates:,} duplicates ignored, "
         f"{s.dead_letters:,} dead letters) in {settings.db}"
     )
     if collector.exit_code:
@@ -326,5 +333,28 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     return int(collector.exit_code)
 
 
+def _check_paths(args: argparse.Namespace, settings: Settings) -> None:
+    """A database or recording in a folder that does not exist is a typo far more often than
+    a wish: refuse it (the default database's folder is created)."""
+    from pathlib import Path
+
+    from lq.config import default_db
+    from lq.errors import LqError
+
+    db = Path(settings.db).expanduser()
+    wanted = [("--db", db)] if db != default_db() else []
+    if getattr(args, "record", None):
+        wanted.append(("--record", Path(args.record).expanduser()))
+    for flag, path in wanted:
+        if path.is_dir():
+            raise LqError(f"{flag} {path} is a directory; give a file name inside it")
+        if not path.parent.is_dir():
+            raise LqError(
+                f"{flag} {path}: the folder {path.parent} does not exist; create it first "
+                f"(mkdir -p {path.parent}) or check the path"
+            )
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    _check_paths(args, settings)
     return asyncio.run(_main(args, settings))

@@ -662,7 +662,7 @@ class Collector:
                 "collector stopped: %d trades stored, %d duplicates ignored; %s events LOST "
                 "(neither the database nor the spill took them: %s)%s",
                 s.trades_new,
-                s.trades_duplicate,
+                self.duplicates,
                 f"{s.events_lost:,}",
                 self._failure or "see above",
                 f"; {pending:,} events are in {self.spill_dir} (re-imported at the next start)"
@@ -683,8 +683,18 @@ class Collector:
             log.info(
                 "collector stopped: %d trades stored, %d duplicates ignored",
                 s.trades_new,
-                s.trades_duplicate,
+                self.duplicates,
             )
+
+    @property
+    def duplicates(self) -> int:
+        """Trades received twice: dropped by a feed's sequencer (an id already delivered) or
+        ignored by the store (an id already stored)."""
+        dropped = sum(
+            int(getattr(getattr(c, "sequencer", None), "duplicates", 0))
+            for c in self.clients.values()
+        )
+        return self.stats.trades_duplicate + dropped
 
     # -- writing ----------------------------------------------------------------------------
     @property
@@ -1163,7 +1173,7 @@ class Collector:
                     "trades_stored_all_feeds": s.trades_new,
                 }
             ),
-            "duplicates_ignored": s.trades_duplicate,
+            "duplicates_ignored": s.trades_duplicate,  # by the store; the feed's own: below
             "dead_letters": s.dead_letters,
             "write_errors": s.write_errors,
             "commit_latency_p50_ms": s.latency_ms(50),

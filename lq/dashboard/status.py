@@ -93,12 +93,17 @@ def status_html(rows: Sequence[Mapping[str, Any]], *, now_us: int) -> str:
         label = "REPLAY" if label.startswith("REPLAY") else label
         age_status = (now_us - int(r.get("updated_ts") or 0)) / 1e6
         state = str(r.get("state", "?"))
-        stale = age_status > STALE_AFTER_S
+        stopped = state == "stopped"  # its last report, written as it stopped: not a silence
+        stale = age_status > STALE_AFTER_S and not stopped
         shown_state = f"STALE ({age_status:.0f} s without an update)" if stale else state
+        if stopped:
+            shown_state = f"STOPPED {_ago(age_status)} ago"
         storage = str(r.get("storage") or ("storing" if state == "live" else "not storing"))
         ok = state in ("live", "connected") and not stale and storage == "storing"
         colour = _COLOURS.get(label, "#555") if ok else "#7a1f1f"
-        if storage == "storing":
+        if stopped and storage == "storing":
+            storage_text = "not collecting (everything it received was stored)"
+        elif storage == "storing":
             storage_text = "storing"
         else:
             lead = "RECEIVING BUT NOT STORING" if r.get("receiving") else "NOT STORING"
@@ -159,3 +164,11 @@ class StatusBar:
         value = status_html(rows, now_us=int(time.time() * 1e6))
         if value != self.widget.value:
             self.widget.value = value
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{max(seconds, 0.0):.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -169,3 +169,40 @@ def test_no_collector_ever_is_exit_1(tmp_path):
     Writer(db).close()
     r = lq_status(db)
     assert r.returncode == 1 and "holes:    none open" in r.stdout
+
+
+def test_a_cleanly_stopped_feed_says_stopped_not_stale(tmp_path):
+    # a collector that stopped cleanly minutes ago was shown as "STALE (is its collector
+    # running?)", and "storing"
+    db = _db(tmp_path, state="stopped", storage="storing", age_s=300.0)
+    r = lq_status(db)
+    assert r.returncode == 1
+    [line] = [x for x in r.stdout.splitlines() if x.startswith("feed binance")]
+    assert re.search(r"stopped 5\.\d min ago", line) and "STALE" not in line
+    assert "· storing" not in line and "everything it received was stored" in line
+    assert re.search(r"health:   NOT STORING \(exit 1\): binance stopped 5\.\d min ago", r.stdout)
+
+
+def test_a_symbol_that_went_quiet_while_its_feed_stores_the_others_fails_health(tmp_path):
+    db = _db(tmp_path, state="live", storage="storing", age_s=0.5)
+    last_btc = T0 + 120 * 1_000_000
+    with Writer(db) as w:  # ETHUSDT's newest trade is 10 min older than BTCUSDT's
+        w.write_batch(Batch(trades=[
+            Trade(symbol="ETHUSDT", trade_id=1, price=10.0, qty=1.0, ts=last_btc - 600_000_000,
+                  event_ts=T0, is_buyer_maker=True),
+            Trade(symbol="SOLUSDT", trade_id=1, price=1.0, qty=1.0, ts=last_btc - 60_000_000,
+                  event_ts=T0, is_buyer_maker=True),
+        ]))  # fmt: skip
+        w.execute(
+            "UPDATE feed_status SET detail = json_set(detail, '$.symbols', json(?))",
+            ('["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"]',),
+        )
+    r = lq_status(db, live_age_s=0.5)
+    assert r.returncode == 1, r.stdout
+    [line] = [x for x in r.stdout.splitlines() if x.startswith("  last trade:")]
+    assert "ETHUSDT" in line and "(QUIET)" in line and "BNBUSDT none yet" in line
+    assert line.count("(QUIET)") == 1  # SOLUSDT, a minute behind, is only a slow symbol
+    assert (
+        "health:   NOT STORING (exit 1): binance ETHUSDT: no trade stored for 10.0 min while "
+        "the feed stores its other symbols" in r.stdout
+    )

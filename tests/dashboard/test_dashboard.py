@@ -77,6 +77,15 @@ def test_status_bar_marks_a_silent_collector_stale_and_red() -> None:
     assert "#7a1f1f" in out
 
 
+def test_status_bar_says_a_cleanly_stopped_collector_stopped_not_stale() -> None:
+    out = status_html(
+        [_row(state="stopped", storage="storing")], now_us=1_000_000_000 + 300_000_000
+    )
+    assert "STOPPED 5 min ago" in out and "STALE" not in out
+    assert "everything it received was stored" in out
+    assert "#7a1f1f" in out  # nothing is being stored: red, as any feed that is not storing
+
+
 def test_status_bar_says_no_feed_when_nothing_published() -> None:
     assert "NO FEED" in status_html([], now_us=0)
 
