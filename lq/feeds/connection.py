@@ -48,6 +48,7 @@ from lq.feeds.backoff import AttemptBudget, Backoff
 from lq.feeds.events import (
     MAX_REASON,
     AggTrade,
+    Duplicate,
     Event,
     Gap,
     Rejected,
@@ -652,6 +653,8 @@ class FeedClient:
                     self._emit(ev)
                 elif step.rejected:
                     self._reject(raw, step.rejected, recv_ts)
+                else:  # a duplicate: the store checks it is the same trade
+                    self._emit(Duplicate(ev))
                 for req in step.requests:
                     self._backfill_q.put_nowait(req)
             elif t is TradeMarker:  # not a trade: account for its id, deliver nothing

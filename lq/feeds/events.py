@@ -10,7 +10,7 @@ and immutable.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -24,6 +24,7 @@ __all__ = [
     "ControlReply",
     "DepthSnapshot",
     "DepthUpdate",
+    "Duplicate",
     "Event",
     "Gap",
     "Kline",
@@ -260,6 +261,14 @@ MAX_REASON = 1000
 _CUT_END = " more characters not kept]"
 
 
+class Duplicate(msgspec.Struct, frozen=True):
+    """A trade whose id its stream already delivered, dropped by the sequencer: the store
+    checks that it equals the stored trade, so one id sent with two prices is reported (a
+    dead letter naming both), never silently deduplicated."""
+
+    event: Any  # the Trade or AggTrade
+
+
 class Rejected(msgspec.Struct, frozen=True, kw_only=True):
     """A frame the parser refused: stored in the dead-letter table with the reason."""
 
@@ -279,4 +288,5 @@ Event = (
     | Gap
     | Rejected
     | TradeMarker
+    | Duplicate
 )

@@ -46,6 +46,7 @@ from lq.feeds.events import (
     BookResync,
     BookTicker,
     BookTop,
+    Duplicate,
     Gap,
     Kline,
     Rejected,
@@ -109,6 +110,9 @@ class Batch:
     rejected: list[Rejected] = field(default_factory=list)
     book_tops: list[BookTop] = field(default_factory=list)
     book_resyncs: list[BookResync] = field(default_factory=list)
+    #: trades the feed dropped as already delivered, to check against the stored ones (not
+    #: rows: not counted in ``len``, not spilled)
+    echoes: list[Duplicate] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -138,6 +142,8 @@ class Batch:
             self.rejected.append(event)
         elif isinstance(event, BookTop):
             self.book_tops.append(event)
+        elif type(event) is Duplicate:
+            self.echoes.append(event)
         elif isinstance(event, BookResync):
             self.book_resyncs.append(event)
 
@@ -516,6 +522,10 @@ class Writer:
         by = acc.by_exchange
         acc.trades, rows = self._insert_trades(batch.trades, dead, now, by)
         acc.agg_trades = self._insert_agg_trades(batch.agg_trades, dead, now, by)
+        if acc.trades.duplicates or acc.agg_trades.duplicates or batch.echoes:
+            acc.trades, acc.agg_trades = self._conflicts(
+                batch, rows, acc.trades, acc.agg_trades, dead, now
+            )
         acc.book_tickers = self._insert_book_tickers(batch.book_tickers, dead, now, by)
         acc.klines = self._insert_klines(batch.klines, dead, now, by)
         self._upsert_gaps(batch.gaps, now)
@@ -1008,6 +1018,55 @@ class Writer:
                 " detected_ts, updated_ts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 keep,
             )
+
+    def _conflicts(
+        self,
+        batch: Batch,
+        rows: Sequence[tuple[Any, ...]],
+        trades: WriteResult,
+        aggs: WriteResult,
+        dead: list,
+        now: int,
+    ) -> tuple[WriteResult, WriteResult]:
+        """Trades whose id is stored already (ignored by the insert, or dropped by the feed as
+        duplicates) must be the stored trade: one with another price or quantity is a dead
+        letter naming both (the stored one is kept), not a duplicate."""
+        cands: dict[str, list[tuple[Any, ...]]] = {"trade": [], "aggTrade": []}
+        if trades.duplicates:  # which rows were ignored is not known: check them all
+            cands["trade"] += [(r[0], r[1], r[2], r[4], r[5], None) for r in rows]
+        if aggs.duplicates:
+            cands["aggTrade"] += [(r[0], r[1], r[2], r[6], r[7], None) for r in self._agg_rows]
+        for d in batch.echoes:
+            e = d.event
+            if type(e) is Trade:
+                cands["trade"].append((e.exchange, e.symbol, e.trade_id, e.price, e.qty, e))
+            elif type(e) is AggTrade:
+                cands["aggTrade"].append((e.exchange, e.symbol, e.agg_id, e.price, e.qty, e))
+        found = {"trade": 0, "aggTrade": 0}
+        for kind, sql in (
+            ("trade", "SELECT price, qty FROM ticks WHERE exchange = ? AND symbol = ? AND trade_id = ?"),
+            ("aggTrade", "SELECT price, qty FROM agg_trades WHERE exchange = ? AND symbol = ? AND agg_id = ?"),
+        ):  # fmt: skip
+            for exchange, symbol, i, price, qty, ev in cands[kind]:
+                if type(i) is not int or not -(2**63) <= i < 2**63:
+                    continue
+                row = self.conn.execute(sql, (exchange, symbol, i)).fetchone()
+                if row is None or (row[0] == price and row[1] == qty):
+                    continue
+                found[kind] += ev is None  # an ignored row: counted as a duplicate so far
+                why = (
+                    f"{kind} {i} conflicts with the stored {kind} of that id: price {price!r} "
+                    f"qty {qty!r} here, price {row[0]!r} qty {row[1]!r} stored (kept)"
+                )
+                src = ev if ev is not None else {"exchange": exchange, "symbol": symbol,
+                                                  "id": i, "price": price, "qty": qty}  # fmt: skip
+                dead.append((now, exchange, self.source, why, _raw(src)))
+                log.warning("%s %s: %s", exchange, symbol, why)
+        t, a = found["trade"], found["aggTrade"]
+        return (
+            WriteResult(trades.new, trades.duplicates - t, trades.rejected + t),
+            WriteResult(aggs.new, aggs.duplicates - a, aggs.rejected + a),
+        )
 
     def _close_stored_ids(
         self, kind: str, rows: Sequence[tuple[Any, ...]], at: int, now: int

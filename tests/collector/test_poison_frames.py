@@ -224,3 +224,43 @@ def test_poison_frames_are_dead_letters_and_every_normal_row_is_stored(tmp_path)
     assert sorted(t.trade_id for t in trades) == _normal_ids()
     assert not any(isinstance(e, TradeMarker) for e in seen)
     assert min(t.price for t in trades) > 61_000
+
+
+def test_one_id_sent_twice_with_another_price_is_a_dead_letter_naming_both(tmp_path):
+    # the sequencer dropped the second as a duplicate: a conflicting trade vanished uncounted
+    db = tmp_path / "conflict.sqlite"
+    frames = [_c(T, _trade(FIRST + k)) for k in range(10)]
+    frames.insert(6, _c(T, _trade(FIRST + 3, p="70000.00000000")))  # id 3 again, other price
+    frames.insert(8, _c(T, _trade(FIRST + 4)))  # id 4 again, the same: a plain duplicate
+
+    async def main() -> Collector:
+        server = await _serve(frames)
+        port = server.sockets[0].getsockname()[1]
+        col = Collector(
+            db=db, source="live", symbols=["BTCUSDT"], channels=["trade"],
+            ws_url=f"ws://127.0.0.1:{port}", rest_url=f"http://127.0.0.1:{port}",
+            client_options={"compression": None, "backfill_delay": 0.0},
+        )  # fmt: skip
+        col.start()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and col.stats.trades_new < 10:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+        finally:
+            await col.stop()
+            server.close()
+        return col
+
+    col = asyncio.run(main())
+    conn = sqlite3.connect(db)
+    stored = conn.execute("SELECT trade_id, price FROM ticks ORDER BY 1").fetchall()
+    dead = conn.execute("SELECT reason, raw FROM dead_letters").fetchall()
+    conn.close()
+    assert [i for i, _ in stored] == [FIRST + k for k in range(10)]
+    assert dict(stored)[FIRST + 3] < 62_000  # the first one is kept
+    [(reason, raw)] = dead
+    assert f"trade {FIRST + 3} conflicts" in reason and "70000.0" in reason and "61837" in reason
+    assert "70000" in raw
+    assert col.client.status.duplicates_dropped == 2  # the sequencer's count, both
+    assert col.stats.dead_letters == 1

@@ -26,9 +26,9 @@ def test_same_batch_written_twice_stores_no_duplicates_and_counts_right(db):
 
 def test_overlapping_batches_count_only_the_new_part(db):
     with Writer(db) as w:
-        w.write_trades(make_trades(100, start_id=1))
-        r = w.write_trades(make_trades(100, start_id=51))  # ids 51..150: 50 old, 50 new
-    assert (r.new, r.duplicates) == (50, 50)
+        w.write_trades(make_trades(150)[:100])
+        r = w.write_trades(make_trades(150)[50:])  # ids 51..150: 50 old, 50 new
+    assert (r.new, r.duplicates, r.rejected) == (50, 50, 0)
 
 
 def test_trades_share_a_millisecond_and_are_all_kept(db):
@@ -322,3 +322,20 @@ def test_new_rows_are_counted_per_exchange_label_in_a_batch_of_several(tmp_path)
     assert ids == [("a", i) for i in [*range(1, 16), 100, 101, 102]] + [
         ("b", i) for i in range(1, 8)
     ]
+
+
+def test_a_stored_id_written_again_with_another_price_is_a_dead_letter_not_a_duplicate(db):
+    # INSERT OR IGNORE kept the stored trade and counted the other one as a duplicate
+    import msgspec
+
+    first = make_trades(5)
+    again = [msgspec.structs.replace(first[2], price=first[2].price + 1.0), first[3]]
+    with Writer(db) as w:
+        w.write_batch(Batch(trades=first))
+        res = w.write_batch(Batch(trades=again))
+        assert (res.trades.new, res.trades.duplicates, res.trades.rejected) == (0, 1, 1)
+        [(reason,)] = w.conn.execute("SELECT reason FROM dead_letters").fetchall()
+        assert reason.startswith("trade 3 conflicts with the stored trade of that id"), reason
+        assert w.conn.execute("SELECT price FROM ticks WHERE trade_id = 3").fetchone()[0] == (
+            first[2].price
+        )
