@@ -97,14 +97,13 @@ def test_the_last_line_counts_every_duplicate_the_feed_dropped(tmp_path):
     import re
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from procs import ExchangeThread, collect, query, wait_for
+    from procs import ExchangeThread, collect, count, query, wait_for
 
     ex = ExchangeThread(rate=80.0)
     try:
         db = tmp_path / "dups.sqlite"
         p = collect(db, ex)
-        wait_for(lambda: db.exists() and query(db, "SELECT count(*) FROM ticks")[0][0] > 20, 30,
-                 "first trades", p)  # fmt: skip
+        wait_for(lambda: count(db) > 20, 30, "first trades", p)
         ex.inject("duplicate", count=12)
         wait_for(
             lambda: (
