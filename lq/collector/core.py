@@ -708,7 +708,7 @@ class Collector:
         if self._recorder is not None and len(batch):
             self._recorder.flush()
         if self.storing and not self._lost_gaps:
-            if not len(batch):
+            if not len(batch) and not batch.echoes:
                 return
             try:
                 async with self._io_lock:
