@@ -248,7 +248,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if cmd == "history":
             from lq.alerts.history import rule_history
             from lq.store import Store
+            from lq.store.reader import to_us_range
 
+            to_us_range(args.start, args.end, fields=("--start", "--end"))
             sr = store.get(args.rule)
             horizons = [h.strip() for h in args.horizons.split(",") if h.strip()]
             with Store(settings.db) as st:

@@ -40,7 +40,7 @@ import pandas as pd
 from lq.backtest._config import canonical_json
 from lq.backtest.engine import BacktestResult
 from lq.errors import BacktestError, StoreError, ValidationError
-from lq.store.reader import Store, to_us
+from lq.store.reader import Store, to_us_range
 from lq.store.sqlite import connect_reader, connect_writer
 
 __all__ = [
@@ -187,8 +187,7 @@ def load_bars(
         from lq.analytics.bars import interval_us
 
         step = interval_us(interval)
-        lo = to_us(start or None, field="start")
-        hi = to_us(end or None, field="end")
+        lo, hi = to_us_range(start or None, end or None)
         if last not in (None, ""):
             span = int(parse_duration(last, field="last") * 1e6)  # type: ignore[arg-type]
             anchor = hi
