@@ -27,7 +27,7 @@ from lq.alerts.evaluate import Firing, RuleState, step
 from lq.alerts.metrics import GarchVolMetric, make_metric
 from lq.alerts.rules import EVENT_METRICS, VENUE_METRICS, Rule, venue_legs
 from lq.analytics.bars import interval_us
-from lq.analytics.reliability import per_day_caveat
+from lq.analytics.reliability import forward_caveat, per_day_caveat
 from lq.errors import RuleError
 from lq.store.reader import Store, TimeLike, to_us_range
 
@@ -298,6 +298,12 @@ class HistoryResult:
     def per_day_caveat(self) -> str | None:
         """Why :attr:`per_day` means little (under a day of data), or None."""
         return per_day_caveat(span_seconds=self.span_seconds)
+
+    @property
+    def forward_caveat(self) -> str | None:
+        """Why the forward returns in :attr:`summary` mean little (under 30 firings), or
+        None; the raw figures stay in ``summary`` and ``firings``."""
+        return forward_caveat(firings=self.count)
 
 
 def rule_history(

@@ -304,7 +304,11 @@ def _summary_line(db: Path, rid: str, path: Path | None, *, tty: bool = False) -
             bits.append(text)
     if run.kind == "sweep":
         dsr = run.metrics.get("dsr")
-        bits.append(f"DSR {format_metric('dsr', dsr)}")
+        text = f"DSR {format_metric('dsr', dsr)}"
+        dsr_caveat = str(run.metrics.get("dsr_caveat") or "")
+        if dsr_caveat and not ruined:
+            text = _dim(f"{text} (not meaningful: {dsr_caveat})", tty)
+        bits.append(text)
         bits.append(f"best {run.params}")
         n_ruined = int(run.metrics.get("ruined_trials") or 0)
         if n_ruined:
