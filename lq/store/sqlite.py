@@ -58,8 +58,9 @@ def connect_reader(path: str | os.PathLike[str]) -> sqlite3.Connection:
     try:
         return _open_ro(p, immutable=False)
     except sqlite3.OperationalError as exc:
-        if "unable to open" not in str(exc) or Path(f"{p}-shm").exists():
-            raise
+        shm_missing = not Path(f"{p}-shm").exists()
+        if "unable to open" not in str(exc) or not shm_missing or os.access(p.parent, os.W_OK):
+            raise  # not the read-only-folder case: the caller names it (io_error_message)
         wal = Path(f"{p}-wal")
         wal_bytes = wal.stat().st_size if wal.exists() else 0
         if wal_bytes:
