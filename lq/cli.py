@@ -88,8 +88,10 @@ def _purge(args: argparse.Namespace, settings: Settings) -> int:
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     from lq.store import Store
     from lq.store.export import export, format_for
+    from lq.store.reader import to_us_range
 
     format_for(args.out, args.format)  # a bad file name fails before the database is opened
+    to_us_range(args.start, args.end, fields=("--start", "--end"))  # so does an empty range
     if not settings.db.exists():
         from lq.errors import StoreError
 
@@ -499,6 +501,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config).with_db(db)
         db = str(settings.db)
+        if settings.db.is_dir():  # SQLite would say only "disk I/O error"
+            from lq.errors import ValidationError
+
+            raise ValidationError(
+                "--db" if getattr(args, "db", None) else "store.db",
+                db,
+                "is a directory, not a database file: name the file, e.g. "
+                f"--db {settings.db / 'lq.sqlite'}",
+            )
         return handlers[args.command](args, settings)
     except LqError as exc:
         print(f"lq {args.command}: error: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ from typing import Any
 
 import platformdirs
 
-from lq.errors import ConfigError
+from lq.errors import ConfigError, ValidationError
 
 __all__ = [
     "BinanceSettings",
@@ -37,6 +37,8 @@ __all__ = [
     "StoreSettings",
     "TelegramSettings",
     "WebhookSettings",
+    "check_http_url",
+    "check_source",
     "config_path",
     "load_settings",
     "parse_duration",
@@ -56,6 +58,43 @@ def config_path() -> Path:
         if env
         else Path(platformdirs.user_config_dir("lq", appauthor=False)) / "config.toml"
     )
+
+
+def check_source(source: str, *, field: str = "--source") -> str:
+    """The one check of a collector source (``lq collect``, ``lq dashboard``, the config):
+    ``live``, ``local`` or ``replay:FILE[,FILE]``; anything else is a one-line
+    :class:`ValidationError` listing those forms."""
+    if source in ("live", "local") or (
+        source.startswith("replay:") and any(f.strip() for f in source[7:].split(","))
+    ):
+        return source
+    raise ValidationError(field, source, "expected live, local or replay:FILE[,FILE]")
+
+
+def check_http_url(url: str, *, field: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host (a webhook, the Telegram API base);
+    anything else is a one-line :class:`ConfigError` naming the field and the form."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
+        why = (
+            "not a URL"
+            if parts is None
+            else "the scheme must be http or https"
+            if parts.scheme.lower() not in ("http", "https")
+            else "it has no host"
+        )
+        env = "$LQ_" + field.replace(".", "_").upper()
+        raise ConfigError(
+            f"{field}={url!r}: {why}: expected a URL such as https://hooks.example.com/lq "
+            f"(set it in {config_path()} or {env})"
+        )
+    return url
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|min|h|d|w)?\s*$")
@@ -278,17 +317,28 @@ def _coerce(section: str, f: dataclasses.Field, value: Any) -> Any:
 def load_settings(
     path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None
 ) -> Settings:
-    """Defaults, then the TOML file (if it exists), then ``LQ_*`` environment variables."""
+    """Defaults, then the TOML file, then ``LQ_*`` environment variables.
+
+    Only the default location may be absent: a file named by ``path`` or ``$LQ_CONFIG``
+    that does not exist is a :class:`ConfigError` (a typo never falls back to defaults)."""
     env = dict(os.environ if env is None else env)
+    named = os.environ.get("LQ_CONFIG")  # what config_path() follows
     p = Path(path) if path is not None else config_path()
     data: dict[str, Any] = {}
-    if p.exists():
+    if p.is_file():
         try:
             data = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    elif p.exists():
+        raise ConfigError(f"{p}: not a config file (a directory?): name a TOML file")
     elif path is not None:
-        raise ConfigError(f"{p}: no such config file")
+        raise ConfigError(f"{p}: no such config file (--config): create it, or leave --config out")
+    elif named:  # the user named a file: a typo must not silently fall back to the defaults
+        raise ConfigError(
+            f"{p}: no such config file ($LQ_CONFIG): create it (it may be empty), "
+            "or unset LQ_CONFIG to use the default location"
+        )
     sections = {f.name: f for f in fields(Settings)}
     values: dict[str, dict[str, Any]] = {name: {} for name in sections}
     for name, body in data.items():
@@ -338,6 +388,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             f"webhook.format={s.webhook.format!r}: expected 'json', 'slack' or 'discord'"
         )
-    src = s.collector.source
-    if src not in ("live", "local") and not src.startswith("replay:"):
-        raise ConfigError(f"collector.source={src!r}: expected 'live', 'local' or 'replay:FILE'")
+    try:
+        check_source(s.collector.source, field="collector.source")
+    except ValidationError as exc:  # a setting: the config error, in the same words
+        raise ConfigError(str(exc)) from None
+    if s.webhook.url:
+        check_http_url(s.webhook.url, field="webhook.url")
+    check_http_url(s.telegram.base_url, field="telegram.base_url")

@@ -25,7 +25,9 @@ def _isolated_config(
 ) -> None:
     """No test reads the developer's own ~/.config/lq or writes to their data dir."""
     home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("LQ_CONFIG", str(home / "config.toml"))
+    conf = home / "config.toml"
+    conf.write_text("")  # a real, empty file: a named config that is missing is an error
+    monkeypatch.setenv("LQ_CONFIG", str(conf))
     monkeypatch.setenv("LQ_DB", str(home / "lq.sqlite"))
     for key in list(os.environ):
         if key.startswith("LQ_") and key not in ("LQ_CONFIG", "LQ_DB"):

@@ -99,9 +99,10 @@ def test_a_read_only_database_is_one_line_naming_the_path_and_the_fix(readonly_d
     path, uid = readonly_db
     home = tempfile.mkdtemp(prefix="lq-home-")
     os.chmod(home, 0o777)
+    Path(home, "config.toml").write_text("")  # readable by the other user (0o644)
     try:
         r = lq(*command, "--db", str(path), user=uid, HOME=home,
-               LQ_CONFIG=f"{home}/none.toml", LQ_DB=str(path))  # fmt: skip
+               LQ_CONFIG=f"{home}/config.toml", LQ_DB=str(path))  # fmt: skip
     finally:
         shutil.rmtree(home)
     line = one_line_error(r, command[0])

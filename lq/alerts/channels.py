@@ -249,6 +249,9 @@ class WebhookChannel(_Http):
         timeout: float = 5.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
+        from lq.config import check_http_url
+
+        check_http_url(url, field="webhook.url")  # "notaurl" is refused here, not at send
         super().__init__(timeout=timeout, client=client)
         self.url = url
         self.format = format

@@ -197,8 +197,15 @@ def history_text(res: Any, name: str, *, tty: bool = False) -> str:
             what += " and the hedged spread y - beta x"
     else:
         what = legs[0]
-    lines.append(f"forward log returns after firing, of {what}:")
-    lines.append(res.summary.to_string(index=False))
+    head = f"forward log returns after firing, of {what}:"
+    body = res.summary.to_string(index=False)
+    if res.forward_caveat:  # the same short-sample rule as the per-day rate and the Sharpe
+        head = (
+            f"forward log returns after firing, of {what} (not meaningful: {res.forward_caveat}):"
+        )
+        body = _dim(body, tty)
+    lines.append(head)
+    lines.append(body)
     return "\n".join(lines)
 
 
@@ -248,7 +255,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if cmd == "history":
             from lq.alerts.history import rule_history
             from lq.store import Store
+            from lq.store.reader import to_us_range
 
+            to_us_range(args.start, args.end, fields=("--start", "--end"))
             sr = store.get(args.rule)
             horizons = [h.strip() for h in args.horizons.split(",") if h.strip()]
             with Store(settings.db) as st:

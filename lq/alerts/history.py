@@ -27,9 +27,9 @@ from lq.alerts.evaluate import Firing, RuleState, step
 from lq.alerts.metrics import GarchVolMetric, make_metric
 from lq.alerts.rules import EVENT_METRICS, VENUE_METRICS, Rule, venue_legs
 from lq.analytics.bars import interval_us
-from lq.analytics.reliability import per_day_caveat
+from lq.analytics.reliability import forward_caveat, per_day_caveat
 from lq.errors import RuleError
-from lq.store.reader import Store, TimeLike, to_us
+from lq.store.reader import Store, TimeLike, to_us_range
 
 __all__ = [
     "HistoryResult",
@@ -116,9 +116,8 @@ def load_samples(
             "live forecasts (their history is in the forecasts table and the Forecast tab)",
         )
     if rule.metric in VENUE_METRICS:
-        return _venue_samples(store, rule, to_us(start, field="start"), to_us(end, field="end"),
-                              last)  # fmt: skip
-    lo, hi = to_us(start, field="start"), to_us(end, field="end")
+        return _venue_samples(store, rule, *to_us_range(start, end), last)
+    lo, hi = to_us_range(start, end)  # a start at or after the end: one line, not "no samples"
     syms = rule.symbols
     sample_us = rule.sample_us
     if last is not None:
@@ -299,6 +298,12 @@ class HistoryResult:
     def per_day_caveat(self) -> str | None:
         """Why :attr:`per_day` means little (under a day of data), or None."""
         return per_day_caveat(span_seconds=self.span_seconds)
+
+    @property
+    def forward_caveat(self) -> str | None:
+        """Why the forward returns in :attr:`summary` mean little (under 30 firings), or
+        None; the raw figures stay in ``summary`` and ``firings``."""
+        return forward_caveat(firings=self.count)
 
 
 def rule_history(

@@ -14,6 +14,10 @@ The rule (one place; ``docs/backtest.md`` and ``docs/alerts.md`` describe it):
   Ratios"): ~19 after one day, so even one day is a floor, not a guarantee. Position returns are
   correlated within a trade, so the number of independent bets is closer to the number of
   trades than to the number of bars; under 30 trades a Sharpe ratio mostly measures a few trades.
+* **Significance figures** (PSR, DSR) follow the same rule as annualised ones (1 day of bars
+  and 30 trades): a probability computed from a few correlated trades is as empty as the
+  Sharpe ratio it is built on. **Forward returns** after an alert's firings need at least
+  :data:`MIN_FIRINGS` (30) firings: a mean of a handful of overlapping returns is noise.
 * **Per-day rates** (how often an alert fired) need at least :data:`MIN_SPAN_PER_DAY` (1 day)
   of sampled data: below that the rate is an extrapolation of a part of one day's cycle.
 
@@ -24,6 +28,10 @@ phrase such as ``"annualised from 5.8 min of bars (under 1 day)"``.
 'annualised from 5.8 min of bars (under 1 day) and 3 trades (under 30)'
 >>> annualised_caveat(span_seconds=3 * 86400.0, trades=45) is None
 True
+>>> sample_caveat("DSR", span_seconds=348.0, trades=3)
+'DSR from 5.8 min of bars (under 1 day) and 3 trades (under 30)'
+>>> forward_caveat(firings=1)
+'forward returns from 1 firing (under 30)'
 >>> per_day_caveat(span_seconds=348.0)
 'per-day rate from 5.8 min of data (under 1 day)'
 """
@@ -34,18 +42,23 @@ import math
 
 __all__ = [
     "ANNUALISED_METRICS",
+    "MIN_FIRINGS",
     "MIN_SPAN_ANNUALISED",
     "MIN_SPAN_PER_DAY",
     "MIN_TRADES",
     "annualised_caveat",
     "format_span",
+    "forward_caveat",
     "per_day_caveat",
+    "sample_caveat",
 ]
 
 #: Seconds between the first and last bar below which annualised figures are greyed (1 day).
 MIN_SPAN_ANNUALISED = 86_400.0
 #: Trades below which a strategy's annualised figures are greyed.
 MIN_TRADES = 30
+#: Alert firings below which the forward returns after them are greyed.
+MIN_FIRINGS = 30
 #: Seconds of sampled data below which per-day rates are greyed (1 day).
 MIN_SPAN_PER_DAY = 86_400.0
 #: The metrics of :class:`lq.backtest.Metrics` the annualisation rule applies to.
@@ -87,6 +100,22 @@ def annualised_caveat(
         Number of trades of a strategy; ``None`` (buy-and-hold, a plain return series) skips
         the trade-count part of the rule.
     """
+    return sample_caveat(
+        "annualised", span_seconds=span_seconds, trades=trades, min_span=min_span,
+        min_trades=min_trades,
+    )  # fmt: skip
+
+
+def sample_caveat(
+    figure: str,
+    *,
+    span_seconds: float,
+    trades: int | None = None,
+    min_span: float = MIN_SPAN_ANNUALISED,
+    min_trades: int = MIN_TRADES,
+) -> str | None:
+    """The annualisation rule for any figure built on a Sharpe ratio (``"PSR"``, ``"DSR"``):
+    ``"<figure> from 5.8 min of bars (under 1 day) ..."``, or ``None`` when it may be shown."""
     short = not (math.isfinite(span_seconds) and span_seconds >= min_span)
     few = trades is not None and trades < min_trades
     if not short and not few:
@@ -96,7 +125,16 @@ def annualised_caveat(
         parts.append(f"{format_span(span_seconds)} of bars (under {_limit(min_span)})")
     if few:
         parts.append(f"{trades} trade{'s' if trades != 1 else ''} (under {min_trades})")
-    return "annualised from " + " and ".join(parts)
+    return f"{figure} from " + " and ".join(parts)
+
+
+def forward_caveat(*, firings: int, min_firings: int = MIN_FIRINGS) -> str | None:
+    """Why the forward returns after ``firings`` alert firings mean nothing, or ``None``."""
+    if firings >= min_firings:
+        return None
+    return (
+        f"forward returns from {firings} firing{'s' if firings != 1 else ''} (under {min_firings})"
+    )
 
 
 def per_day_caveat(*, span_seconds: float, min_span: float = MIN_SPAN_PER_DAY) -> str | None:

@@ -297,8 +297,8 @@ def _metrics_cells(
         notes.append(s_r if s_r else f"buy and hold: {b_r}" if b_r else "")
     if any(notes):
         caption.append(
-            "Greyed figures are annualised from too short a sample to mean anything "
-            "(kept for reference; see the note)."
+            "Greyed figures (annualised ones, and the PSR built on the Sharpe ratio) come from "
+            "too short a sample to mean anything (kept for reference; see the note)."
         )
     index = pd.Index([_label(k) for k in rows], name="metric")
     frame = pd.DataFrame({**text, "note": notes}, index=index)

@@ -167,17 +167,46 @@ def resolve_parameters(
     return values
 
 
-def parse_grid(specs: Sequence[str] | None) -> dict[str, list[Any]]:
-    """``["entry=1.5,2", "lookback=60,120"]`` -> ``{"entry": [1.5, 2], "lookback": [60, 120]}``."""
+_GRID_FORM = "expected NAME=V1,V2,... (one --grid per parameter), e.g. --grid entry=1.5,2,2.5"
+
+
+def parse_grid(specs: Sequence[str] | None, *, strategy: str | None = None) -> dict[str, list[Any]]:
+    """``["entry=1.5,2", "lookback=60,120"]`` -> ``{"entry": [1.5, 2], "lookback": [60, 120]}``.
+
+    A malformed spec is one :class:`ValidationError` naming the wrong token and the form;
+    with ``strategy``, each name must be one of its parameters (checked before any data is read).
+    """
     axes: dict[str, list[Any]] = {}
+    fields = _strategy_fields(strategy) if strategy else None
     for spec in specs or []:
         name, sep, rest = spec.partition("=")
         name = name.strip()
-        if not sep or not name or not rest.strip():
-            raise ValidationError("--grid", spec, "expected NAME=V1,V2,...")
+        if not sep:
+            raise ValidationError("--grid", spec, f"no NAME= before the values: {_GRID_FORM}")
+        if not name or not name.isidentifier():
+            what = "no parameter name" if not name else f"{name!r} is not a parameter name"
+            raise ValidationError("--grid", spec, f"{what} before '=': {_GRID_FORM}")
         if name in axes:
-            raise ValidationError("--grid", spec, f"{name} is given twice")
-        axes[name] = [parse_value(v.strip()) for v in rest.split(",") if v.strip()]
+            raise ValidationError("--grid", spec, f"{name} is given twice: {_GRID_FORM}")
+        if fields is not None and name not in fields:
+            raise ValidationError(
+                "--grid", spec, f"{name!r} is not a parameter of {strategy} {fields}: {_GRID_FORM}"
+            )
+        tokens = [t.strip() for t in rest.split(",")]
+        if not rest.strip():
+            raise ValidationError("--grid", spec, f"no values after '{name}=': {_GRID_FORM}")
+        for i, tok in enumerate(tokens, 1):
+            if not tok:
+                raise ValidationError(
+                    "--grid",
+                    spec,
+                    f"value {i} of {name} is empty (',,' or a trailing ','): {_GRID_FORM}",
+                )
+            if "=" in tok or any(c.isspace() for c in tok):
+                raise ValidationError(
+                    "--grid", spec, f"value {i} of {name}, {tok!r}, is not one value: {_GRID_FORM}"
+                )
+        axes[name] = [parse_value(t) for t in tokens]
     return axes
 
 
@@ -275,7 +304,11 @@ def _summary_line(db: Path, rid: str, path: Path | None, *, tty: bool = False) -
             bits.append(text)
     if run.kind == "sweep":
         dsr = run.metrics.get("dsr")
-        bits.append(f"DSR {format_metric('dsr', dsr)}")
+        text = f"DSR {format_metric('dsr', dsr)}"
+        dsr_caveat = str(run.metrics.get("dsr_caveat") or "")
+        if dsr_caveat and not ruined:
+            text = _dim(f"{text} (not meaningful: {dsr_caveat})", tty)
+        bits.append(text)
         bits.append(f"best {run.params}")
         n_ruined = int(run.metrics.get("ruined_trials") or 0)
         if n_ruined:
@@ -498,7 +531,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     if "store_result" not in pairs:
         # the notebook only reads its database by default; `lq backtest` records each run
         values["store_result"] = True
-    axes = parse_grid(args.grid)
+    axes = parse_grid(args.grid, strategy=str(values.get("strategy") or "") or None)
     if args.workers < 1:
         raise ValidationError("--workers", args.workers, "must be >= 1")
     if args.max_runs is not None and args.max_runs < 1:

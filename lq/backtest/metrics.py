@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lq.analytics.reliability import ANNUALISED_METRICS, annualised_caveat
+from lq.analytics.reliability import ANNUALISED_METRICS, annualised_caveat, sample_caveat
 
 __all__ = [
     "EULER_GAMMA",
@@ -459,6 +459,9 @@ def compute_metrics(
         ruined_at = t.isoformat() if isinstance(t, pd.Timestamp) else str(t)
     reason = annualised_caveat(span_seconds=span, trades=n_trades if count_trades else None)
     caveats = {} if reason is None or ruin >= 0 else dict.fromkeys(ANNUALISED_METRICS, reason)
+    if caveats:  # the same rule for the probability built on the Sharpe ratio, in its words
+        trades_n = n_trades if count_trades else None
+        caveats["psr"] = sample_caveat("PSR", span_seconds=span, trades=trades_n) or str(reason)
     return Metrics(
         total_return=total_return(equity),
         cagr=growth,

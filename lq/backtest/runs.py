@@ -40,7 +40,7 @@ import pandas as pd
 from lq.backtest._config import canonical_json
 from lq.backtest.engine import BacktestResult
 from lq.errors import BacktestError, StoreError, ValidationError
-from lq.store.reader import Store, to_us
+from lq.store.reader import Store, to_us_range
 from lq.store.sqlite import connect_reader, connect_writer
 
 __all__ = [
@@ -100,6 +100,7 @@ RUN_COLUMNS = [
     "created_ts",
     "ruined",
     "caveat",
+    "dsr_caveat",
 ]
 
 
@@ -187,8 +188,7 @@ def load_bars(
         from lq.analytics.bars import interval_us
 
         step = interval_us(interval)
-        lo = to_us(start or None, field="start")
-        hi = to_us(end or None, field="end")
+        lo, hi = to_us_range(start or None, end or None)
         if last not in (None, ""):
             span = int(parse_duration(last, field="last") * 1e6)  # type: ignore[arg-type]
             anchor = hi
@@ -492,6 +492,7 @@ def record_sweep(
         "kind": "sweep",
         "result_id": str(best["id"]),
         "dsr": _plain(best["dsr"]),
+        "dsr_caveat": str(best.get("dsr_caveat", "") or ""),  # why the DSR means little
         "psr": _plain(best["psr"]),
         "n_trials": int(table.attrs.get("n_trials", len(table))),
         "expected_max_sharpe": _plain(table.attrs.get("expected_max_sharpe", float("nan"))),
@@ -605,7 +606,8 @@ def list_runs(
         ``time`` is tz-aware UTC; ``params`` holds dicts; the metric columns are the run's
         (a sweep's: its best set's), ``dsr``/``n_trials`` are NaN for single backtests.
         ``ruined``: equity reached zero; ``caveat``: why the annualised figures (Sharpe...)
-        mean little (short sample), empty when they may be trusted.
+        mean little (short sample), empty when they may be trusted; ``dsr_caveat``: the
+        same for a sweep's DSR (the same rule, :mod:`lq.analytics.reliability`).
     """
     if kind not in (None, "backtest", "sweep"):
         raise ValidationError("kind", kind, 'must be "backtest", "sweep" or None')
@@ -656,6 +658,7 @@ def list_runs(
                 "created_ts": run.created_ts,
                 "ruined": bool(m.get("ruined", False)),
                 "caveat": stored_caveat(m),
+                "dsr_caveat": str(run.metrics.get("dsr_caveat") or m.get("dsr_caveat") or ""),
             }
         )
         if limit is not None and len(out) >= limit:

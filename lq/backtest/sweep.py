@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from lq.analytics.reliability import sample_caveat
 from lq.backtest.costs import Costs
 from lq.backtest.data import Bars, data_fingerprint
 from lq.backtest.engine import (
@@ -106,7 +107,14 @@ def _one(task: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
     r = r[np.isfinite(r)]
     row = m.to_dict()
     caveats = row.pop("caveats")
+    caveats.pop("psr", None)
     row["caveat"] = next(iter(caveats.values()), "")  # one reason for all annualised figures
+    # the DSR is a PSR of the same returns: the same short-sample rule, in its own words
+    row["dsr_caveat"] = (
+        ""
+        if m.ruined
+        else sample_caveat("DSR", span_seconds=m.span_seconds, trades=m.number_of_trades) or ""
+    )
     row["sharpe_bar"], row["skew"], row["kurtosis"] = sharpe_moments(r)
     row["n_returns"] = int(r.size)
     return i, row

@@ -21,7 +21,7 @@ import signal
 from typing import Any
 
 from lq.argtypes import seconds_arg, speed_arg
-from lq.config import Settings, parse_duration
+from lq.config import Settings, check_source, parse_duration
 from lq.signals import stop_requested
 
 __all__ = ["add_parser", "collector_from_args", "run"]
@@ -174,10 +174,7 @@ def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:
     from lq.collector.preflight import check_channels, preflight
 
     check_channels(channels, symbols)  # before any exchange or connection is started
-    if source not in ("live", "local") and not source.startswith("replay:"):
-        from lq.errors import ValidationError
-
-        raise ValidationError("--source", source, "expected live, local or replay:FILE[,FILE]")
+    check_source(source)
     if args.exchange_label is not None and not args.exchange_label.strip():
         from lq.errors import ValidationError
 
@@ -232,8 +229,7 @@ def _multi_collector(
     from lq.errors import ValidationError
 
     cs = settings.collector
-    if source not in ("live", "local") and not source.startswith("replay:"):
-        raise ValidationError("--source", source, "expected live, local or replay:FILE[,FILE]")
+    check_source(source)
     single = len(feeds) == 1
     for flag in ("ws_url", "rest_url", "exchange_label"):
         if getattr(args, flag, None) and not single:

@@ -23,7 +23,7 @@ from lq.alerts.history import HistoryResult
 from lq.alerts.rules import CHANNELS, CONDITIONS, EVENT_METRICS, METRICS, Rule, rule_from_dict
 from lq.alerts.store import AlertStore, StoredRule
 from lq.errors import LqError, RuleError
-from lq.formatting import header, table
+from lq.formatting import GREY_CSS, header, table
 
 __all__ = ["AlertsTab", "history_html"]
 
@@ -63,6 +63,15 @@ def history_html(res: HistoryResult, name: str) -> str:
         f"<b>{html.escape(name)}</b>: would have fired {res.count} {times} in "
         f"{res.samples:,} samples over {format_span(res.span_seconds)}, {rate}"
     )
+    caption = "Forward log returns of the first symbol after each firing, per horizon."
+    css = tips = None
+    if res.forward_caveat:  # greyed with the reason, as the per-day rate and the Sharpe are
+        figures = [c for c in ("mean", "median", "hit_rate", "reverted") if c in res.summary]
+        css = pd.DataFrame("", index=res.summary.index, columns=res.summary.columns)
+        tips = css.copy()
+        css[figures] = GREY_CSS
+        tips[figures] = res.forward_caveat
+        caption += f" Greyed: not meaningful, {res.forward_caveat}."
     shown = table(
         res.summary,
         kinds={
@@ -80,7 +89,9 @@ def history_html(res: HistoryResult, name: str) -> str:
             "hit_rate": header("share > 0", "%"),
             "reverted": header("spread reverted", "%"),
         },
-        caption="Forward log returns of the first symbol after each firing, per horizon.",
+        css=css,
+        tooltips=tips,
+        caption=caption,
     ).to_html()
     return f"<div class='lq-rule-history'>{head}<br>{shown}</div>"
 

@@ -114,6 +114,7 @@ def runs_html(runs: pd.DataFrame, *, max_rows: int = 25) -> str:
         p = ", ".join(f"{k}={v}" for k, v in (r.params or {}).items() if v is not None)
         ruined = bool(getattr(r, "ruined", False))
         caveat = str(getattr(r, "caveat", "") or "")
+        dsr_caveat = str(getattr(r, "dsr_caveat", "") or "")
         rows.append(
             {
                 "time (UTC)": r.time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -132,8 +133,14 @@ def runs_html(runs: pd.DataFrame, *, max_rows: int = 25) -> str:
             }
         )
         sharpe_css = RUINED_CSS if ruined else GREY_CSS if caveat else ""
-        css.append({"Sharpe": sharpe_css, "DSR": RUINED_CSS if ruined else ""})
-        tips.append({"Sharpe": "equity reached zero" if ruined else caveat})
+        dsr_css = RUINED_CSS if ruined else GREY_CSS if dsr_caveat else ""
+        css.append({"Sharpe": sharpe_css, "DSR": dsr_css})
+        tips.append(
+            {
+                "Sharpe": "equity reached zero" if ruined else caveat,
+                "DSR": "" if ruined else dsr_caveat,
+            }
+        )
     frame = pd.DataFrame(rows)
     # object columns: the unset cells are float NaN, and pandas refuses "" into a float column
     style = pd.DataFrame(css, columns=frame.columns, dtype=object).fillna("")
@@ -141,9 +148,14 @@ def runs_html(runs: pd.DataFrame, *, max_rows: int = 25) -> str:
     more = ""
     if len(runs) > max_rows:
         more = f"showing the newest {max_rows} of {len(runs)} runs. "
-    if "caveat" in runs.columns and (head["caveat"].astype(bool)).any():
+    greyed = [
+        name
+        for name, col in (("Sharpe", "caveat"), ("DSR", "dsr_caveat"))
+        if col in runs.columns and head[col].astype(bool).any()
+    ]
+    if greyed:
         more += (
-            "Greyed Sharpe: annualised from too short a sample (under 1 day of bars or "
+            f"Greyed {' and '.join(greyed)}: from too short a sample (under 1 day of bars or "
             "30 trades) to mean anything; hover for the reason."
         )
     styler = table(

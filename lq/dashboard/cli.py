@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lq.collector.cli import add_source_arguments
-from lq.config import Settings
+from lq.config import Settings, check_source
 from lq.dashboard.server import MAX_UPLOAD_BYTES, is_loopback, tornado_settings
 from lq.errors import ValidationError
 
@@ -358,6 +358,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from lq.dashboard.server import ORIGINS_ENV, READY_ENV, TOKEN_ENV
     from lq.store import writer_pid
 
+    check_source(args.source or settings.collector.source)  # the check `lq collect` makes
     host = args.host or settings.dashboard.host
     port = int(args.port if args.port is not None else settings.dashboard.port)
     token = resolve_token(args, settings)

@@ -7,6 +7,7 @@ import html
 import json
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from lq.dashboard._widgets import error_html, labelled, note_html
 from lq.dashboard.cli import MAX_UPLOAD_BYTES
 from lq.errors import LqError, SymbolRequiredError
 from lq.store import Store
-from lq.store.export import select, to_bytes
+from lq.store.export import exchange_labels, select, to_bytes
 
 __all__ = ["RANGES", "DataPanel", "download_link"]
 
@@ -33,6 +34,8 @@ RANGES: dict[str, float | None] = {
 }
 MIME = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024  # the link travels over the kernel's websocket
+#: How the error for a symbol stored under several exchange labels names this tab's control.
+CHOOSE_EXCHANGE = "the 'exchange' menu beside 'symbol' above"
 
 
 def download_link(data: bytes, filename: str, fmt: Literal["csv", "parquet"], rows: int) -> str:
@@ -68,6 +71,9 @@ class DataPanel:
         syms = [s.upper() for s in symbols]
         self.kind = W.Dropdown(options=["bars", "ticks", "book_tickers"], value="bars")
         self.symbol = W.Dropdown(options=syms, value=syms[0] if syms else None)
+        # the exchange label of the rows: a symbol stored under several (a live venue and the
+        # local exchange) is one series per label, never spliced; this menu picks it
+        self.exchange = W.Dropdown(options=[("(the only one)", None)], value=None)
         self.interval = W.Dropdown(options=["1s", "1m", "5m", "1h"], value="1s")
         self.range = W.Dropdown(options=list(RANGES), value="last 1 h")
         self.format = W.ToggleButtons(options=["csv", "parquet"], value="csv")
@@ -102,6 +108,9 @@ class DataPanel:
         self.upload.observe(self._on_upload, names="value")
         self.interval.layout.visibility = "visible"
         self.kind.observe(self._kind_changed, names="value")
+        self.kind.observe(lambda _c: self._update_exchanges(), names="value")
+        self.symbol.observe(lambda _c: self._update_exchanges(), names="value")
+        self._update_exchanges()
         self.widget = W.VBox(
             [
                 W.HTML("<h4>Download the current selection</h4>"),
@@ -109,6 +118,7 @@ class DataPanel:
                     [
                         labelled("what ", self.kind, "130px"),
                         labelled("symbol ", self.symbol, "130px"),
+                        labelled("exchange ", self.exchange, "150px"),
                         labelled("interval ", self.interval, "80px"),
                         labelled("range ", self.range, "130px"),
                         self.format,
@@ -122,6 +132,23 @@ class DataPanel:
                 self.upload_result,
             ]
         )
+
+    def _update_exchanges(self) -> None:
+        """The labels the selected symbol's rows are stored under: the menu offers them, with
+        "choose" first when there are several (so a download never mixes or guesses one)."""
+        sym, kind = self.symbol.value, self.kind.value
+        try:
+            labels = exchange_labels(self.store, kind, sym) if sym else []
+        except (LqError, sqlite3.Error):
+            labels = []
+        if len(labels) > 1:
+            options: list[tuple[str, str | None]] = [("choose one", None)]
+        else:
+            options = [("(the only one)", None)]
+        options += [(label, label) for label in labels]
+        keep = self.exchange.value if self.exchange.value in labels else None
+        self.exchange.options = options
+        self.exchange.value = keep
 
     def _kind_changed(self, change: dict[str, Any]) -> None:
         self.interval.layout.visibility = "visible" if change["new"] == "bars" else "hidden"
@@ -156,13 +183,15 @@ class DataPanel:
 
     def make_download(self) -> str:
         """Build the download link for the current selection; returns the link's HTML."""
+        self._update_exchanges()  # labels stored since the tab was built
         sym, kind, fmt = self.symbol.value, self.kind.value, self.format.value
         span = RANGES[self.range.value]
         start = None if span is None else int((time.time() - span) * 1e6)
+        pick = {"exchange": self.exchange.value, "choose_with": CHOOSE_EXCHANGE}
         try:
-            df = select(self.store, kind, sym, interval=self.interval.value, start=start)
-            if span is not None and df.empty:
-                df = select(self.store, kind, sym, interval=self.interval.value)  # old data
+            df = select(self.store, kind, sym, interval=self.interval.value, start=start, **pick)
+            if span is not None and df.empty:  # old data
+                df = select(self.store, kind, sym, interval=self.interval.value, **pick)
             data = to_bytes(df, fmt)
         except LqError as exc:
             self.link.value = error_html(str(exc))

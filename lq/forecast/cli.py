@@ -209,6 +209,32 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     return _train(args, db)
 
 
+_WALK_HINTS = {
+    "folds": "the number of walk-forward test blocks, e.g. -p folds 5",
+    "embargo": "bars between training labels and each test block, e.g. -p embargo 0",
+    "workers": "processes fitting the blocks, e.g. -p workers 2",
+}
+
+
+def _check_walk_forward(values: Mapping[str, Any]) -> None:
+    """``-p folds 0`` and the like: one line naming the parameter and a valid value."""
+    from lq.forecast.walkforward import WalkForwardConfig
+
+    workers = values.get("workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValidationError(
+            "-p workers", workers, f"must be an integer >= 1 ({_WALK_HINTS['workers']})"
+        )
+    try:
+        WalkForwardConfig(folds=values.get("folds", 5), embargo=values.get("embargo", 0))
+    except ValidationError as exc:
+        name = exc.field.rsplit(".", 1)[-1]
+        low = 1 if name == "folds" else 0
+        raise ValidationError(
+            f"-p {name}", exc.value, f"must be an integer >= {low} ({_WALK_HINTS.get(name, '')})"
+        ) from None
+
+
 def _train(args: argparse.Namespace, db: Path) -> int:
     from lq.backtest.cli import Schedule, _install_signals, notebook_parameters
     from lq.config import parse_duration
@@ -221,6 +247,7 @@ def _train(args: argparse.Namespace, db: Path) -> int:
         values["db"] = str(db)
     if args.max_runs is not None and args.max_runs < 1:
         raise ValidationError("--max-runs", args.max_runs, "must be >= 1")
+    _check_walk_forward(values)  # before papermill starts a kernel, not in its cell 3
 
     def once(scheduled: bool) -> None:
         rid, path = run_notebook(

@@ -15,7 +15,7 @@ from typing import Literal
 import pandas as pd
 
 from lq.errors import ValidationError
-from lq.store.reader import Store, TimeLike
+from lq.store.reader import Store, TimeLike, to_us_range
 
 __all__ = [
     "FORMATS",
@@ -97,6 +97,7 @@ def select(
     start: TimeLike = None,
     end: TimeLike = None,
     exchange: str | None = None,
+    choose_with: str = "--exchange LABEL",
 ) -> pd.DataFrame:
     """The rows to export, with a readable UTC ``time`` column first, then ``symbol`` and
     ``exchange``.
@@ -106,10 +107,13 @@ def select(
     are never spliced together.
 
     Raises :class:`~lq.errors.ValidationError` for a symbol without rows of ``kind``, and
-    for a symbol under several labels without ``exchange`` (or with one it is not under).
+    for a symbol under several labels without ``exchange`` (or with one it is not under);
+    ``choose_with`` names the control that picks the label where the caller offers one (the
+    CLI's ``--exchange LABEL``, the dashboard's menu).
     """
     if kind not in KINDS:
         raise ValidationError("kind", kind, f"expected one of {list(KINDS)}")
+    to_us_range(start, end)  # a start at or after the end is refused, not "0 rows"
     sym = symbol.upper()
     known = known_symbols(store, kind)
     if sym not in known:
@@ -126,12 +130,12 @@ def select(
                 "symbol",
                 symbol,
                 f"{kind.replace('_', ' ')} of {sym} are stored from {len(labels)} exchanges "
-                f"({', '.join(labels)}); choose one with --exchange LABEL",
+                f"({', '.join(labels)}); choose one with {choose_with}",
             )
         exchange = labels[0] if labels else None
     elif exchange not in labels:
         raise ValidationError(
-            "--exchange",
+            "exchange" if choose_with != "--exchange LABEL" else "--exchange",
             exchange,
             f"no {kind.replace('_', ' ')} of {sym} under this label; stored under: "
             f"{', '.join(labels) if labels else 'none'}",

@@ -28,7 +28,7 @@ from lq.store.sqlite import connect_reader
 if TYPE_CHECKING:
     from lq.store.book import BookHistory
 
-__all__ = ["BAR_COLUMNS", "TICK_COLUMNS", "Store", "to_us"]
+__all__ = ["BAR_COLUMNS", "TICK_COLUMNS", "Store", "to_us", "to_us_range"]
 
 TICK_COLUMNS = ["ts", "trade_id", "price", "qty", "is_buyer_maker"]
 BAR_COLUMNS = ["open", "high", "low", "close", "volume", "quote_volume", "trades", "vwap"]
@@ -58,6 +58,22 @@ def to_us(value: TimeLike, *, field: str = "time") -> int | None:
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
     return int(ts.value // 1000)
+
+
+def to_us_range(
+    start: TimeLike, end: TimeLike, *, fields: tuple[str, str] = ("start", "end")
+) -> tuple[int | None, int | None]:
+    """``[start, end)`` as µs (either may be None), refused in one line when it is empty:
+    a start at or after the end is a typo, never "no rows"."""
+    lo, hi = to_us(start, field=fields[0]), to_us(end, field=fields[1])
+    if lo is not None and hi is not None and lo >= hi:
+        raise ValidationError(
+            fields[0],
+            start,
+            f"is not before {fields[1]}={end!r}: the range [{fields[0]}, {fields[1]}) is empty; "
+            f"give a {fields[0]} earlier than the {fields[1]} (or swap them)",
+        )
+    return lo, hi
 
 
 def _frame(rows: list[tuple[Any, ...]], columns: Sequence[str]) -> pd.DataFrame:

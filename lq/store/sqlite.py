@@ -6,6 +6,7 @@ import functools
 import itertools
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,17 +41,49 @@ def connect_writer(
 
 
 def connect_reader(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """A read-only connection (many may exist while the collector writes)."""
+    """A read-only connection (many may exist while the collector writes).
+
+    A WAL database whose ``-shm`` file is absent in a folder nobody can write (a copy on
+    read-only media, a read-only mount) cannot be opened ``mode=ro``: SQLite must create the
+    ``-shm``. When its ``-wal`` is absent or empty, every row is in the main file and no
+    writer can exist there (it could not create the ``-wal``), so it is opened
+    ``immutable=1``; with a non-empty ``-wal`` it cannot be read faithfully, and a
+    :class:`~lq.errors.StoreError` says why and what to do. Never "no rows".
+    """
+    from lq.errors import StoreError
+
     p = Path(path)
     if not p.exists():
-        from lq.errors import StoreError
-
         raise StoreError(f"{p}: no such database (start `lq collect` or `lq import` first)")
-    conn = sqlite3.connect(
-        f"file:{p}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-    )
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA cache_size=-65536")
+    try:
+        return _open_ro(p, immutable=False)
+    except sqlite3.OperationalError as exc:
+        shm_missing = not Path(f"{p}-shm").exists()
+        if "unable to open" not in str(exc) or not shm_missing or os.access(p.parent, os.W_OK):
+            raise  # not the read-only-folder case: the caller names it (io_error_message)
+        wal = Path(f"{p}-wal")
+        wal_bytes = wal.stat().st_size if wal.exists() else 0
+        if wal_bytes:
+            raise StoreError(
+                f"{p}: cannot be read here: its folder is read-only, SQLite cannot create "
+                f"{p.name}-shm, and {p.name}-wal holds {wal_bytes:,} bytes of rows not yet in "
+                "the main file: copy the database with its -wal to a writable folder (or "
+                "checkpoint it where it was written) and pass that copy with --db"
+            ) from None
+        return _open_ro(p, immutable=True)  # all rows are in the main file
+
+
+def _open_ro(p: Path, *, immutable: bool) -> sqlite3.Connection:
+    flag = "immutable=1" if immutable else "mode=ro"
+    uri = f"file:{urllib.parse.quote(str(p))}?{flag}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file now
+    except sqlite3.Error:
+        conn.close()
+        raise
     return conn
 
 

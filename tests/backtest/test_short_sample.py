@@ -41,7 +41,7 @@ def test_under_one_day_of_bars_the_annualised_figures_are_flagged_but_kept():
     m = res.metrics
     assert m.span_seconds == 1439 * 60
     assert m.number_of_trades == 40
-    assert set(m.caveats) == set(ANNUALISED_METRICS)
+    assert set(m.caveats) == {*ANNUALISED_METRICS, "psr"}  # PSR: the same rule
     assert m.caveats["sharpe"] == "annualised from 24.0 h of bars (under 1 day)"
     # the raw value is still there, and still what the formula gives
     r = returns_from_equity(res.equity)
