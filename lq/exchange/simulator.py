@@ -225,6 +225,7 @@ class SimulatorSource:
         steps = None if self.duration is None else round(self.duration / dt)
         k = 0
         lat_hi = p.latency_ms_max + 1
+        sent_after = p.latency_ms_max * 1000  # µs
         qty_text: dict[int, str] = {}  # format_e8 of the sizes seen (they repeat)
         poisson = rng.poisson
         integers = rng.integers
@@ -293,7 +294,15 @@ class SimulatorSource:
                         qty = qty_text.get(q)
                         if qty is None:
                             qty = qty_text[q] = format_e8(q)
-                        out.append((ts, len(out), TradeIn(sym, tid, price, qty, ts, e_ts, m, key)))
+                        # sent once the slowest latency has passed: never before its event
+                        # time E (a frame sent earlier showed a negative lag on one machine)
+                        out.append(
+                            (
+                                ts + sent_after,
+                                len(out),
+                                TradeIn(sym, tid, price, qty, ts, e_ts, m, key),
+                            )
+                        )
                         tid += 1
                     j += nf
                 next_id[i] = tid

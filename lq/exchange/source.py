@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 from lq.exchange.market import QuoteIn, SymbolSpec, TradeIn
 
-__all__ = ["Source", "SourceItem", "format_e8", "split_symbol"]
+__all__ = ["Source", "SourceItem", "format_e8", "real_time_anchor", "split_symbol"]
 
 SourceItem = tuple[int, TradeIn | QuoteIn]
 """``(pacing clock in µs, item)``: the exchange releases the item when the clock is due."""
@@ -32,6 +33,17 @@ class Source(Protocol):
     def items(self) -> Iterator[SourceItem]:
         """A fresh iterator over the items, in pacing-clock order."""
         ...
+
+
+def real_time_anchor(at0: int, speed: float, now: float) -> float:
+    """The loop time at which the first item (pacing clock ``at0``, µs) is due.
+
+    A source on the real clock at real speed (the simulator, a retimed replay) is paced by the
+    clock itself: the first item is not sent before its time, so no frame leaves before the
+    event time it carries (a negative lag on one machine). Any other source starts at once.
+    """
+    ahead = at0 / 1e6 - time.time()
+    return now + ahead if speed == 1.0 and 0 < ahead < 60 else now
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:

@@ -32,7 +32,7 @@ from websockets.http11 import Request, Response
 from lq.errors import ValidationError
 from lq.exchange.faults import FAULT_KINDS, Faults, garbage_frame
 from lq.exchange.market import Market, OutFrame, QuoteIn, TradeIn, server_shutdown_frame
-from lq.exchange.source import Source
+from lq.exchange.source import Source, real_time_anchor
 from lq.exchange.wsframe import send_batch
 from lq.feeds.events import AggTrade, Trade
 from lq.venues.binance.local.protocol import (
@@ -517,7 +517,7 @@ class LocalExchange:
         for at, item in self.source.items():
             if speed is not None:
                 if not wall0:
-                    at0, wall0 = at, loop.time()
+                    at0, wall0 = at, real_time_anchor(at, speed, loop.time())
                 delay = wall0 + (at - at0) / 1e6 / speed - loop.time()
                 if delay > 0.001:
                     market.flush(out)
