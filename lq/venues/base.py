@@ -188,6 +188,8 @@ class ProtocolVenue:
         self.default_symbols = tuple(
             default_symbols or getattr(protocol, "DEFAULT_SYMBOLS", ()) or ()
         )
+        self.channels: tuple[str, ...] = tuple(getattr(protocol, "CHANNELS", ("trade",)))
+        """The ``--channels`` names this venue offers (the shared client follows trades)."""
 
     def __repr__(self) -> str:
         return f"ProtocolVenue({self.name!r}, id_rule={self.id_rule!r})"
@@ -209,6 +211,24 @@ class ProtocolVenue:
             ) from None
         return out
 
+    def check_channels(self, channels: Sequence[str]) -> tuple[str, ...]:
+        """``channels`` if this venue offers every one; else ValidationError naming the
+        channels it does offer (one line)."""
+        got = tuple(c.strip() for c in channels if c.strip())
+        if isinstance(channels, str) or not got:
+            raise ValidationError(
+                "--channels", channels, f"expected {self.name} channels: {', '.join(self.channels)}"
+            )
+        bad = [c for c in got if c not in self.channels]
+        if bad:
+            raise ValidationError(
+                "--channels",
+                ",".join(got),
+                f"{self.name} does not offer {', '.join(bad)}; it offers: "
+                f"{', '.join(self.channels)}",
+            )
+        return tuple(dict.fromkeys(got))
+
     def instrument(self, symbol: str) -> Instrument:
         return guess_instrument(self.name, symbol)
 
@@ -227,10 +247,8 @@ class ProtocolVenue:
     ) -> Any:
         from lq.feeds.venue_client import VenueClient
 
-        if tuple(channels) not in (("trade",), ()):
-            raise ValidationError(
-                "--channels", ",".join(channels), f"{self.name} supports the trade channel only"
-            )
+        if tuple(channels) != ():
+            self.check_channels(channels)
         options.pop("api_key", None)  # a Binance setting
         options.pop("endpoint", None)
         return VenueClient(
