@@ -200,7 +200,7 @@ class ProtocolVenue:
             t = s.strip().upper()
             if not t or any(c.isspace() for c in t):
                 raise ValidationError("--symbols", s, f"not a {self.name} symbol")
-            out.append(t)
+            out.append(self._spot_symbol(s, t))
         try:  # the parser's own rule for this venue's symbols (Kraken: BASE/QUOTE, ...)
             self.parser_module.Parser(out)
         except ValueError as exc:
@@ -210,6 +210,32 @@ class ProtocolVenue:
                 "--symbols", ",".join(symbols), f"{why}" + (f" (e.g. {eg})" if eg else "")
             ) from None
         return out
+
+    def _spot_symbol(self, given: str, t: str) -> str:
+        """``t`` by the venue's naming rule (``protocol.SYMBOL_SEP``: ``BASE-QUOTE`` or
+        ``BASE/QUOTE``, the only spot form lq follows), aliases (``SYMBOL_ALIASES``: Kraken's
+        ``XBT`` -> ``BTC``) replaced; else one-line ValidationError naming the form, an
+        example and, when the symbol splits, the spelling meant."""
+        sep = getattr(self.protocol, "SYMBOL_SEP", None)
+        if not sep:
+            return t
+        parts = t.split(sep)
+        if len(parts) == 2 and all(p.isascii() and p.isalnum() for p in parts):
+            aliases = getattr(self.protocol, "SYMBOL_ALIASES", {})
+            return sep.join(aliases.get(p, p) for p in parts)
+        eg = self.default_symbols[0] if self.default_symbols else f"BTC{sep}USD"
+        form = f"expected a spot {self.name} symbol BASE{sep}QUOTE, e.g. {eg}"
+        if len(parts) > 2:
+            why = f"a derivative or dated instrument ({self.name} spot trades only): {form}"
+            raise ValidationError("--symbols", given, why)
+        hint = ""
+        try:
+            g = guess_instrument(self.name, t.replace("-", "/").replace("_", "/"))
+            if g.base and g.quote and g.base != t:
+                hint = f" (did you mean {g.base}{sep}{g.quote}?)"
+        except (ValueError, IndexError):  # pragma: no cover - a guess only
+            pass
+        raise ValidationError("--symbols", given, f"{form}{hint}")
 
     def check_channels(self, channels: Sequence[str]) -> tuple[str, ...]:
         """``channels`` if this venue offers every one; else ValidationError naming the
