@@ -169,7 +169,9 @@ def _trade_ids(frames: list[str]) -> list[list[int]]:
     return out
 
 
-@pytest.mark.parametrize("flag", ["--malformed-rate", "--duplicate-rate", "--skip-rate"])
+@pytest.mark.parametrize(
+    "flag", ["--malformed-rate", "--duplicate-rate", "--skip-rate", "--out-of-order-rate"]
+)
 def test_fault_rates_apply_to_every_venue_served(flag):
     args = _args("--symbols", "binance:BTCUSDT", "--symbols", "coinbase:BTC-USD",
                  "--rate", "200", flag, "1")  # fmt: skip
@@ -194,6 +196,8 @@ def test_fault_rates_apply_to_every_venue_served(flag):
         assert ids, frames[:5]
     elif flag == "--duplicate-rate":
         assert len(ids) >= 2 and any(a == b for a, b in itertools.pairwise(ids)), ids
+    elif flag == "--out-of-order-rate":  # a batch held back arrives after the next one
+        assert len(ids) >= 2 and any(min(a) > max(b) for a, b in itertools.pairwise(ids)), ids
     else:
         assert truth, "the exchange produced no trade"
         assert ids == [], ids  # every trade kept off the socket (REST keeps them)
