@@ -224,9 +224,12 @@ class ProtocolVenue:
             aliases = getattr(self.protocol, "SYMBOL_ALIASES", {})
             return sep.join(aliases.get(p, p) for p in parts)
         eg = self.default_symbols[0] if self.default_symbols else f"BTC{sep}USD"
-        form = f"expected a spot {self.name} symbol BASE{sep}QUOTE, e.g. {eg}"
+        disp = getattr(self.protocol, "DISPLAY_NAME", self.name)
+        what = getattr(self.protocol, "SYMBOL_WHAT", "symbol")
+        art = "an" if disp[:1] in "AEIOU" else "a"
+        form = f"not {art} {disp} {what} 'BASE{sep}QUOTE' (spot), e.g. {eg}"
         if len(parts) > 2:
-            why = f"a derivative or dated instrument ({self.name} spot trades only): {form}"
+            why = f"a derivative or dated instrument, {form}: lq follows spot trades"
             raise ValidationError("--symbols", given, why)
         hint = ""
         try:

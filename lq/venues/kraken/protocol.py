@@ -20,6 +20,7 @@ from typing import Literal
 
 __all__ = [
     "DEFAULT_SYMBOLS",
+    "DISPLAY_NAME",
     "ID_RULE",
     "MAX_STREAMS_PER_CONNECTION",
     "NAME",
@@ -28,6 +29,7 @@ __all__ = [
     "SNAPSHOT",
     "SYMBOL_ALIASES",
     "SYMBOL_SEP",
+    "SYMBOL_WHAT",
     "WS_URL",
     "ping_message",
     "subscribe_messages",
@@ -37,6 +39,9 @@ NAME = "kraken"
 WS_URL = "wss://ws.kraken.com/v2"  # public v2 (docs websockets/introduction)
 REST_URL = "https://api.kraken.com"
 ID_RULE: Literal["contiguous", "none"] = "contiguous"
+DISPLAY_NAME = "Kraken"
+SYMBOL_WHAT = "pair"
+"""How the venue calls a symbol, for messages."""
 SYMBOL_SEP = "/"
 """Spot symbols are ``BASE/QUOTE`` (checked, with an example, at the CLI/adapter boundary)."""
 DEFAULT_SYMBOLS = ("BTC/USD", "ETH/USD")

@@ -23,6 +23,7 @@ __all__ = [
     "CHANNEL",
     "CONNECTIONS_PER_S",
     "DEFAULT_SYMBOLS",
+    "DISPLAY_NAME",
     "ID_RULE",
     "MAX_STREAMS_PER_CONNECTION",
     "NAME",
@@ -32,6 +33,7 @@ __all__ = [
     "REST_URL",
     "SUBSCRIBE_OPS_PER_HOUR",
     "SYMBOL_SEP",
+    "SYMBOL_WHAT",
     "WS_URL",
     "ping_message",
     "subscribe_messages",
@@ -42,6 +44,9 @@ WS_URL = "wss://ws.okx.com:8443/ws/v5/business"  # trades-all lives on the busin
 PUBLIC_WS_URL = "wss://ws.okx.com:8443/ws/v5/public"  # trades, tickers, books
 REST_URL = "https://www.okx.com"
 ID_RULE: Literal["contiguous", "none"] = "contiguous"
+DISPLAY_NAME = "OKX"
+SYMBOL_WHAT = "instId"
+"""How the venue calls a symbol, for messages."""
 SYMBOL_SEP = "-"
 """Spot symbols are ``BASE-QUOTE`` (checked, with an example, at the CLI/adapter boundary)."""
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
