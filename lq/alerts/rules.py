@@ -563,9 +563,29 @@ def validate_symbols(rule: Rule, known: set[str] | frozenset[str] | None) -> Non
     if not known:
         return
     legs = symbol_legs(rule.symbol)
-    for s in [sym for sym, _ex in legs] if legs is not None else rule.symbols:
+    for s, ex in legs if legs is not None else [(x, None) for x in rule.symbols]:
+        if ex is not None and _venue_symbol_ok(rule, s, ex):
+            continue  # a venue's own symbol under its label: checked by the venue's rule
         if s not in known:
             raise RuleError("symbol", rule.symbol, f"{s} is not collected; known: {sorted(known)}")
+
+
+def _venue_symbol_ok(rule: Rule, symbol: str, label: str) -> bool:
+    """True if ``label`` is a venue's (``coinbase``, ``local-coinbase``) and ``symbol`` is
+    spelt by that venue's naming rule; RuleError naming the venue's form if it is not."""
+    from lq.errors import ValidationError
+    from lq.venues.registry import get_venue, venue_names
+
+    name = label.removeprefix("local-")
+    if name not in venue_names():
+        return False
+    try:
+        good = get_venue(name).normalize_symbols([symbol])
+    except ValidationError as exc:
+        raise RuleError("symbol", rule.symbol, exc.reason) from None
+    if good != [symbol]:
+        raise RuleError("symbol", rule.symbol, f"{name} spells it {good[0]}: use {good[0]}@{label}")
+    return True
 
 
 _FIELDS = tuple(Rule.__struct_fields__)

@@ -171,3 +171,29 @@ def test_analytics_dislocation_refuses_different_assets_and_unknown_labels() -> 
     # by hand: (100 / 100.5 - 1) · 1e4 and (101 / 100 - 1) · 1e4
     np.testing.assert_allclose(d.bps["coinbase"].to_numpy(),
                                [(100.0 / 100.5 - 1) * 1e4, 100.0], rtol=0, atol=1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("symbol", "ok", "says"),
+    [
+        ("BTC-USD@coinbase", True, "price(BTC-USD@coinbase)"),
+        ("BTC/USD@kraken", True, "price(BTC/USD@kraken)"),
+        ("XBT/USD@kraken", False, "use BTC/USD@kraken"),
+        ("BTCUSDT@okx", False, "'BASE-QUOTE'"),
+    ],
+)
+def test_lq_alerts_add_takes_a_venue_symbol_on_a_fresh_database(tmp_path, symbol, ok, says):
+    """Before any row is stored, a labelled leg is checked by its venue's naming rule (the
+    configured collector symbols are Binance's)."""
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "lq.cli", "alerts", "--db", str(tmp_path / "a.sqlite"), "add", "x",
+         "--metric", "price", "--symbol", symbol, "--threshold", "1"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "LQ_CONFIG": os.devnull},
+    )  # fmt: skip
+    assert (r.returncode == 0) is ok, (r.stdout, r.stderr)
+    assert says in (r.stdout if ok else r.stderr), (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
