@@ -111,7 +111,7 @@ _NAME = re.compile(
     r"^(?P<sym>[A-Z0-9_]{2,30})-(?P<what>trades|aggTrades|\d+[smhdwM]|1mo)-\d{4}-\d{2}(-\d{2})?"
 )
 _SYMBOL = re.compile(r"^[A-Z0-9_]{2,30}$")
-_FRAME_LINE = re.compile(rb"^\d{15,20} [\[{]")
+_FRAME_LINE = re.compile(rb"^(?:0|\d{15,20}) [\[{]")  # 0: receive time unknown
 _TRUE = {"true": True, "false": False, "1": True, "0": False}
 _INTERVALS = {
     "1s": 1, "1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
@@ -223,6 +223,9 @@ class ImportReport:
     seconds: float = 0.0
     lines: int = 0  # the last line of the file whose block is stored
     notes: list[str] = field(default_factory=list)
+    holes: int | None = None  # id ranges missing inside the file (None: rows without ids)
+    missing_ids: int = 0  # ids in those holes (recorded in the gaps table)
+    first_refusal: str = ""  # the reason of the first row/frame refused
 
     def summary(self) -> str:
         s = f"{self.path}: {self.kind} {self.symbol}: {self.rows:,} rows, {self.new:,} new, {self.duplicates:,} already stored"
@@ -230,7 +233,26 @@ class ImportReport:
             s += f", {self.skipped:,} invalid skipped"
         if self.rejected:
             s += f", {self.rejected:,} refused (see dead_letters)"
+        if self.holes is not None:
+            s += (
+                f", {self.holes:,} holes ({self.missing_ids:,} ids missing inside the file, "
+                "recorded in gaps)"
+                if self.holes
+                else ", no holes"
+            )
         return s + f" ({self.seconds:.1f} s)"
+
+    def nothing_stored(self) -> str | None:
+        """Why an import of a non-empty file stored nothing (no row new or already stored),
+        or None when it stored something."""
+        if self.new or self.duplicates:
+            return None
+        if self.rejected:
+            first = f"; the first: {self.first_refusal}" if self.first_refusal else ""
+            return f"nothing stored: all {self.rejected:,} rows/frames were refused{first}"
+        if self.skipped:
+            return f"nothing stored: all {self.skipped:,} rows were invalid and skipped"
+        return "nothing stored: no trade, aggTrade, bookTicker or kline rows in it"
 
     def stored(self) -> str:
         """What is stored, for an import that stopped part-way."""
@@ -773,6 +795,7 @@ def _read_frames(m: _Member, exchange: str) -> Iterator[_Chunk]:
     parser = Parser(exchange=exchange)
     batch = Batch()
     lineno = 0
+    parsed = False
     while True:
         line = _readline(m, lineno + 1)
         if not line:
@@ -790,7 +813,17 @@ def _read_frames(m: _Member, exchange: str) -> Iterator[_Chunk]:
         try:
             for ev in parser.parse(raw, recv):
                 batch.add(ev)
+                parsed = True
         except Exception as exc:  # a bad frame is set aside, never blocks the ones after it
+            if not parsed:  # nothing of Binance's yet: another venue's recording is refused
+                venue = frame_venue(raw)
+                if venue is not None and venue != "binance":
+                    raise ImportFormatError(
+                        f"{m.where}:{lineno}: this is {_VENUE_NAMES[venue]} data "
+                        f"({_show(raw[:60].decode(errors='replace'))}); lq import reads Binance "
+                        f"recordings and Binance CSVs only: collect {venue} with `lq collect "
+                        f"--venue {venue}` instead (nothing was stored)"
+                    ) from None
             reason = exc.reason if isinstance(exc, FrameError) else f"{type(exc).__name__}: {exc}"
             batch.rejected.append(
                 Rejected(
@@ -806,6 +839,60 @@ def _read_frames(m: _Member, exchange: str) -> Iterator[_Chunk]:
     if lineno == 0:
         raise ImportFormatError(f"{m.where}: empty file")
     yield _Chunk("frames", "*", batch, 0, _events(batch), lineno, m.guard.done)
+
+
+_VENUE_NAMES = {"coinbase": "Coinbase", "kraken": "Kraken", "okx": "OKX"}
+_COINBASE_TYPES = frozenset({"match", "last_match", "subscriptions", "l2update", "snapshot",
+                             "ticker", "heartbeat", "received", "open", "done", "change"})  # fmt: skip
+
+
+def frame_venue(raw: bytes) -> str | None:
+    """Whose recorded frame ``raw`` is, by its shape: ``binance``, ``coinbase``, ``kraken``,
+    ``okx``, or None (not JSON, or no venue's). A REST reply of a venue counts as that venue.
+
+    >>> frame_venue(b'{"channel":"market_trades","events":[]}'), frame_venue(b'{"e":"trade"}')
+    ('coinbase', 'binance')
+    """
+    try:
+        d = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(d, list):  # Kraken WS v1: [channelID, data, "trade", "XBT/USD"]
+        if len(d) >= 4 and isinstance(d[-1], str) and "/" in d[-1]:
+            return "kraken"
+        first = d[0] if d and isinstance(d[0], dict) else {}
+        # Coinbase Exchange REST: /products ([{"base_currency"...}]), /trades ([{"trade_id"...}])
+        if "base_currency" in first or {"trade_id", "side", "size"} <= set(first):
+            return "coinbase"
+        return None
+    if not isinstance(d, dict):
+        return None
+    trades = d.get("trades")
+    if (
+        isinstance(trades, list)
+        and trades
+        and isinstance(trades[0], dict)
+        and (
+            "product_id" in trades[0]  # Coinbase Advanced Trade REST ticker
+        )
+    ):
+        return "coinbase"
+    if "e" in d or "stream" in d or ("result" in d and "id" in d):
+        return "binance"
+    if "arg" in d or ("code" in d and "data" in d and "msg" in d):
+        return "okx"
+    if d.get("channel") in ("market_trades", "heartbeats", "subscriptions", "ticker",
+                            "ticker_batch", "l2_data", "status", "candles") and "events" in d:  # fmt: skip
+        return "coinbase"
+    if d.get("type") in _COINBASE_TYPES and ("product_id" in d or "channels" in d):
+        return "coinbase"
+    if isinstance(d.get("product_id"), str):
+        return "coinbase"
+    if "method" in d or ("channel" in d and "data" in d) or d.get("event") in (
+        "systemStatus", "subscriptionStatus", "heartbeat"
+    ) or ("error" in d and "result" in d):  # fmt: skip
+        return "kraken"
+    return None
 
 
 def _events(batch: Batch) -> int:
@@ -1050,10 +1137,10 @@ def _open_import(
     limits: Limits | None,
     block_bytes: int,
     name: str | None = None,
-) -> tuple[ImportReport, Iterator[_Chunk], list[int], Callable[[_Chunk], None]]:
+) -> tuple[ImportReport, Iterator[_Chunk], list[int], Callable[[_Chunk], None], Callable[[], None]]:
     """The pieces of an import, so that it can run whole (:func:`import_file`) or one block
     at a time (the collector's inbox)."""
-    from lq.store.provenance import record_batch
+    from lq.store.provenance import batch_ranges, record_batch
 
     p = Path(path)
     report = ImportReport(path=str(p), kind=kind or "?", symbol=(symbol or "").upper() or "?")
@@ -1070,10 +1157,19 @@ def _open_import(
         name=name,
     )
     source = name or p.name
+    seen: dict[tuple[str, str, str], list[tuple[int, int]]] = {}  # the file's id runs
 
     def store(c: _Chunk) -> None:
         report.kind, report.symbol = c.kind, c.symbol
-        record_batch(writer.conn, c.batch, source, c.ranges)  # protect first: never unprotected
+        ranges = c.ranges if c.ranges is not None else batch_ranges(c.batch)
+        record_batch(writer.conn, c.batch, source, ranges)  # protect first: never unprotected
+        for r in ranges:  # the same runs the provenance ledger keeps: holes lie between them
+            if r.what in ("ticks", "agg_trades"):
+                seen.setdefault((r.what, r.exchange, r.symbol), []).append(
+                    (r.first_key, r.last_key)
+                )
+        if c.batch.rejected and not report.first_refusal:
+            report.first_refusal = c.batch.rejected[0].reason
         res = writer.write_batch(c.batch)
         report.rows += c.rows
         report.skipped += c.skipped
@@ -1084,7 +1180,77 @@ def _open_import(
         report.rejected += len(c.batch.rejected)
         report.lines = c.last_line
 
-    return report, chunks, sizes, store
+    def finish() -> None:
+        """After the last block: the holes inside the file into ``gaps``; refuse an import
+        that stored nothing from a non-empty file."""
+        _record_holes(writer, seen, source, report)
+        why = report.nothing_stored()
+        if why is not None and report.lines:
+            raise _NothingStored(f"{source}: {why}")
+
+    return report, chunks, sizes, store, finish
+
+
+class _NothingStored(ImportFormatError):
+    """A non-empty file from which nothing was stored (its message says why)."""
+
+
+def _record_holes(
+    writer: Writer,
+    seen: dict[tuple[str, str, str], list[tuple[int, int]]],
+    source: str,
+    report: ImportReport,
+) -> None:
+    """Id ranges missing between the file's runs of contiguous ids (trades, aggTrades),
+    less ids the database already holds, stored as ``unfilled`` gaps (the writer's gap
+    ledger, as the collector records a hole it could not fill)."""
+    from lq.feeds.events import Gap
+    from lq.store.provenance import runs
+
+    if not seen:
+        return
+    table = {"ticks": ("ticks", "trade_id", "trade"), "agg_trades": ("agg_trades", "agg_id",
+             "aggTrade")}  # fmt: skip
+    now = time.time_ns() // 1000
+    gaps: list[Gap] = []
+    for (what, exch, sym), spans in seen.items():
+        tbl, col, kind = table[what]
+        spans.sort()
+        merged: list[list[int]] = []
+        for lo, hi in spans:
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        for (_, a), (b, _) in itertools.pairwise(merged):
+            lo, hi = a + 1, b - 1
+            stored = np.array(
+                [r[0] for r in writer.conn.execute(
+                    f"SELECT {col} FROM {tbl} WHERE exchange = ? AND symbol = ?"
+                    f" AND {col} BETWEEN ? AND ? ORDER BY {col}", (exch, sym, lo, hi))],
+                dtype=np.int64,
+            )  # fmt: skip
+            cur = lo
+            for f, last, _, _ in runs(stored, stored, join=1, by="key"):
+                if f > cur:
+                    gaps.append(_hole(Gap, exch, sym, kind, cur, f - 1, now, source))
+                cur = last + 1
+            if cur <= hi:
+                gaps.append(_hole(Gap, exch, sym, kind, cur, hi, now, source))
+    report.holes = len(gaps)
+    report.missing_ids = sum(g.last_missing - g.first_missing + 1 for g in gaps)
+    if gaps:
+        holes = Batch()
+        holes.gaps.extend(gaps)
+        writer.write_batch(holes)
+
+
+def _hole(gap: Any, exch: str, sym: str, kind: str, lo: int, hi: int, now: int, source: str) -> Any:
+    return gap(
+        symbol=sym, kind=kind, first_missing=lo, last_missing=hi, status="unfilled",
+        detected_ts=now, exchange=exch,
+        reason=f"missing inside the imported file {source} (lq import does not backfill)",
+    )  # fmt: skip
 
 
 def import_file(
@@ -1106,7 +1272,7 @@ def import_file(
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    report, chunks, sizes, store = _open_import(
+    report, chunks, sizes, store, finish = _open_import(
         writer,
         path,
         kind=kind,
@@ -1132,8 +1298,9 @@ def import_file(
             store(c)
             bar.update(c.done - bar.n)
             bar.set_postfix_str(f"{report.rows:,} rows", refresh=False)
+        finish()
     except ImportFormatError as exc:
-        if report.rows or report.rejected:
+        if (report.rows or report.rejected) and not isinstance(exc, _NothingStored):
             raise type(exc)(f"{exc}; {report.stored()}") from None
         raise
     finally:
@@ -1263,7 +1430,7 @@ class _InboxJob:
             )
         except Exception as exc:  # a bad setting must not stop collection: defaults apply
             log.warning("inbox: import limits from the settings: %s; using the defaults", exc)
-        self.report, self.chunks, self.sizes, self.store = _open_import(
+        self.report, self.chunks, self.sizes, self.store, self.finish = _open_import(
             writer,
             path,
             kind=self.meta.get("kind") or None,  # type: ignore[arg-type]
@@ -1283,6 +1450,7 @@ class _InboxJob:
         try:
             c = next(self.chunks, None)
             if c is None:
+                self.finish()  # the file's holes into gaps; a file that stored nothing: refused
                 self.report.seconds = time.perf_counter() - self.t0
                 self._finish("imported", self.report.summary())
                 return True
@@ -1298,7 +1466,7 @@ class _InboxJob:
             raise  # the database itself fails (disk full, I/O): the file stays for later
         except ImportFormatError as exc:
             msg = str(exc)
-            if self.report.rows or self.report.rejected:
+            if (self.report.rows or self.report.rejected) and not isinstance(exc, _NothingStored):
                 msg += f"; {self.report.stored()}"
             self._finish("refused", msg)
             return True

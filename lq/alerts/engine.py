@@ -111,10 +111,10 @@ class _Entry:
 class _Group:
     __slots__ = ("entries", "sampler", "symbols")
 
-    def __init__(self, symbols: tuple[str, ...], sample_us: int) -> None:
+    def __init__(self, symbols: tuple[str, ...], sample_us: int, venue: bool = False) -> None:
         self.symbols = symbols
-        # venue legs ("BTC-USD@coinbase") also carry when each leg last traded
-        cls = VenueSampler if "@" in symbols[0] else Sampler
+        # venue metrics' legs ("BTC-USD@coinbase") also carry when each leg last traded
+        cls = VenueSampler if venue else Sampler
         self.sampler = cls(n_legs=len(symbols), sample_us=sample_us)
         self.entries: list[_Entry] = []
 
@@ -175,9 +175,9 @@ class AlertEngine:
         self.stats = EngineStats()
         self._rules: dict[int, _Live] = {}
         self._entries: dict[tuple[Any, ...], _Entry] = {}
-        self._groups: dict[tuple[tuple[str, ...], int], _Group] = {}
+        self._groups: dict[tuple[tuple[str, ...], int, bool], _Group] = {}
         self._by_symbol: dict[str, list[tuple[_Group, int]]] = {}
-        self._venue_legs = 0  # groups of venue metrics (their legs are "symbol@exchange")
+        self._venue_legs = 0  # groups whose legs are "symbol@exchange" (venue metrics and others)
         self._event_rules: dict[str, list[_Live]] = {}  # "staleness"/"unfilled_gap"
         self._last_seen: dict[str, int] = {}  # symbol -> local receipt time of its last trade
         self._started_us = time.time_ns() // 1000
@@ -381,12 +381,12 @@ class AlertEngine:
             entry.requiet()
             return
         del self._entries[rule.metric_key]
-        gkey = (rule.symbols, rule.sample_us)
+        gkey = (rule.symbols, rule.sample_us, rule.metric in VENUE_METRICS)
         group = self._groups[gkey]
         group.entries = [e for e in group.entries if e is not entry]
         if not group.entries:
             del self._groups[gkey]
-            self._venue_legs -= rule.metric in VENUE_METRICS
+            self._venue_legs -= "@" in rule.symbols[0]
             for sym in group.symbols:
                 self._by_symbol[sym] = [(g, i) for g, i in self._by_symbol[sym] if g is not group]
 
@@ -454,11 +454,11 @@ class AlertEngine:
         entry.rules = list(lives)
         entry.requiet()
         self._entries[key] = entry
-        gkey = (rule.symbols, rule.sample_us)
+        gkey = (rule.symbols, rule.sample_us, rule.metric in VENUE_METRICS)
         group = self._groups.get(gkey)
         if group is None:
-            group = self._groups[gkey] = _Group(rule.symbols, rule.sample_us)
-            self._venue_legs += rule.metric in VENUE_METRICS
+            group = self._groups[gkey] = _Group(rule.symbols, rule.sample_us, gkey[2])
+            self._venue_legs += "@" in rule.symbols[0]
             for leg, sym in enumerate(rule.symbols):
                 self._by_symbol.setdefault(sym, []).append((group, leg))
         group.entries.append(entry)
@@ -477,7 +477,7 @@ class AlertEngine:
             sym = event.symbol
             self._last_seen[sym] = event.recv_ts
             subs = self._by_symbol.get(sym)
-            if self._venue_legs:  # venue metrics follow "symbol@exchange" legs
+            if self._venue_legs:  # labelled legs ("BTC-USD@coinbase") follow one exchange
                 vsubs = self._by_symbol.get(f"{sym}@{event.exchange}")
                 if vsubs:
                     subs = vsubs + subs if subs else vsubs

@@ -25,7 +25,7 @@ import pandas as pd
 
 from lq.alerts.evaluate import Firing, RuleState, step
 from lq.alerts.metrics import GarchVolMetric, make_metric
-from lq.alerts.rules import EVENT_METRICS, VENUE_METRICS, Rule, venue_legs
+from lq.alerts.rules import EVENT_METRICS, VENUE_METRICS, Rule, symbol_legs, venue_legs
 from lq.analytics.bars import interval_us
 from lq.analytics.reliability import forward_caveat, per_day_caveat
 from lq.errors import RuleError
@@ -118,19 +118,26 @@ def load_samples(
     if rule.metric in VENUE_METRICS:
         return _venue_samples(store, rule, *to_us_range(start, end), last)
     lo, hi = to_us_range(start, end)  # a start at or after the end: one line, not "no samples"
-    syms = rule.symbols
+    legs = [_leg(rule, i, exchange) for i in range(len(rule.symbols))]
+    if last is None:
+        check_labels(store, rule)
     sample_us = rule.sample_us
     if last is not None:
-        lo = _last_start(store, syms, last, sample_us, exchange)
+        starts = [_last_start(store, [s], last, sample_us, ex) for s, ex in legs]
+        known = [x for x in starts if x is not None]
+        if sample_us:
+            lo = min(known) if known else None
+        else:  # fewer than n ticks on a leg: read them all
+            lo = None if len(known) < len(starts) else min(known)
     if sample_us:
         sample_s = sample_us // 1_000_000
-        cols = [_bars_close(store, s, sample_s, lo, hi, exchange) for s in syms]
+        cols = [_bars_close(store, s, sample_s, lo, hi, ex) for s, ex in legs]
         if len(cols) == 1:
             s = cols[0]
             return s.index.to_numpy(dtype=np.int64), s.to_numpy()[:, None]
         df = pd.concat(cols, axis=1, join="outer").sort_index().ffill().dropna()
         return df.index.to_numpy(dtype=np.int64), df.to_numpy(dtype=np.float64)
-    ticks = [store.ticks(s, lo, hi, exchange=exchange) for s in syms]
+    ticks = [store.ticks(s, lo, hi, exchange=ex) for s, ex in legs]
     if len(ticks) == 1:
         t = ticks[0]
         return t["ts"].to_numpy(dtype=np.int64), t["price"].to_numpy(dtype=np.float64)[:, None]
@@ -157,6 +164,8 @@ def _venue_samples(
     legs = venue_legs(rule.symbol)
     assert legs is not None
     us = rule.sample_us
+    if last is None:
+        check_labels(store, rule)
     if last is not None:
         starts = [_last_start(store, [s], last, us, ex) for s, ex in legs]
         known = [x for x in starts if x is not None]
@@ -174,11 +183,37 @@ def _venue_samples(
 
 
 def _leg(rule: Rule, i: int, exchange: str | None) -> tuple[str, str | None]:
-    """The symbol and exchange label of leg ``i`` (a venue leg names its own exchange)."""
-    legs = venue_legs(rule.symbol) if rule.metric in VENUE_METRICS else None
+    """The symbol and exchange label of leg ``i`` (a labelled leg, ``BTC-USD@coinbase``,
+    names its own exchange; a plain one reads ``exchange``)."""
+    legs = symbol_legs(rule.symbol)
     if legs is not None:
-        return legs[i]
+        sym, ex = legs[i]
+        return sym, ex if ex is not None else exchange
     return rule.symbols[i], exchange
+
+
+def check_labels(store: Store, rule: Rule) -> None:
+    """Every labelled leg (``BTC-USD@coinbase``) has rows under its label, or RuleError
+    naming the labels stored (for that symbol, and in all)."""
+    for sym, ex in symbol_legs(rule.symbol) or ():
+        if ex is None:
+            continue
+        q = "SELECT 1 FROM {t} WHERE symbol = ? AND exchange = ? LIMIT 1"
+        if any(
+            store.conn.execute(q.format(t=t), (sym, ex)).fetchone() for t in ("ticks", "bars_1s")
+        ):
+            continue
+        rows = store.conn.execute(
+            "SELECT DISTINCT exchange, symbol FROM ticks UNION SELECT DISTINCT exchange, symbol "
+            "FROM bars_1s"
+        ).fetchall()
+        mine = sorted({e for e, s in rows if s == sym})
+        every = sorted({e for e, _ in rows})
+        where = f"{sym} is stored under {', '.join(mine)}" if mine else f"no {sym} rows stored"
+        raise RuleError(
+            "symbol", rule.symbol, f"no {sym} rows under exchange label {ex!r} ({where}; "
+            f"stored labels: {', '.join(every) or 'none'})",
+        )  # fmt: skip
 
 
 def evaluate_samples(

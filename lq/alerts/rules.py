@@ -4,7 +4,9 @@ A rule says *what* to watch (``metric`` on ``symbol`` with its parameters), *whe
 (``condition`` against ``threshold`` or ``band``, with a hysteresis re-arm level and a
 cooldown) and *whom* to tell (``channels``, ``severity``).
 
-Metrics (``symbol`` is ``"BTCUSDT"``, or ``"Y/X"`` such as ``"ETHUSDT/BTCUSDT"`` for a pair):
+Metrics (``symbol`` is ``"BTCUSDT"``, or ``"Y/X"`` such as ``"ETHUSDT/BTCUSDT"`` for a pair; a
+leg on another venue names its exchange label: ``"BTC-USD@coinbase"``, ``"BTC/USD@kraken"``,
+``"ETH-USD@coinbase/BTC-USD@coinbase"``, and is evaluated on that label's rows only):
 
 ================  ======  =====================================================================
 metric            symbol  value
@@ -71,6 +73,7 @@ __all__ = [
     "rule_from_json",
     "rule_to_dict",
     "rule_to_json",
+    "symbol_legs",
     "validate_forecast_levels",
     "validate_symbols",
     "venue_legs",
@@ -142,12 +145,39 @@ _CHOICES = {
     "vol_method": get_args(VolMethod),
 }
 
-_SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
 # "BTC-USD@coinbase/BTCUSDT@binance": venue symbols may hold '-', '/', '_' or '.'
 _VENUE_PAIR = re.compile(
     r"^([A-Z0-9][A-Z0-9\-/_.]{0,31})@([a-z0-9][a-z0-9_.\-]{0,39})/"
     r"([A-Z0-9][A-Z0-9\-/_.]{0,31})@([a-z0-9][a-z0-9_.\-]{0,39})$"
 )
+
+
+_LEG = re.compile(r"^([A-Z0-9][A-Z0-9\-/_.]{0,31})@([a-z0-9][a-z0-9_.\-]{0,39})$")
+# a plain symbol of one venue: Binance's BTCUSDT, Coinbase's/OKX's BTC-USD (no '/': Y/X pairs)
+_PLAIN = re.compile(r"^[A-Z0-9][A-Z0-9\-_.]{1,31}$")
+
+
+def symbol_legs(symbol: str) -> tuple[tuple[str, str | None], ...] | None:
+    """The legs of a rule's ``symbol``, each ``(venue symbol, exchange label or None)``:
+    ``"BTCUSDT"`` -> ``(("BTCUSDT", None),)``; ``"ETHUSDT/BTCUSDT"`` -> two legs;
+    ``"BTC/USD@kraken"`` -> ``(("BTC/USD", "kraken"),)``; ``"ETH-USD@coinbase/BTC-USD@coinbase"``
+    -> two labelled legs. None if it is neither (a label on one leg only, a bad name).
+
+    >>> symbol_legs("BTC/USD@kraken"), symbol_legs("ETHUSDT/BTCUSDT")
+    ((('BTC/USD', 'kraken'),), (('ETHUSDT', None), ('BTCUSDT', None)))
+    """
+    if not isinstance(symbol, str):
+        return None
+    if "@" in symbol:
+        two = venue_legs(symbol)
+        if two is not None:
+            return two
+        m = _LEG.match(symbol)
+        return ((m.group(1), m.group(2)),) if m else None
+    parts = symbol.split("/")
+    if len(parts) > 2 or not all(_PLAIN.match(p) for p in parts):
+        return None
+    return tuple((p, None) for p in parts)
 
 
 def venue_legs(symbol: str) -> tuple[tuple[str, str], tuple[str, str]] | None:
@@ -163,7 +193,8 @@ def _normalise_venue_pair(text: str) -> str:
     """Upper-case the symbols and lower-case the exchange labels of ``a@x/b@y``."""
     legs = re.match(r"^(.+?)@([^/@]+)/(.+?)@([^/@]+)$", text)
     if legs is None:
-        return text.upper()
+        one = re.match(r"^(.+?)@([^/@]+)$", text)
+        return f"{one.group(1).upper()}@{one.group(2).lower()}" if one else text.upper()
     a, x, b, y = legs.groups()
     return f"{a.upper()}@{x.lower()}/{b.upper()}@{y.lower()}"
 
@@ -301,9 +332,9 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     def symbols(self) -> tuple[str, ...]:
         """``("Y", "X")`` for a pair, ``("S",)`` otherwise; ``("BTC-USD@coinbase",
         "BTCUSDT@binance")`` for a venue metric."""
-        legs = venue_legs(self.symbol) if self.metric in VENUE_METRICS else None
+        legs = symbol_legs(self.symbol)
         if legs is not None:
-            return tuple(f"{s}@{e}" for s, e in legs)
+            return tuple(s if e is None else f"{s}@{e}" for s, e in legs)
         return tuple(self.symbol.split("/"))
 
     @property
@@ -383,6 +414,53 @@ def _venue_text(symbol: str) -> str:
     return " vs ".join(out)
 
 
+_LEG_HELP = (
+    "a symbol such as 'BTCUSDT', or a venue symbol with its exchange label such as "
+    "'BTC-USD@coinbase' or 'BTC/USD@kraken'"
+)
+
+
+def _check_legs(r: Rule) -> None:
+    """One leg (``BTCUSDT``, ``BTC-USD@coinbase``) or, for pair metrics, two (``Y/X``, each
+    leg labelled or neither)."""
+    legs = symbol_legs(r.symbol)
+    if r.metric in PAIR_METRICS:
+        if legs is None or len(legs) != 2 or legs[0] == legs[1]:
+            raise RuleError(
+                "symbol", r.symbol, f"{r.metric} needs a pair 'Y/X' such as 'ETHUSDT/BTCUSDT' "
+                "or 'ETH-USD@coinbase/BTC-USD@coinbase'",
+            )  # fmt: skip
+        return
+    if legs is None or len(legs) != 1:
+        raise RuleError("symbol", r.symbol, f"{r.metric} takes one symbol: {_LEG_HELP}")
+    if legs[0][1] is not None and r.metric in EVENT_METRICS:
+        raise RuleError(
+            "symbol", r.symbol, f"{r.metric} takes the plain symbol (no '@exchange'), "
+            f"e.g. {legs[0][0]}",
+        )  # fmt: skip
+
+
+def _check_one_asset(symbol: str, legs: tuple[tuple[str, str], tuple[str, str]]) -> None:
+    """Both venue legs name one asset (quotes may differ: USD vs USDT is shown, not hidden)."""
+    from lq.analytics.crossvenue import instrument_of
+
+    insts = [instrument_of(ex, sym) for sym, ex in legs]
+    for (sym, ex), inst in zip(legs, insts, strict=True):
+        if inst is None:
+            raise RuleError(
+                "symbol", symbol, f"{sym}@{ex} is not a spot BASE/QUOTE instrument lq can "
+                "compare (e.g. BTC-USD@coinbase, BTCUSDT@binance)",
+            )  # fmt: skip
+    a, b = insts
+    assert a is not None and b is not None
+    if a.base != b.base:
+        raise RuleError(
+            "symbol", symbol, f"the legs are different assets ({a.base} on {a.venue}, {b.base} "
+            f"on {b.venue}): dislocation compares one asset on two venues, e.g. "
+            f"'{a.base}-USD@coinbase/{a.base}USDT@binance'",
+        )  # fmt: skip
+
+
 def _validate(r: Rule) -> None:
     if not isinstance(r.name, str) or not _NAME.match(r.name) or r.name != r.name.strip():
         raise RuleError(
@@ -392,7 +470,6 @@ def _validate(r: Rule) -> None:
         raise RuleError("metric", r.metric, f"unknown metric; expected one of {list(METRICS)}")
     if r.condition not in CONDITIONS:
         raise RuleError("condition", r.condition, f"expected one of {list(CONDITIONS)}")
-    parts = r.symbol.split("/") if isinstance(r.symbol, str) else []
     if r.metric in VENUE_METRICS:
         legs = venue_legs(r.symbol)
         if legs is None or legs[0] == legs[1]:
@@ -400,19 +477,9 @@ def _validate(r: Rule) -> None:
                 "symbol", r.symbol, f"{r.metric} needs two venues 'SYMBOL@exchange/SYMBOL@exchange' "
                 "such as 'BTC-USD@coinbase/BTCUSDT@binance' (the second is the reference)"
             )  # fmt: skip
-        parts = []
-    elif r.metric in PAIR_METRICS:
-        if len(parts) != 2 or parts[0] == parts[1]:
-            raise RuleError(
-                "symbol", r.symbol, f"{r.metric} needs a pair 'Y/X' such as 'ETHUSDT/BTCUSDT'"
-            )
-    elif len(parts) != 1:
-        raise RuleError("symbol", r.symbol, f"{r.metric} takes one symbol such as 'BTCUSDT'")
-    for p in parts:
-        if not _SYMBOL.match(p):
-            raise RuleError(
-                "symbol", r.symbol, "symbols are uppercase letters/digits, e.g. BTCUSDT"
-            )
+        _check_one_asset(r.symbol, legs)
+    else:
+        _check_legs(r)
     # levels
     if r.condition == "outside":
         if r.band is None:
@@ -495,10 +562,30 @@ def validate_symbols(rule: Rule, known: set[str] | frozenset[str] | None) -> Non
     """Refuse a rule whose symbols are not collected (``known`` None or empty: no check)."""
     if not known:
         return
-    legs = venue_legs(rule.symbol) if rule.metric in VENUE_METRICS else None
-    for s in [sym for sym, _ex in legs] if legs is not None else rule.symbols:
+    legs = symbol_legs(rule.symbol)
+    for s, ex in legs if legs is not None else [(x, None) for x in rule.symbols]:
+        if ex is not None and _venue_symbol_ok(rule, s, ex):
+            continue  # a venue's own symbol under its label: checked by the venue's rule
         if s not in known:
             raise RuleError("symbol", rule.symbol, f"{s} is not collected; known: {sorted(known)}")
+
+
+def _venue_symbol_ok(rule: Rule, symbol: str, label: str) -> bool:
+    """True if ``label`` is a venue's (``coinbase``, ``local-coinbase``) and ``symbol`` is
+    spelt by that venue's naming rule; RuleError naming the venue's form if it is not."""
+    from lq.errors import ValidationError
+    from lq.venues.registry import get_venue, venue_names
+
+    name = label.removeprefix("local-")
+    if name not in venue_names():
+        return False
+    try:
+        good = get_venue(name).normalize_symbols([symbol])
+    except ValidationError as exc:
+        raise RuleError("symbol", rule.symbol, exc.reason) from None
+    if good != [symbol]:
+        raise RuleError("symbol", rule.symbol, f"{name} spells it {good[0]}: use {good[0]}@{label}")
+    return True
 
 
 _FIELDS = tuple(Rule.__struct_fields__)

@@ -244,6 +244,31 @@ class AlertStore:
         }
         return (self._known or frozenset()) | frozenset(stored)
 
+    def _check_labels(self, rule: Rule) -> None:
+        """A labelled leg (``BTC-USD@coinbase``) names a stored exchange label or a venue
+        (whose live collector labels its rows so); else RuleError listing the stored labels.
+        A file with no rows yet checks nothing."""
+        from lq.alerts.rules import symbol_legs
+        from lq.venues.registry import venue_names
+
+        labelled = [(s, e) for s, e in symbol_legs(rule.symbol) or () if e is not None]
+        if not labelled:
+            return
+        stored = {
+            r[0]
+            for r in self.conn.execute(
+                "SELECT DISTINCT exchange FROM bars_1s UNION SELECT DISTINCT exchange FROM ticks"
+            ).fetchall()
+        }
+        if not stored:
+            return
+        for sym, ex in labelled:
+            if ex not in stored and ex not in venue_names():
+                raise RuleError(
+                    "symbol", rule.symbol, f"unknown exchange label {ex!r} in {sym}@{ex}; "
+                    f"stored labels: {', '.join(sorted(stored))}",
+                )  # fmt: skip
+
     def _tx(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -288,6 +313,7 @@ class AlertStore:
         """Validate (symbols and a forecast rule's model included) and store a new rule; a
         refused rule changes nothing."""
         validate_symbols(rule, self.known_symbols())
+        self._check_labels(rule)
         self._check_deployment(rule)
         now = _now_us()
         cur = self._tx(
@@ -301,6 +327,7 @@ class AlertStore:
         """Replace a rule's spec (same id; the engine rebuilds its state)."""
         old = self.get(ref)
         validate_symbols(rule, self.known_symbols())
+        self._check_labels(rule)
         self._check_deployment(rule)
         self._tx(
             "UPDATE alert_rules SET name = ?, spec = ?, updated_ts = ? WHERE id = ?",

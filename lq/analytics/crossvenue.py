@@ -251,6 +251,7 @@ def dislocation(
     rates: Mapping[str, Any] | None = None,
     rate_max_age: int | str | pd.Timedelta | None = None,
     threshold_bps: float = 10.0,
+    symbols: Mapping[str, str | Instrument] | None = None,
 ) -> Dislocation:
     """Dislocation in bps of each venue's price against a reference venue, on a time grid.
 
@@ -285,6 +286,10 @@ def dislocation(
         Staleness limit for rates (default: carried forward without limit).
     threshold_bps : float
         For ``share_above`` in the summary.
+    symbols : mapping venue -> symbol or Instrument, optional
+        What each venue's prices are (``{"coinbase": "BTC-USD", "binance": "BTCUSDT"}``):
+        checked to be one asset (the same base; the quotes may differ and must agree with
+        ``quotes``), so BTC on one venue is never measured against ETH on another.
 
     Returns
     -------
@@ -306,6 +311,13 @@ def dislocation(
     """
     names = check_names(prices, "prices")
     q = _quotes(names, quotes)
+    extra = sorted(str(k) for k in quotes if str(k) not in names)
+    if extra:
+        raise ValidationError(
+            "quotes", extra, f"not one of the venues priced: {names} (a misspelt label?)"
+        )
+    if symbols is not None:
+        _check_one_asset(names, q, symbols)
     ref = names[0] if reference is None else str(reference)
     if ref not in names:
         raise ValidationError("reference", reference, f"not one of the venues {names}")
@@ -393,6 +405,38 @@ def dislocation(
         max_age_us=age,
         threshold_bps=float(threshold_bps),
     )
+
+
+def _check_one_asset(
+    names: list[str], quotes: Mapping[str, str], symbols: Mapping[str, str | Instrument]
+) -> None:
+    if not isinstance(symbols, Mapping):
+        raise ValidationError("symbols", symbols, "expected a mapping venue -> symbol")
+    unknown = sorted(str(k) for k in symbols if str(k) not in names)
+    if unknown:
+        raise ValidationError("symbols", unknown, f"not one of the venues priced: {names}")
+    insts: dict[str, Instrument] = {}
+    for n in names:
+        given = symbols.get(n)
+        if given is None:
+            raise ValidationError("symbols", dict(symbols), f"no symbol for {n!r}")
+        inst = given if isinstance(given, Instrument) else instrument_of(n, str(given))
+        if inst is None:
+            raise ValidationError(
+                "symbols", {n: given}, "not a spot BASE/QUOTE instrument (e.g. BTC-USD, BTCUSDT)"
+            )
+        insts[n] = inst
+        if inst.quote != quotes[n]:
+            raise ValidationError(
+                "quotes", {n: quotes[n]}, f"{given} on {n} is quoted in {inst.quote}"
+            )
+    bases = {n: i.base for n, i in insts.items()}
+    if len(set(bases.values())) > 1:
+        listed = ", ".join(f"{b} on {n}" for n, b in bases.items())
+        raise ValidationError(
+            "symbols", {n: str(symbols[n]) for n in names},
+            f"different assets ({listed}): dislocation compares one asset on several venues",
+        )  # fmt: skip
 
 
 # -- share of volume ----------------------------------------------------------------------------

@@ -151,14 +151,17 @@ def feeds_from_args(args: argparse.Namespace, settings: Settings) -> list[Any]:
             order.append(venue)
             by_venue[venue] = []
         by_venue[venue].extend(s for s in symbols if s not in by_venue[venue])
-    return [
-        FeedSpec(
-            venue=v,
-            symbols=tuple(by_venue[v]),
-            channels=channels if v == "binance" else ("trade",),
-        )
-        for v in order
-    ]
+    check = {v: getattr(get_venue(v), "check_channels", None) for v in order}
+
+    def chans(v: str) -> tuple[str, ...]:
+        # --channels applies to every venue (one it lacks is refused there); the config's
+        # collector.channels default is Binance's
+        fn = check[v]
+        if args.channels and fn is not None:
+            return tuple(fn(channels))
+        return channels if v == "binance" else ("trade",)
+
+    return [FeedSpec(venue=v, symbols=tuple(by_venue[v]), channels=chans(v)) for v in order]
 
 
 def collector_from_args(args: argparse.Namespace, settings: Settings) -> Any:

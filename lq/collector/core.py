@@ -412,6 +412,8 @@ class Collector:
                 raise ValidationError(
                     f"feeds[{f.venue}].symbols", f.symbols, "expected a non-empty list of symbols"
                 )
+            if hasattr(venue, "check_channels"):  # a channel the venue lacks: refused here
+                venue.check_channels(f.channels)
             if source.startswith("replay:") and f.venue != "binance":
                 raise ValidationError(
                     "source", source, f"replay serves Binance recordings only, not {f.venue}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import signal
 from typing import Any
@@ -34,7 +35,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="A local Binance-compatible exchange: WebSocket streams and REST on one port.",
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=port_arg, default=0, help="0 picks a free port (default)")
+    p.add_argument(
+        "--port",
+        type=port_arg,
+        default=0,
+        help="0 picks a free port (default); several venues take PORT, PORT+1, ... in order",
+    )
     p.add_argument("--replay", nargs="+", metavar="FILE", help="recorded frame files to replay")
     p.add_argument("--speed", type=speed_arg, default=1.0, help="1 = real time, 'max' = full speed")
     p.add_argument("--loop", action="store_true", help="replay: start again at the end")
@@ -104,64 +110,122 @@ def venue_lists(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     return list(out.items())
 
 
-def build_exchange(args: argparse.Namespace) -> Any:
-    """The :class:`LocalExchange` the parsed arguments describe (a
-    :class:`~lq.exchange.multi.LocalVenues` for several venues or a non-Binance one)."""
-    source: Source
-    lists = [] if args.replay else venue_lists(args)
-    if lists and (len(lists) > 1 or lists[0][0] != "binance"):
-        from lq.exchange.multi import LocalVenues
+_BINANCE_ONLY = {
+    "max_connection_age": None,
+    "no_shutdown_notice": False,
+    "shutdown_grace": 5.0,
+    "inbound_limit": 5.0,
+    "rest_weight_limit": 6000,
+}
+"""Flags only the Binance imitation has, with their defaults: refused (not ignored) when a
+venue without them is served."""
 
-        return LocalVenues(
-            lists,
-            seed=args.seed,
-            rate=args.rate,
-            speed=args.speed,
-            exchange_options={
-                "binance": {
-                    "ping_interval": args.ping_interval,
-                    "pong_timeout": args.pong_timeout,
-                    "max_connection_age": args.max_connection_age,
-                    "shutdown_notice": not args.no_shutdown_notice,
-                    "inbound_limit": args.inbound_limit,
-                    "rest_weight_limit": args.rest_weight_limit,
-                    "shutdown_grace": args.shutdown_grace,
-                }
-            },
-        )
-    if args.replay:
-        source = ReplaySource(args.replay, speed=args.speed, loop=args.loop, retime=args.retime)
-    else:
-        symbols = lists[0][1]
-        source = SimulatorSource(symbols=symbols, seed=args.seed, rate=args.rate, speed=args.speed)
-    faults = Faults(
+
+def _faults(args: argparse.Namespace) -> Faults:
+    return Faults(
         malformed_rate=args.malformed_rate,
         duplicate_rate=args.duplicate_rate,
         skip_rate=args.skip_rate,
         out_of_order_rate=args.out_of_order_rate,
         seed=args.fault_seed,
     )
+
+
+def _binance_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "ping_interval": args.ping_interval,
+        "pong_timeout": args.pong_timeout,
+        "max_connection_age": args.max_connection_age,
+        "shutdown_notice": not args.no_shutdown_notice,
+        "inbound_limit": args.inbound_limit,
+        "rest_weight_limit": args.rest_weight_limit,
+        "shutdown_grace": args.shutdown_grace,
+    }
+
+
+def build_exchange(args: argparse.Namespace) -> Any:
+    """The :class:`LocalExchange` the parsed arguments describe (a
+    :class:`~lq.exchange.multi.LocalVenues` for several venues or a non-Binance one).
+
+    Every flag applies to every venue served: the host, the fault rates, the pings; ``--port
+    N`` with several venues gives them N, N+1, ... in the order listed (``0``: free ports).
+    A flag only the Binance imitation has (``--max-connection-age``, ``--inbound-limit``...)
+    is refused when another venue is served, never ignored."""
+    from lq.errors import ValidationError
+
+    source: Source
+    faults = _faults(args)
+    if args.replay and (args.symbols or (args.venue or "binance").lower() != "binance"):
+        raise ValidationError(
+            "--replay", " ".join(args.replay), "replays Binance recordings only: drop "
+            "--venue/--symbols, or serve other venues from the simulator (without --replay)",
+        )  # fmt: skip
+    lists = [] if args.replay else venue_lists(args)
+    if lists and (len(lists) > 1 or lists[0][0] != "binance"):
+        from lq.exchange.multi import LocalVenues
+
+        others = [v for v, _ in lists if v != "binance"]
+        for name, default in _BINANCE_ONLY.items():
+            if getattr(args, name, default) != default:
+                flag = "--" + name.replace("_", "-")
+                raise ValidationError(
+                    flag, getattr(args, name), f"only the binance imitation has it, and "
+                    f"{', '.join(others)} is served too: drop {flag}, or serve binance alone",
+                )  # fmt: skip
+        options: dict[str, dict[str, Any]] = {}
+        for i, (venue, _) in enumerate(lists):
+            common = {
+                "host": args.host,
+                "port": args.port + i if args.port else 0,
+                "faults": faults,
+            }
+            if venue == "binance":
+                options[venue] = {**_binance_options(args), **common}
+            else:
+                options[venue] = {
+                    "ping_interval": args.ping_interval,
+                    "pong_timeout": args.pong_timeout,
+                    **common,
+                }
+        if args.port and args.port + len(lists) - 1 > 65535:
+            raise ValidationError(
+                "--port", args.port, f"the {len(lists)} venues take consecutive ports from it: "
+                f"choose one <= {65536 - len(lists)} (or --port 0 for free ports)",
+            )  # fmt: skip
+        return LocalVenues(
+            lists,
+            seed=args.seed,
+            rate=args.rate,
+            speed=args.speed,
+            exchange_options=options,
+        )
+    if args.replay:
+        source = ReplaySource(args.replay, speed=args.speed, loop=args.loop, retime=args.retime)
+    else:
+        symbols = lists[0][1]
+        source = SimulatorSource(symbols=symbols, seed=args.seed, rate=args.rate, speed=args.speed)
     return LocalExchange(
-        source=source,
-        host=args.host,
-        port=args.port,
-        ping_interval=args.ping_interval,
-        pong_timeout=args.pong_timeout,
-        max_connection_age=args.max_connection_age,
-        shutdown_notice=not args.no_shutdown_notice,
-        inbound_limit=args.inbound_limit,
-        rest_weight_limit=args.rest_weight_limit,
-        faults=faults,
-        shutdown_grace=args.shutdown_grace,
+        source=source, host=args.host, port=args.port, faults=faults, **_binance_options(args)
     )
 
 
-async def _serve(ex: Any) -> None:
+async def _serve(ex: Any, host: str = "127.0.0.1") -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await ex.start()
+    try:
+        await ex.start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        from lq.errors import LqError
+
+        port = getattr(exc, "lq_port", None) or getattr(ex, "port", None)
+        raise LqError(
+            f"port {port} on {host} is already in use (another lq exchange or server?): "
+            "choose another with --port N, or --port 0 for a free one"
+        ) from None
     if hasattr(ex, "urls"):
         for venue, (ws, rest) in ex.urls().items():
             log.info("lq exchange %s: WebSocket %s  REST %s", venue, ws, rest)
@@ -180,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     ex = build_exchange(args)
-    asyncio.run(_serve(ex))  # a CLI entry point, not library code: owns the loop
+    asyncio.run(_serve(ex, args.host))  # a CLI entry point, not library code: owns the loop
     return 0
 
 

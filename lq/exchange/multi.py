@@ -253,8 +253,18 @@ class LocalVenues:
         return {v: (ex.ws_url, ex.rest_url) for v, ex in self.exchanges.items()}
 
     async def start(self) -> None:
+        """Start every venue's exchange; if one cannot (its port is taken), the ones started
+        are stopped again and the error (``lq_port``: the port refused) is raised."""
+        started: list[Any] = []
         for ex in self.exchanges.values():
-            await ex.start()
+            try:
+                await ex.start()
+            except OSError as exc:
+                exc.lq_port = ex.port  # type: ignore[attr-defined]
+                for done in reversed(started):
+                    await done.stop()
+                raise
+            started.append(ex)
 
     async def stop(self) -> None:
         for ex in self.exchanges.values():

@@ -39,6 +39,7 @@ import contextlib
 import http
 import json
 import logging
+import random
 import re
 import time
 from collections import deque
@@ -52,6 +53,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from lq.errors import ValidationError
+from lq.exchange.faults import Faults, garbage_frame
 from lq.exchange.market import TradeIn
 from lq.exchange.source import Source
 from lq.exchange.wsframe import send_batch
@@ -85,9 +87,12 @@ whole batch of trades)."""
 
 
 class _Client:
-    __slots__ = ("drop", "dup", "outbox", "stall_until", "state", "tasks", "wake", "ws")
+    __slots__ = (
+        "drop", "dup", "garbage_i", "held", "outbox", "rng", "stall_until", "state", "tasks",
+        "wake", "ws",
+    )  # fmt: skip
 
-    def __init__(self, ws: ServerConnection) -> None:
+    def __init__(self, ws: ServerConnection, seed: int = 0) -> None:
         self.ws = ws
         self.outbox: deque[bytes] = deque()
         self.wake = asyncio.Event()
@@ -96,6 +101,9 @@ class _Client:
         self.dup = 0
         self.drop = 0
         self.tasks: list[asyncio.Task[Any]] = []
+        self.rng = random.Random(seed)
+        self.garbage_i = 0
+        self.held: str | None = None
 
 
 def _path_pattern(template: str) -> re.Pattern[str]:
@@ -126,6 +134,14 @@ class VenueExchange:
         Seconds between ``heartbeat_frames`` calls (``None``: never).
     rest_rate_limit
         REST calls per second allowed (default the venue's ``RATE_LIMIT_PER_S``).
+    ping_interval, pong_timeout
+        WebSocket pings every ``ping_interval`` s; a connection whose pong is ``pong_timeout``
+        s late is closed (``None``: never).
+    faults
+        Steady fault rates (:class:`~lq.exchange.faults.Faults`), as for Binance: garbage
+        frames before a data frame (``malformed_rate``), data frames sent twice
+        (``duplicate_rate``), trades kept off the socket while REST keeps them
+        (``skip_rate``), a data frame held back behind the next one (``out_of_order_rate``).
     """
 
     def __init__(
@@ -141,6 +157,8 @@ class VenueExchange:
         rest_rate_limit: float | None = None,
         instruments: Sequence[Instrument] | None = None,
         ping_interval: float | None = 20.0,
+        pong_timeout: float | None = 20.0,
+        faults: Faults | None = None,
     ) -> None:
         if venue.imitation is None:
             raise ValidationError("venue", venue.name, "has no imitation module")
@@ -155,6 +173,9 @@ class VenueExchange:
         rate = rest_rate_limit if rest_rate_limit is not None else venue.rest.RATE_LIMIT_PER_S
         self.rest_rate_limit = float(rate)
         self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.faults = faults or Faults()
+        self._fault_rng = random.Random(self.faults.seed)
         specs = source.specs()
         self.symbols = [s.symbol for s in specs]
         self.instruments = (
@@ -219,6 +240,7 @@ class VenueExchange:
             process_request=self._process_request,
             compression=None,
             ping_interval=self.ping_interval,
+            ping_timeout=self.pong_timeout,
             max_queue=64,
         )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
@@ -360,7 +382,7 @@ class VenueExchange:
     # -- WebSocket ------------------------------------------------------------------------
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections_opened += 1
-        c = _Client(ws)
+        c = _Client(ws, self.faults.seed + self.connections_opened)
         req = ws.request
         c.state.update(
             path=req.path if req is not None else "/",
@@ -399,14 +421,28 @@ class VenueExchange:
     def _send(self, c: _Client, frames: Sequence[str]) -> None:
         if time.monotonic() < c.stall_until:
             return
+        f = self.faults
+        rng = c.rng
         for fr in frames:
             if c.drop > 0:
                 c.drop -= 1
                 continue
+            if f.malformed_rate and rng.random() < f.malformed_rate:
+                self._spawn_send(c, garbage_frame(c.garbage_i, stream="", combined=False).decode())
+                c.garbage_i += 1
+            if c.held is not None:  # the frame held back goes after this one
+                held, c.held = c.held, None
+                self._spawn_send(c, fr)
+                self._spawn_send(c, held)
+                self.frames_sent += 2
+                continue
+            if f.out_of_order_rate and rng.random() < f.out_of_order_rate:
+                c.held = fr
+                continue
             self._spawn_send(c, fr)
             self.frames_sent += 1
-            if c.dup > 0:
-                c.dup -= 1
+            if c.dup > 0 or (f.duplicate_rate and rng.random() < f.duplicate_rate):
+                c.dup = max(0, c.dup - 1)
                 self._spawn_send(c, fr)
 
     def _spawn_send(self, c: _Client, frame: str) -> None:
@@ -463,11 +499,12 @@ class VenueExchange:
 
     def _skips(self, t: Trade) -> bool:
         key: str | None = t.symbol if self._skip.get(t.symbol) else None
-        if not self._skip.get(key):
+        if self._skip.get(key):
+            self._skip[key] -= 1
+            if not self._skip[key]:
+                del self._skip[key]
+        elif not (self.faults.skip_rate and self._fault_rng.random() < self.faults.skip_rate):
             return False
-        self._skip[key] -= 1
-        if not self._skip[key]:
-            del self._skip[key]
         self._skipped.add((t.symbol, t.trade_id))
         return True
 

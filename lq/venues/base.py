@@ -188,6 +188,8 @@ class ProtocolVenue:
         self.default_symbols = tuple(
             default_symbols or getattr(protocol, "DEFAULT_SYMBOLS", ()) or ()
         )
+        self.channels: tuple[str, ...] = tuple(getattr(protocol, "CHANNELS", ("trade",)))
+        """The ``--channels`` names this venue offers (the shared client follows trades)."""
 
     def __repr__(self) -> str:
         return f"ProtocolVenue({self.name!r}, id_rule={self.id_rule!r})"
@@ -198,7 +200,7 @@ class ProtocolVenue:
             t = s.strip().upper()
             if not t or any(c.isspace() for c in t):
                 raise ValidationError("--symbols", s, f"not a {self.name} symbol")
-            out.append(t)
+            out.append(self._spot_symbol(s, t))
         try:  # the parser's own rule for this venue's symbols (Kraken: BASE/QUOTE, ...)
             self.parser_module.Parser(out)
         except ValueError as exc:
@@ -208,6 +210,53 @@ class ProtocolVenue:
                 "--symbols", ",".join(symbols), f"{why}" + (f" (e.g. {eg})" if eg else "")
             ) from None
         return out
+
+    def _spot_symbol(self, given: str, t: str) -> str:
+        """``t`` by the venue's naming rule (``protocol.SYMBOL_SEP``: ``BASE-QUOTE`` or
+        ``BASE/QUOTE``, the only spot form lq follows), aliases (``SYMBOL_ALIASES``: Kraken's
+        ``XBT`` -> ``BTC``) replaced; else one-line ValidationError naming the form, an
+        example and, when the symbol splits, the spelling meant."""
+        sep = getattr(self.protocol, "SYMBOL_SEP", None)
+        if not sep:
+            return t
+        parts = t.split(sep)
+        if len(parts) == 2 and all(p.isascii() and p.isalnum() for p in parts):
+            aliases = getattr(self.protocol, "SYMBOL_ALIASES", {})
+            return sep.join(aliases.get(p, p) for p in parts)
+        eg = self.default_symbols[0] if self.default_symbols else f"BTC{sep}USD"
+        disp = getattr(self.protocol, "DISPLAY_NAME", self.name)
+        what = getattr(self.protocol, "SYMBOL_WHAT", "symbol")
+        art = "an" if disp[:1] in "AEIOU" else "a"
+        form = f"not {art} {disp} {what} 'BASE{sep}QUOTE' (spot), e.g. {eg}"
+        if len(parts) > 2:
+            why = f"a derivative or dated instrument, {form}: lq follows spot trades"
+            raise ValidationError("--symbols", given, why)
+        hint = ""
+        try:
+            g = guess_instrument(self.name, t.replace("-", "/").replace("_", "/"))
+            if g.base and g.quote and g.base != t:
+                hint = f" (did you mean {g.base}{sep}{g.quote}?)"
+        except (ValueError, IndexError):  # pragma: no cover - a guess only
+            pass
+        raise ValidationError("--symbols", given, f"{form}{hint}")
+
+    def check_channels(self, channels: Sequence[str]) -> tuple[str, ...]:
+        """``channels`` if this venue offers every one; else ValidationError naming the
+        channels it does offer (one line)."""
+        got = tuple(c.strip() for c in channels if c.strip())
+        if isinstance(channels, str) or not got:
+            raise ValidationError(
+                "--channels", channels, f"expected {self.name} channels: {', '.join(self.channels)}"
+            )
+        bad = [c for c in got if c not in self.channels]
+        if bad:
+            raise ValidationError(
+                "--channels",
+                ",".join(got),
+                f"{self.name} does not offer {', '.join(bad)}; it offers: "
+                f"{', '.join(self.channels)}",
+            )
+        return tuple(dict.fromkeys(got))
 
     def instrument(self, symbol: str) -> Instrument:
         return guess_instrument(self.name, symbol)
@@ -227,10 +276,8 @@ class ProtocolVenue:
     ) -> Any:
         from lq.feeds.venue_client import VenueClient
 
-        if tuple(channels) not in (("trade",), ()):
-            raise ValidationError(
-                "--channels", ",".join(channels), f"{self.name} supports the trade channel only"
-            )
+        if tuple(channels) != ():
+            self.check_channels(channels)
         options.pop("api_key", None)  # a Binance setting
         options.pop("endpoint", None)
         return VenueClient(

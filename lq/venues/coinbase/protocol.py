@@ -20,6 +20,8 @@ from typing import Literal
 
 __all__ = [
     "CONNECTIONS_PER_S",
+    "DEFAULT_SYMBOLS",
+    "DISPLAY_NAME",
     "ID_RULE",
     "MAX_STREAMS_PER_CONNECTION",
     "MESSAGES_PER_S",
@@ -27,6 +29,8 @@ __all__ = [
     "PING_INTERVAL_S",
     "REST_URL",
     "SILENT_CLOSE_S",
+    "SYMBOL_SEP",
+    "SYMBOL_WHAT",
     "WS_URL",
     "ping_message",
     "subscribe_messages",
@@ -36,6 +40,12 @@ NAME = "coinbase"
 WS_URL = "wss://advanced-trade-ws.coinbase.com"  # public market data (docs guides/websocket)
 REST_URL = "https://api.exchange.coinbase.com"  # Exchange REST: the only id-cursor trade history
 ID_RULE: Literal["contiguous", "none"] = "contiguous"
+DISPLAY_NAME = "Coinbase"
+SYMBOL_WHAT = "product id"
+"""How the venue calls a symbol, for messages."""
+SYMBOL_SEP = "-"
+"""Spot symbols are ``BASE-QUOTE`` (checked, with an example, at the CLI/adapter boundary)."""
+DEFAULT_SYMBOLS = ("BTC-USD", "ETH-USD")
 
 PING_INTERVAL_S: float | None = None
 """No app-level ping: the ``heartbeats`` channel (1 frame/s) keeps the subscriptions open."""

@@ -19,12 +19,17 @@ from collections.abc import Sequence
 from typing import Literal
 
 __all__ = [
+    "DEFAULT_SYMBOLS",
+    "DISPLAY_NAME",
     "ID_RULE",
     "MAX_STREAMS_PER_CONNECTION",
     "NAME",
     "PING_INTERVAL_S",
     "REST_URL",
     "SNAPSHOT",
+    "SYMBOL_ALIASES",
+    "SYMBOL_SEP",
+    "SYMBOL_WHAT",
     "WS_URL",
     "ping_message",
     "subscribe_messages",
@@ -34,6 +39,14 @@ NAME = "kraken"
 WS_URL = "wss://ws.kraken.com/v2"  # public v2 (docs websockets/introduction)
 REST_URL = "https://api.kraken.com"
 ID_RULE: Literal["contiguous", "none"] = "contiguous"
+DISPLAY_NAME = "Kraken"
+SYMBOL_WHAT = "pair"
+"""How the venue calls a symbol, for messages."""
+SYMBOL_SEP = "/"
+"""Spot symbols are ``BASE/QUOTE`` (checked, with an example, at the CLI/adapter boundary)."""
+DEFAULT_SYMBOLS = ("BTC/USD", "ETH/USD")
+SYMBOL_ALIASES = {"XBT": "BTC", "XDG": "DOGE"}
+"""Older Kraken asset codes a user may type, as WS v2 names them (``XBT/USD`` -> ``BTC/USD``)."""
 
 PING_INTERVAL_S: float | None = 30.0
 """Kraken sends ``{"channel":"heartbeat"}`` about once a second once subscribed, so the ping

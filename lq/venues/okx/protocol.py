@@ -22,6 +22,8 @@ from typing import Literal
 __all__ = [
     "CHANNEL",
     "CONNECTIONS_PER_S",
+    "DEFAULT_SYMBOLS",
+    "DISPLAY_NAME",
     "ID_RULE",
     "MAX_STREAMS_PER_CONNECTION",
     "NAME",
@@ -30,6 +32,8 @@ __all__ = [
     "PUBLIC_WS_URL",
     "REST_URL",
     "SUBSCRIBE_OPS_PER_HOUR",
+    "SYMBOL_SEP",
+    "SYMBOL_WHAT",
     "WS_URL",
     "ping_message",
     "subscribe_messages",
@@ -40,6 +44,12 @@ WS_URL = "wss://ws.okx.com:8443/ws/v5/business"  # trades-all lives on the busin
 PUBLIC_WS_URL = "wss://ws.okx.com:8443/ws/v5/public"  # trades, tickers, books
 REST_URL = "https://www.okx.com"
 ID_RULE: Literal["contiguous", "none"] = "contiguous"
+DISPLAY_NAME = "OKX"
+SYMBOL_WHAT = "instId"
+"""How the venue calls a symbol, for messages."""
+SYMBOL_SEP = "-"
+"""Spot symbols are ``BASE-QUOTE`` (checked, with an example, at the CLI/adapter boundary)."""
+DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNEL = "trades-all"
 
 NO_DATA_CLOSE_S = 30.0
