@@ -325,13 +325,15 @@ def load_settings(
     named = os.environ.get("LQ_CONFIG")  # what config_path() follows
     p = Path(path) if path is not None else config_path()
     data: dict[str, Any] = {}
-    if p.is_file():
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory, not a config file: name a TOML file")
+    if p.exists():  # a file, or /dev/null and other readable non-directories (no settings)
         try:
             data = tomllib.loads(p.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    elif p.exists():
-        raise ConfigError(f"{p}: not a config file (a directory?): name a TOML file")
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read it ({exc.strerror or exc})") from None
     elif path is not None:
         raise ConfigError(f"{p}: no such config file (--config): create it, or leave --config out")
     elif named:  # the user named a file: a typo must not silently fall back to the defaults

@@ -100,6 +100,8 @@ def test_the_library_refuses_a_missing_lq_config_too(tmp_path, monkeypatch):
     (tmp_path / "empty.toml").write_text("")
     monkeypatch.setenv("LQ_CONFIG", str(tmp_path / "empty.toml"))
     assert load_settings().collector.source == "live"  # an empty file: the defaults
+    monkeypatch.setenv("LQ_CONFIG", os.devnull)  # the usual "no settings": read as empty
+    assert load_settings().collector.source == "live"
 
 
 # ---------------------------------------------------------- 2. lq dashboard --source typo

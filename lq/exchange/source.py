@@ -39,11 +39,13 @@ def real_time_anchor(at0: int, speed: float, now: float) -> float:
     """The loop time at which the first item (pacing clock ``at0``, µs) is due.
 
     A source on the real clock at real speed (the simulator, a retimed replay) is paced by the
-    clock itself: the first item is not sent before its time, so no frame leaves before the
-    event time it carries (a negative lag on one machine). Any other source starts at once.
+    clock itself: no frame leaves before the event time it carries (a negative lag on one
+    machine), and a source whose clock started before the server (the venues of a multi-venue
+    run share one start time) catches up at once instead of staying late by the start-up time.
+    Any other source (a replay of old times, another speed) starts at once.
     """
     ahead = at0 / 1e6 - time.time()
-    return now + ahead if speed == 1.0 and 0 < ahead < 60 else now
+    return now + ahead if speed == 1.0 and -60 < ahead < 60 else now
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:

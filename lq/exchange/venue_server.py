@@ -55,7 +55,7 @@ from websockets.http11 import Request, Response
 from lq.errors import ValidationError
 from lq.exchange.faults import Faults, garbage_frame
 from lq.exchange.market import TradeIn
-from lq.exchange.source import Source
+from lq.exchange.source import Source, real_time_anchor
 from lq.exchange.wsframe import send_batch
 from lq.feeds.events import Trade
 from lq.venues.instrument import Instrument
@@ -538,7 +538,7 @@ class VenueExchange:
                 continue
             if speed is not None:
                 if not wall0:
-                    at0, wall0 = at, loop.time()
+                    at0, wall0 = at, real_time_anchor(at, speed, loop.time())
                 due = wall0 + (at - at0) / 1e6 / speed
                 while due > loop.time():
                     if loop.time() >= next_flush:
