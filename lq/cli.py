@@ -290,6 +290,7 @@ _SUBCOMMANDS = {
         "lq.forecast.cli",
         "train forecasts honestly (papermill, --every), deploy them, list runs",
     ),
+    "archive": ("lq.store.archive_cli", "move closed days from SQLite into a Parquet archive"),
 }
 
 

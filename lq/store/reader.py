@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from lq.errors import StoreError, ValidationError
 from lq.store.sqlite import connect_reader
 
 if TYPE_CHECKING:
+    from lq.store.archive import Archive
     from lq.store.book import BookHistory
 
 __all__ = ["BAR_COLUMNS", "TICK_COLUMNS", "Store", "to_us"]
@@ -87,10 +88,89 @@ class Store:
     >>> store.bars("BTCUSDT", "1m", start="2024-08-08 23:54")          # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        archive: str | os.PathLike[str] | Literal[False] | None = None,
+    ) -> None:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._duck = None
+        # the Parquet archive (lq.store.archive): None = ``<db>.archive`` if that folder
+        # exists, a folder or fsspec URL, or False for SQLite alone
+        self._archive_loc = archive
+        self._archive: Archive | Literal[False] | None = False if archive is False else None
+
+    @property
+    def archive(self) -> Archive | None:
+        """The archive read together with the SQLite tail (None: none)."""
+        if self._archive is None:
+            from lq.store.archive import Archive, default_location
+
+            loc = self._archive_loc
+            if not loc and not os.path.isdir(default_location(self.path)):
+                self._archive = False
+            else:
+                self._archive = Archive(loc or default_location(self.path))
+        return self._archive or None
+
+    def _union(
+        self, symbol: str | None, tables: Sequence[str], lo: int | None, hi: int | None
+    ) -> Store | None:
+        """A Store over an in-memory copy of the archive's and the SQLite tail's rows of
+        ``tables`` for ``symbol`` in the whole days covering ``[lo, hi)`` (the tail's row
+        winning a key in both), or None when the archive has nothing there. The caller runs
+        the same query on it: same ordering, dedup and aggregation as SQLite alone."""
+        arch = self.archive
+        if arch is None:
+            return None
+        from lq.store.archive import DAY_US, TABLES, archive_frame, partition_files
+
+        sym = None if symbol is None else _symbol(symbol)
+        lo = None if lo is None else lo // DAY_US * DAY_US
+        if not any(partition_files(arch, t, sym, lo, hi) for t in tables):  # type: ignore[arg-type]
+            return None
+        from lq.store.schema import migrate
+
+        mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        migrate(mem)
+        for table in tables:
+            df = archive_frame(arch, table, sym, lo, hi)  # type: ignore[arg-type]
+            cols = [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
+            if not cols:
+                continue
+            marks = ", ".join("?" * len(cols))
+            if len(df):
+                df = df.astype(object).where(df.notna(), None)
+                mem.executemany(
+                    f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({marks})",
+                    df[cols].itertuples(index=False, name=None),
+                )
+            spec = TABLES[table]
+            where: list[str] = [] if sym is None else ["symbol = ?"]
+            params: list[Any] = [] if sym is None else [sym]
+            for op, v in ((">=", lo), ("<", hi)):
+                if v is not None:
+                    where.append(f"{spec.time} {op} ?")
+                    params.append(v)
+            if table == "ticks" and (lo is not None or hi is not None):
+                bw = " AND ".join(where)
+                lo_id, hi_id = self.conn.execute(
+                    f"SELECT min(first_id), max(last_id) FROM bars_1s WHERE {bw}", params
+                ).fetchone()
+                if lo_id is None:
+                    continue
+                where.append("trade_id BETWEEN ? AND ?")
+                params += [lo_id, hi_id]
+            cond = f" WHERE {' AND '.join(where)}" if where else ""
+            mem.executemany(
+                f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({marks})",
+                self.conn.execute(f"SELECT {', '.join(cols)} FROM {table}{cond}", params),
+            )
+        scratch = Store(self.path, archive=False)
+        scratch._conn = mem
+        return scratch
 
     # -- connections --------------------------------------------------------------------
     @property
@@ -125,7 +205,15 @@ class Store:
 
     # -- queries ------------------------------------------------------------------------
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run SQL in DuckDB over the attached file (tables: ticks, bars_1s, book_tickers, ...)."""
+        """Run SQL in DuckDB over the attached file (tables: ticks, bars_1s, book_tickers, ...).
+
+        The archive's tables are ``archive.ticks``, ``archive.bars_1s``... (Parquet, with hive
+        columns ``exchange``, ``symbol`` and ``date``: filter on them to prune files)."""
+        if self.archive is not None and not getattr(self, "_views", False):
+            from lq.store.archive import register_views
+
+            register_views(self.duck, self.archive)
+            self._views = True
         return self.duck.execute(query, params).df() if params else self.duck.execute(query).df()
 
     def symbols(self) -> list[str]:
@@ -145,6 +233,11 @@ class Store:
             except sqlite3.OperationalError:  # a file older than that table
                 continue
             out.update(r[0] for r in rows)
+        arch = self.archive
+        if arch is not None:
+            from lq.store.archive import archived_symbols
+
+            out.update(archived_symbols(arch, ("bars_1s", "ticks", "klines")))
         return sorted(out)
 
     def newest_bar_ts(self, symbol: str, *, exchange: str | None = None) -> int | None:
@@ -178,7 +271,13 @@ class Store:
         """Trades of ``symbol`` with ``start <= ts < end`` (µs or any time-like), oldest first.
 
         Columns: ``ts`` (int64 µs UTC), ``trade_id``, ``price``, ``qty``, ``is_buyer_maker``.
+        Archived days (:mod:`lq.store.archive`) are read together with the SQLite tail.
         """
+        lo, hi = to_us(start, field="start"), to_us(end, field="end")
+        union = self._union(symbol, ("ticks", "bars_1s"), lo, hi)
+        if union is not None:
+            with union:
+                return union.ticks(symbol, start, end, exchange=exchange, limit=limit)
         cond, params = _where(symbol, start, end, exchange=exchange)
         if start is not None or end is not None:
             # ticks have no time index: the 1 s bars hold each second's trade-id range, so a
@@ -250,6 +349,12 @@ class Store:
         from lq.analytics.bars import interval_us, resample_bars
 
         step = interval_us(interval)
+        union = self._union(
+            symbol, ("bars_1s", "bars_1m", "klines"), _floor(start, step), to_us(end, field="end")
+        )
+        if union is not None:
+            with union:
+                return union.bars(symbol, interval, start, end, exchange=exchange)
         if step % 1_000_000:
             raise ValidationError(
                 "interval", interval, "bars are built from 1 s bars: use whole seconds"
@@ -391,6 +496,12 @@ class Store:
     ) -> pd.DataFrame:
         """Stored klines (from the kline stream or imported files/OHLC uploads) of ``symbol``
         at ``interval``, indexed by open time (UTC)."""
+        union = self._union(
+            symbol, ("klines",), to_us(start, field="start"), to_us(end, field="end")
+        )
+        if union is not None:
+            with union:
+                return union.klines(symbol, interval, start, end)
         cond, params = _where(
             symbol, start, end, time_col="open_time", extra={"interval": interval}
         )
@@ -414,6 +525,12 @@ class Store:
         exchange: str | None = None,
     ) -> pd.DataFrame:
         """Best bid/ask updates of ``symbol`` in ``[start, end)``, oldest first."""
+        union = self._union(
+            symbol, ("book_tickers",), to_us(start, field="start"), to_us(end, field="end")
+        )
+        if union is not None:
+            with union:
+                return union.book_tickers(symbol, start, end, exchange=exchange)
         cond, params = _where(symbol, start, end, exchange=exchange)
         rows = self.conn.execute(
             "SELECT ts, update_id, bid, bid_qty, ask, ask_qty FROM book_tickers"
@@ -435,6 +552,12 @@ class Store:
         """Stored book snapshots of ``symbol`` with ``start <= ts < end``, oldest first, as
         arrays (:class:`lq.store.book.BookHistory`); ``levels`` keeps the top ``levels`` per
         side, ``limit`` the newest ``limit`` snapshots of the range."""
+        union = self._union(
+            symbol, ("book_snapshots",), to_us(start, field="start"), to_us(end, field="end")
+        )
+        if union is not None:
+            with union:
+                return union.book(symbol, start, end, exchange=exchange, levels=levels, limit=limit)
         from lq.store.book import decode_rows
 
         sym = _symbol(symbol)
@@ -496,6 +619,10 @@ class Store:
 
     def gaps(self, symbol: str | None = None) -> pd.DataFrame:
         """The gap ledger: every hole the feed saw, and whether backfill filled it."""
+        union = self._union(symbol, ("gaps",), None, None)
+        if union is not None:
+            with union:
+                return union.gaps(symbol)
         q = "SELECT exchange, symbol, kind, first_missing, last_missing, status, detected_ts, updated_ts, reason FROM gaps"
         params: list[Any] = []
         if symbol is not None:
