@@ -567,8 +567,10 @@ def _write_manifest(
     idcol = spec.key[-1]
     with arch.fs.open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    tcol = data.column(spec.time).to_pylist()
-    icol = data.column(idcol).to_pylist()
+    import pyarrow.compute as pc
+
+    tcol = pc.min_max(data.column(spec.time)).as_py()
+    icol = pc.min_max(data.column(idcol)).as_py()
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "table": table,
@@ -578,10 +580,10 @@ def _write_manifest(
         "file": path.rsplit("/", 1)[-1],
         "rows": data.num_rows,
         "id_column": idcol,
-        "first_id": min(icol) if icol else None,
-        "last_id": max(icol) if icol else None,
-        "first_ts": min(tcol) if tcol else None,
-        "last_ts": max(tcol) if tcol else None,
+        "first_id": icol["min"],
+        "last_id": icol["max"],
+        "first_ts": tcol["min"],
+        "last_ts": tcol["max"],
         "sha256": digest,
         "rows_checksum": checksum,
         "columns": [f"{f.name}:{f.type}" for f in data.schema],
@@ -634,6 +636,36 @@ def archive_frame(
         df.insert(0, "exchange", ex)
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def archived_ticks(
+    arch: Archive, symbol: str, lo: int | None, hi: int | None, exchange: str | None
+) -> pd.DataFrame | None:
+    """Archived trades of ``symbol`` with ``lo <= ts < hi`` (columns ``exchange``, ts,
+    trade_id, price, qty, is_buyer_maker; unordered), or None when no file covers the range.
+    Files are pruned by their partition (exchange, date), row groups by their statistics."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    paths = partition_files(arch, "ticks", symbol, lo, hi)
+    if exchange is not None:
+        paths = [p for p in paths if f"/exchange={_enc(exchange)}/" in p]
+    if not paths:
+        return None
+    filters = [("ts", op, v) for op, v in ((">=", lo), ("<", hi)) if v is not None]
+    frames = []
+    for path in paths:
+        ex = _dec(path.split("/exchange=", 1)[1].split("/", 1)[0])
+        with arch.fs.open(path, "rb") as f:
+            t = pq.read_table(
+                f,
+                columns=["ts", "trade_id", "price", "qty", "is_buyer_maker"],
+                filters=filters or None,
+            )
+        df = t.to_pandas()
+        df.insert(0, "exchange", ex)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
 
 
 def archived_symbols(arch: Archive, tables: Sequence[str]) -> set[str]:

@@ -273,11 +273,36 @@ class Store:
         Columns: ``ts`` (int64 µs UTC), ``trade_id``, ``price``, ``qty``, ``is_buyer_maker``.
         Archived days (:mod:`lq.store.archive`) are read together with the SQLite tail.
         """
-        lo, hi = to_us(start, field="start"), to_us(end, field="end")
-        union = self._union(symbol, ("ticks", "bars_1s"), lo, hi)
-        if union is not None:
-            with union:
-                return union.ticks(symbol, start, end, exchange=exchange, limit=limit)
+        arch = self.archive
+        if arch is not None:
+            from lq.store.archive import archived_ticks
+
+            lo, hi = to_us(start, field="start"), to_us(end, field="end")
+            old = archived_ticks(arch, _symbol(symbol), lo, hi, exchange)
+            if old is not None:  # one frame: the tail's row wins a key in both, same order
+                tail = self._ticks_sqlite(symbol, start, end, exchange, None, with_exchange=True)
+                df = pd.concat([old, tail], ignore_index=True)
+                df = df.drop_duplicates(["exchange", "trade_id"], keep="last")
+                df = df.sort_values(["ts", "trade_id"], kind="mergesort")
+                if limit is not None and int(limit) >= 0:  # SQLite: a negative LIMIT is none
+                    df = df.head(int(limit))
+                df = df[TICK_COLUMNS].reset_index(drop=True)
+                return df.astype(
+                    {"ts": "int64", "trade_id": "int64", "price": "float64", "qty": "float64"}
+                ).astype({"is_buyer_maker": bool})
+        return self._ticks_sqlite(symbol, start, end, exchange, limit)
+
+    def _ticks_sqlite(
+        self,
+        symbol: str,
+        start: TimeLike,
+        end: TimeLike,
+        exchange: str | None,
+        limit: int | None,
+        *,
+        with_exchange: bool = False,
+    ) -> pd.DataFrame:
+        cols = ["exchange", *TICK_COLUMNS] if with_exchange else TICK_COLUMNS
         cond, params = _where(symbol, start, end, exchange=exchange)
         if start is not None or end is not None:
             # ticks have no time index: the 1 s bars hold each second's trade-id range, so a
@@ -290,13 +315,13 @@ class Store:
                 f"SELECT min(first_id), max(last_id) FROM bars_1s WHERE {bcond}", bparams
             ).fetchone()
             if lo_id is None:
-                return _frame([], TICK_COLUMNS).astype({"is_buyer_maker": bool})
+                return _frame([], cols).astype({"is_buyer_maker": bool})
             cond += " AND trade_id BETWEEN ? AND ?"
             params += [lo_id, hi_id]
-        q = f"SELECT ts, trade_id, price, qty, is_buyer_maker FROM ticks WHERE {cond} ORDER BY ts, trade_id"
+        q = f"SELECT {', '.join(cols)} FROM ticks WHERE {cond} ORDER BY ts, trade_id"
         if limit is not None:
             q += f" LIMIT {int(limit)}"
-        df = _frame(self.conn.execute(q, params).fetchall(), TICK_COLUMNS)
+        df = _frame(self.conn.execute(q, params).fetchall(), cols)
         df["is_buyer_maker"] = df["is_buyer_maker"].astype(bool)
         return df
 
