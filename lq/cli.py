@@ -94,7 +94,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         from lq.errors import StoreError
 
         raise StoreError(f"{settings.db}: no such database (choose one with --db PATH)")
-    with Store(settings.db) as store:
+    with Store(settings.db, archive=settings.store.archive or None) as store:
         n = export(
             store,
             args.kind,

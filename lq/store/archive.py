@@ -244,11 +244,20 @@ class Archive:
     def exists(self, path: str) -> bool:
         return bool(self.fs.exists(path))
 
-    def read_table(self, path: str) -> pa.Table:
+    def read_table(self, path: str, **options: Any) -> pa.Table:
+        """One Parquet file (``options`` go to ``pyarrow.parquet.read_table``); a file that
+        cannot be read is a :class:`StoreError` naming it."""
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        with self.fs.open(path, "rb") as f:
-            return pq.read_table(f)
+        try:
+            with self.fs.open(path, "rb") as f:
+                return pq.read_table(f, **options)
+        except (pa.ArrowException, OSError) as exc:
+            raise StoreError(
+                f"{self.full(path)}: not a readable archive file ({_short(exc)}); restore it"
+                " from a backup or remove it and its .manifest.json"
+            ) from None
 
     def files(self, table: str, symbol: str | None = None) -> list[str]:
         """The data files of ``table`` (of ``symbol``), sorted."""
@@ -466,7 +475,16 @@ def archive_db(
             ).fetchone()
         ]
         for exchange, symbol, lo in _partitions(conn, cutoff, unit):
-            _archive_partition(conn, arch, tables, exchange, symbol, lo, unit, tag, delete, res)
+            try:
+                _archive_partition(conn, arch, tables, exchange, symbol, lo, unit, tag, delete, res)
+            except (StoreError, sqlite3.Error):
+                raise
+            except Exception as exc:  # the archive's storage (OS, S3, a corrupt file)
+                raise StoreError(
+                    f"{arch.url}: archiving {exchange} {symbol} {_day(lo)} failed"
+                    f" ({type(exc).__name__}: {_short(exc)}); nothing of it was deleted from"
+                    " SQLite, rerun `lq archive` once the archive is reachable"
+                ) from None
     finally:
         if own:
             conn.close()
@@ -645,7 +663,6 @@ def archived_ticks(
     trade_id, price, qty, is_buyer_maker; unordered), or None when no file covers the range.
     Files are pruned by their partition (exchange, date), row groups by their statistics."""
     import pandas as pd
-    import pyarrow.parquet as pq
 
     paths = partition_files(arch, "ticks", symbol, lo, hi)
     if exchange is not None:
@@ -656,12 +673,11 @@ def archived_ticks(
     frames = []
     for path in paths:
         ex = _dec(path.split("/exchange=", 1)[1].split("/", 1)[0])
-        with arch.fs.open(path, "rb") as f:
-            t = pq.read_table(
-                f,
-                columns=["ts", "trade_id", "price", "qty", "is_buyer_maker"],
-                filters=filters or None,
-            )
+        t = arch.read_table(
+            path,
+            columns=["ts", "trade_id", "price", "qty", "is_buyer_maker"],
+            filters=filters or None,
+        )
         df = t.to_pandas()
         df.insert(0, "exchange", ex)
         frames.append(df)

@@ -10,12 +10,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import DAY, make_db, today_us
 
+from lq.errors import StoreError
 from lq.store import Store
 from lq.store.archive import Archive
 
@@ -186,3 +188,117 @@ def test_archive_errors_are_one_line(tmp_path: Path, moto_endpoint: str) -> None
     r = lq("archive", "--db", str(db), "--every", "soon")
     assert r.returncode != 0 and "--every" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_running_writer_keeps_its_rows_and_readers_see_each_once(
+    db_and_ref: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from lq.store import WriterLock
+
+    db, ref = db_and_ref
+    loc = str(tmp_path / "arch")
+    n = sqlite_count(db)
+    with WriterLock(db, role="collector"):  # the collector: the one writer of the file
+        r = lq("archive", "--db", str(db), "--to", loc)
+    assert r.returncode == 0, r.stderr
+    assert "archiving a copy" in r.stdout and "0 rows deleted" in r.stdout, r.stdout
+    assert sqlite_count(db) == n
+    assert_same(reads(Store(db, archive=loc)), reads(Store(ref, archive=False)))
+    r = lq("archive", "--db", str(db), "--to", loc)  # no writer now: the copies' rows leave
+    assert r.returncode == 0 and "0 file(s)" in r.stdout, r.stdout
+    assert sqlite_count(db) < n
+    assert_same(reads(Store(db, archive=loc)), reads(Store(ref, archive=False)))
+
+
+def test_every_repeats_and_hour_granularity_is_kept(
+    db_and_ref: tuple[Path, Path], tmp_path: Path
+) -> None:
+    db, ref = db_and_ref
+    loc = str(tmp_path / "arch")
+    e = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lq.cli",
+            "archive",
+            "--db",
+            str(db),
+            "--to",
+            loc,
+            "--granularity",
+            "hour",
+            "--every",
+            "0.2s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=e,
+        cwd=REPO,
+    )
+    try:
+        assert p.stdout is not None
+        first = p.stdout.readline()
+        second = p.stdout.readline()
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+    assert first.startswith("archived "), first
+    assert "nothing to archive" in second, second
+    files = Archive(loc).files("ticks", "BTCUSDT")
+    assert files and all("/part-" in f and "-day-" not in f for f in files)
+    assert_same(reads(Store(db, archive=loc)), reads(Store(ref, archive=False)))
+    r = lq("archive", "--db", str(db), "--to", loc)  # default --granularity day
+    assert r.returncode != 0 and "holds hours" in r.stderr and "--granularity hour" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_corrupt_archive_file_is_a_one_line_error_and_nothing_is_deleted(
+    db_and_ref: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from lq.feeds.events import Trade
+    from lq.store import Batch, Writer
+
+    db, _ref = db_and_ref
+    loc = str(tmp_path / "arch")
+    assert lq("archive", "--db", str(db), "--to", loc).returncode == 0
+    day = today_us() - 2 * DAY
+    date = time.strftime("%Y-%m-%d", time.gmtime(day // 1_000_000))
+    victim = next(f for f in Archive(loc).files("ticks", "BTCUSDT") if f"date={date}" in f)
+    Path(victim).write_bytes(b"not parquet")
+    late = Trade(
+        symbol="BTCUSDT",
+        trade_id=10**9,
+        price=1.5,
+        qty=2.0,
+        ts=day + 7,
+        event_ts=day + 8,
+        is_buyer_maker=False,
+        recv_ts=day + 9,
+    )
+    with Writer(db) as w:
+        w.write_batch(Batch(trades=[late]))
+    n = sqlite_count(db)
+    r = lq("archive", "--db", str(db), "--to", loc)
+    assert r.returncode != 0 and "not a readable archive file" in r.stderr, r.stderr
+    assert victim in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sqlite_count(db) == n  # nothing deleted
+    with pytest.raises(StoreError, match="not a readable archive file"):
+        Store(db, archive=loc).ticks("BTCUSDT", day, day + DAY)
+
+
+def test_export_reads_the_configured_archive(
+    db_and_ref: tuple[Path, Path], location: str, tmp_path: Path
+) -> None:
+    db, ref = db_and_ref
+    assert lq("archive", "--db", str(db), "--to", location).returncode == 0
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[store]\narchive = "{location}"\n')
+    out = tmp_path / "ticks.csv"
+    r = lq("export", "ticks", "BTCUSDT", str(out), "--db", str(db), env={"LQ_CONFIG": str(cfg)})
+    assert r.returncode == 0, r.stderr
+    want = Store(ref, archive=False).ticks("BTCUSDT")
+    assert f"wrote {len(want):,} rows" in r.stdout, r.stdout
+    got = pd.read_csv(out)
+    assert got["trade_id"].tolist() == want["trade_id"].tolist()
