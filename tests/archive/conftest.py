@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lq.feeds.events import BookTicker, Trade
+from lq.feeds.events import AggTrade, BookTicker, BookTop, Gap, Kline, Trade
 from lq.store import Batch, Writer
 
 DAY = 86_400_000_000
@@ -29,6 +29,7 @@ def make_db(
     days: int = 3,
     per_day: int = 400,
     seed: int = 1,
+    extras: bool = True,
 ) -> Path:
     """Trades and book tickers of ``symbols`` over ``days`` closed UTC days and today's first
     minutes (the open interval, which is never archived)."""
@@ -77,7 +78,81 @@ def make_db(
                             )
                         )
             w.write_batch(Batch(trades=trades, book_tickers=books))
+        if extras:
+            w.write_batch(_extras(symbols, start, days, rng))
     return path
+
+
+def _extras(symbols: tuple[str, ...], start: int, days: int, rng: object) -> Batch:
+    """Klines (of a kline-only symbol, SOLUSDT, and of the first symbol's minutes without
+    trades), book snapshots, aggregated trades and gaps (settled and still open)."""
+    sym = symbols[0]
+    klines, tops, aggs, gaps = [], [], [], []
+    for d in range(days):
+        base = start + d * DAY
+        for m in range(0, 24 * 60, 97):
+            for ks in ("SOLUSDT", sym):
+                o = base + m * 60_000_000 + (DAY // 2 if ks == sym else 0)
+                px = 100.0 + m % 13
+                klines.append(
+                    Kline(
+                        symbol=ks,
+                        interval="1m",
+                        open_time=o,
+                        close_time=o + 59_999_999,
+                        open=px,
+                        high=px + 1,
+                        low=px - 1,
+                        close=px + 0.5,
+                        volume=3.0 + m % 5,
+                        quote_volume=300.0 + m,
+                        trades=7 + m % 3,
+                        taker_buy_volume=1.0,
+                        taker_buy_quote_volume=100.0,
+                        first_id=m,
+                        last_id=m + 6,
+                        closed=True,
+                        event_ts=o + 60_000_000,
+                    )
+                )
+        for k in range(20):
+            ts = base + k * 3_600_000_000 + 17
+            tops.append(
+                BookTop(
+                    symbol=sym,
+                    update_id=10_000 * d + k,
+                    ts=ts,
+                    recv_ts=ts + 5,
+                    levels=3,
+                    bids=((100.0 - k * 0.01, 1.5), (99.9, 2.0)),
+                    asks=((100.1, 1.0), (100.2 + k * 0.01, 0.5), (100.3, 4.0)),
+                )
+            )
+            aggs.append(
+                AggTrade(
+                    symbol=symbols[-1],
+                    agg_id=1000 * d + k,
+                    first_id=k,
+                    last_id=k,
+                    price=50.0 + k,
+                    qty=0.5,
+                    ts=ts,
+                    event_ts=ts,
+                    is_buyer_maker=bool(k % 2),
+                )
+            )
+        for k, status in enumerate(("filled", "unfilled", "found")):
+            gaps.append(
+                Gap(
+                    symbol=sym,
+                    kind="trade",
+                    first_missing=100 * d + 10 * k,
+                    last_missing=100 * d + 10 * k + 3,
+                    status=status,  # type: ignore[arg-type]
+                    detected_ts=base + 1000 + k,
+                )
+            )
+    return Batch(klines=klines, book_tops=tops, agg_trades=aggs, gaps=gaps)
 
 
 def _free_port() -> int:

@@ -45,6 +45,20 @@ def reads(store: Store) -> dict[str, pd.DataFrame]:
         out[f"book {sym}"] = store.book_tickers(sym)
         for iv in ("1s", "1m", "1h"):
             out[f"bars {iv} {sym}"] = store.bars(sym, iv)
+    for iv in ("1m", "1h"):  # from klines only
+        out[f"bars {iv} SOLUSDT"] = store.bars("SOLUSDT", iv)
+    out["klines BTCUSDT"] = store.klines("BTCUSDT", "1m")
+    h = store.book("BTCUSDT")
+    out["book snapshots"] = pd.DataFrame(
+        {"ts": h.ts, "update_id": h.update_id, "recv_ts": h.recv_ts}
+        | {
+            f"{name}{i}": getattr(h, name)[:, i]
+            for name in ("bid_price", "bid_qty", "ask_price", "ask_qty")
+            for i in range(3)
+        }
+    )
+    out["gaps"] = store.gaps()
+    out["symbols"] = pd.DataFrame({"symbol": store.symbols()})
     return out
 
 
@@ -150,8 +164,8 @@ def test_late_row_for_an_archived_day_is_archived_by_the_next_run(
 def test_two_shards_archive_into_one_location_and_a_reader_sees_both(
     tmp_path: Path, location: str
 ) -> None:
-    a = make_db(tmp_path / "shard-a.sqlite", ("BTCUSDT",), seed=2)
-    b = make_db(tmp_path / "shard-b.sqlite", ("ETHUSDT",), seed=3)
+    a = make_db(tmp_path / "shard-a.sqlite", ("BTCUSDT",), seed=2, extras=False)
+    b = make_db(tmp_path / "shard-b.sqlite", ("ETHUSDT",), seed=3, extras=False)
     ref_b = tmp_path / "ref-b.sqlite"
     shutil.copy(b, ref_b)
     for db in (a, b):

@@ -38,7 +38,7 @@ times = st.one_of(st.none(), st.integers(SPAN0, today_us() + DAY))
 @given(
     start=times,
     end=times,
-    symbol=st.sampled_from(["BTCUSDT", "ethusdt"]),
+    symbol=st.sampled_from(["BTCUSDT", "ethusdt", "SOLUSDT"]),
     interval=st.sampled_from(["1s", "7s", "1m", "5m", "1h", "1d"]),
     limit=st.one_of(st.none(), st.integers(0, 500)),
 )
