@@ -206,10 +206,12 @@ class Archive:
                     return {}
             else:
                 bucket = self.root.split("/", 1)[0]
-                if not self.fs.exists(bucket):
+                try:  # not exists(): it answers False for an endpoint that is down too
+                    self.fs.ls(bucket, refresh=True)
+                except FileNotFoundError:
                     raise StoreError(
                         f"{self.url}: no such bucket {bucket!r} (create it, or fix store.archive)"
-                    )
+                    ) from None
             if self.fs.exists(meta_path):
                 with self.fs.open(meta_path, "rb") as f:
                     meta = json.loads(f.read())
@@ -424,6 +426,32 @@ def _delete_exact(
     return int(conn.executemany(f"DELETE FROM {table} WHERE {cond}", rows).rowcount)
 
 
+@contextlib.contextmanager
+def archive_lock(db: str | os.PathLike[str]) -> Iterator[None]:
+    """One compaction of ``db`` at a time (``<db>.archive.lock`` beside its real path, held
+    with flock; the kernel drops it when the process dies). Two overlapping runs could
+    otherwise rename an older merge of a file over a newer one."""
+    import fcntl
+
+    path = os.path.realpath(db) + ".archive.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with open(path) as f:
+                pid = f.read().strip() or "?"
+            raise StoreError(
+                f"{db}: another `lq archive` (pid {pid}) is archiving this database; wait for"
+                " it to finish"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
+
+
 def archive_db(
     db: str | os.PathLike[str],
     location: str | os.PathLike[str] | None = None,
@@ -445,6 +473,19 @@ def archive_db(
     p = Path(db).expanduser()
     if not p.exists():
         raise StoreError(f"{p}: no such database (choose one with --db PATH)")
+    with archive_lock(p):
+        return _archive_db(p, location, granularity, now_us, delete, writer_conn, t0)
+
+
+def _archive_db(
+    p: Path,
+    location: str | os.PathLike[str] | None,
+    granularity: Granularity,
+    now_us: int | None,
+    delete: bool,
+    writer_conn: sqlite3.Connection | None,
+    t0: float,
+) -> ArchiveResult:
     arch = open_archive(location, p)
     meta = arch.check(create=True)
     if meta.get("granularity", granularity) != granularity:

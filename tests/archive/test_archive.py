@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -199,6 +200,14 @@ def test_archive_errors_are_one_line(tmp_path: Path, moto_endpoint: str) -> None
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "very-secret-value" not in r.stderr + r.stdout
     assert sqlite_count(db) > 0  # nothing was deleted
+    with socket.socket() as sock:  # a port nobody listens on: the endpoint is down
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    r = lq("archive", "--db", str(db), "--to", "s3://lq/x", env={**env, "AWS_ENDPOINT_URL": down})
+    assert r.returncode != 0 and "cannot reach the archive" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "very-secret-value" not in r.stderr + r.stdout
+    assert sqlite_count(db) > 0
     r = lq("archive", "--db", str(db), "--every", "soon")
     assert r.returncode != 0 and "--every" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -316,3 +325,18 @@ def test_export_reads_the_configured_archive(
     assert f"wrote {len(want):,} rows" in r.stdout, r.stdout
     got = pd.read_csv(out)
     assert got["trade_id"].tolist() == want["trade_id"].tolist()
+
+
+def test_a_second_archive_run_of_the_same_database_is_refused(
+    db_and_ref: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from lq.store.archive import archive_lock
+
+    db, _ref = db_and_ref
+    n = sqlite_count(db)
+    with archive_lock(db):  # a run in progress (this process)
+        r = lq("archive", "--db", str(db), "--to", str(tmp_path / "arch"))
+    assert r.returncode != 0 and f"another `lq archive` (pid {os.getpid()})" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sqlite_count(db) == n and not (tmp_path / "arch").exists()
+    assert lq("archive", "--db", str(db), "--to", str(tmp_path / "arch")).returncode == 0
