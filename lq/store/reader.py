@@ -116,12 +116,20 @@ class Store:
         return self._archive or None
 
     def _union(
-        self, symbol: str | None, tables: Sequence[str], lo: int | None, hi: int | None
+        self,
+        symbol: str | None,
+        tables: Sequence[str],
+        lo: int | None,
+        hi: int | None,
+        *,
+        pad: int = 0,
     ) -> Store | None:
         """A Store over an in-memory copy of the archive's and the SQLite tail's rows of
-        ``tables`` for ``symbol`` in the whole days covering ``[lo, hi)`` (the tail's row
-        winning a key in both), or None when the archive has nothing there. The caller runs
-        the same query on it: same ordering, dedup and aggregation as SQLite alone."""
+        ``tables`` for ``symbol`` in the whole days covering ``[lo, hi + pad)`` (the tail's
+        row winning a key in both), or None when the archive has nothing there. The caller
+        runs the same query on it: same ordering, dedup and aggregation as SQLite alone.
+        ``pad``: how far past ``hi`` the query looks (a kline's span, checked for finer data,
+        may end after ``hi``)."""
         arch = self.archive
         if arch is None:
             return None
@@ -129,6 +137,7 @@ class Store:
 
         sym = None if symbol is None else _symbol(symbol)
         lo = None if lo is None else lo // DAY_US * DAY_US
+        hi = None if hi is None else -(-(hi + pad) // DAY_US) * DAY_US  # whole days
         if not any(partition_files(arch, t, sym, lo, hi) for t in tables):  # type: ignore[arg-type]
             return None
         from lq.store.schema import migrate
@@ -375,7 +384,11 @@ class Store:
 
         step = interval_us(interval)
         union = self._union(
-            symbol, ("bars_1s", "bars_1m", "klines"), _floor(start, step), to_us(end, field="end")
+            symbol,
+            ("bars_1s", "bars_1m", "klines"),
+            _floor(start, step),
+            to_us(end, field="end"),
+            pad=step,
         )
         if union is not None:
             with union:

@@ -4,6 +4,7 @@ compaction, for random ranges, symbols and intervals (hypothesis)."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -69,3 +70,28 @@ def test_the_archive_really_is_read(stores: tuple[Store, Store]) -> None:
     assert len(alone.ticks("BTCUSDT", end=today_us() - 2 * DAY)) > 0
     assert union.symbols() == alone.symbols()
     pd.testing.assert_frame_equal(union.gaps(), alone.gaps())
+
+
+def test_random_ranges_equal_sqlite_alone_on_both_locations(tmp_path: Path, location: str) -> None:
+    """The same property, seeded, on a local folder and on S3 (moto), through one code path."""
+    import numpy as np
+
+    db = make_db(tmp_path / "lq.sqlite", days=3, per_day=150, seed=11)
+    ref = tmp_path / "ref.sqlite"
+    shutil.copy(db, ref)
+    archive_db(db, location, now_us=today_us() - DAY)
+    union, alone = Store(db, archive=location), Store(ref, archive=False)
+    rng = np.random.default_rng(16)
+    for _ in range(12):
+        a, b = sorted(int(x) for x in rng.integers(SPAN0, today_us() + DAY, 2))
+        sym = str(rng.choice(["BTCUSDT", "ETHUSDT", "SOLUSDT"]))
+        iv = str(rng.choice(["1s", "1m", "1h"]))
+        pd.testing.assert_frame_equal(union.ticks(sym, a, b), alone.ticks(sym, a, b))
+        pd.testing.assert_frame_equal(union.bars(sym, iv, a, b), alone.bars(sym, iv, a, b))
+        pd.testing.assert_frame_equal(union.book_tickers(sym, a, b), alone.book_tickers(sym, a, b))
+    assert (
+        len(union.ticks("BTCUSDT", end=today_us() - DAY))
+        == len(alone.ticks("BTCUSDT", end=today_us() - DAY))
+        > 0
+    )
+    assert union.conn.execute("SELECT count(*) FROM ticks").fetchone()[0] < alone.count("ticks")
