@@ -725,6 +725,27 @@ def archived_ticks(
     return pd.concat(frames, ignore_index=True)
 
 
+def newest_archived(arch: Archive, symbol: str, exchange: str | None) -> list[int]:
+    """Open time of the newest archived 1 s bar and kline of ``symbol`` (one per table that
+    has any): read from the newest date's files only."""
+    import pyarrow.compute as pc
+
+    out = []
+    for table, col in (("bars_1s", "ts"), ("klines", "open_time")):
+        paths = arch.files(table, symbol)
+        if exchange is not None:
+            paths = [p for p in paths if f"/exchange={_enc(exchange)}/" in p]
+        if not paths:
+            continue
+        newest = max(p.rsplit("/date=", 1)[1].split("/", 1)[0] for p in paths)
+        for p in paths:
+            if f"/date={newest}/" in p:
+                v = pc.max(arch.read_table(p, columns=[col]).column(col)).as_py()
+                if v is not None:
+                    out.append(int(v))
+    return out
+
+
 def archived_symbols(arch: Archive, tables: Sequence[str]) -> set[str]:
     """Symbols with a partition in any of ``tables``."""
     out: set[str] = set()

@@ -266,6 +266,11 @@ class Store:
                 ).fetchone()[0]
             )
         have = [int(v) for v in got if v is not None]
+        arch = self.archive
+        if arch is not None:
+            from lq.store.archive import newest_archived
+
+            have += newest_archived(arch, sym, exchange)
         return max(have) if have else None
 
     def ticks(

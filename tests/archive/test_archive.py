@@ -94,6 +94,9 @@ def test_archive_moves_closed_days_and_reads_back_as_one(
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT min(ts) FROM ticks").fetchone()[0] >= today_us()
     assert_same(reads(Store(db, archive=location)), before)
+    for sym in (*SYMBOLS, "SOLUSDT"):  # SOLUSDT: klines only, all of them archived
+        got = Store(db, archive=location).newest_bar_ts(sym)
+        assert got is not None and got == Store(ref, archive=False).newest_bar_ts(sym)
 
     arch = Archive(location)
     first = listing(arch)
