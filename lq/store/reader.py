@@ -81,6 +81,10 @@ class Store:
     ----------
     path
         The SQLite file the collector (or ``lq import``) writes.
+    archive
+        The Parquet archive ``lq archive`` moves closed days to (:mod:`lq.store.archive`): a
+        folder or fsspec URL (``s3://bucket/prefix``); default ``<db>.archive`` when that
+        folder exists; ``False`` reads SQLite alone. Reads cover archive and SQLite as one.
 
     Examples
     --------
