@@ -158,11 +158,12 @@ class Archive:
                     opts["use_listings_cache"] = False
                 fs, root = fsspec.core.url_to_fs(loc, **opts)
             except ImportError as exc:
-                name = getattr(exc, "name", None) or str(exc)
-                raise StoreError(
-                    f"{loc}: a {protocol}:// archive needs {name}; install it"
-                    " (pip install 'lq[s3]' for s3://)"
-                ) from None
+                fix = (
+                    "s3fs, which is not installed: pip install 'lq[s3]'"
+                    if protocol in ("s3", "s3a")
+                    else f"a package that is not installed ({_short(exc)})"
+                )
+                raise StoreError(f"{loc}: {protocol}:// archives need {fix}") from None
             except ValueError as exc:
                 raise StoreError(f"{loc}: not an archive location: {exc}") from None
             self.url = loc.rstrip("/")

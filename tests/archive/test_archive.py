@@ -343,3 +343,35 @@ def test_a_second_archive_run_of_the_same_database_is_refused(
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert sqlite_count(db) == n and not (tmp_path / "arch").exists()
     assert lq("archive", "--db", str(db), "--to", str(tmp_path / "arch")).returncode == 0
+
+
+def test_local_archives_work_without_s3fs(db_and_ref: tuple[Path, Path], tmp_path: Path) -> None:
+    """s3fs is imported only for s3:// locations: without it a local archive works, and an
+    s3:// one is a one-line error naming the extra to install."""
+    db, ref = db_and_ref
+    script = (
+        "import sys; sys.modules['s3fs'] = None; sys.modules['botocore'] = None\n"
+        "from lq.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    py = [sys.executable, "-c", script]
+    e = {**os.environ, "PYTHONPATH": str(REPO)}
+    loc = str(tmp_path / "arch")
+    r = subprocess.run(
+        [*py, "archive", "--db", str(db), "--to", loc],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=120,
+    )
+    assert r.returncode == 0 and r.stdout.startswith("archived "), r.stderr
+    r = subprocess.run(
+        [*py, "archive", "--db", str(db), "--to", "s3://b/x"],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=120,
+    )
+    assert r.returncode != 0 and "pip install 'lq[s3]'" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert_same(reads(Store(db, archive=loc)), reads(Store(ref, archive=False)))
