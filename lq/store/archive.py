@@ -311,15 +311,26 @@ def _rows_table(rows: list[tuple[Any, ...]], cols: Sequence[tuple[str, str]]) ->
 
 
 def content_checksum(table: pa.Table) -> str:
-    """sha256 over the rows (in order) and the column names and types."""
+    """sha256 over the schema and the rows' values, in order. From the values only, never
+    from raw buffers (bits past an array's end and slots under nulls are not defined)."""
+    import numpy as np
     import pyarrow as pa
 
-    h = hashlib.sha256(str(table.schema).encode())
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        w.write_table(table.combine_chunks())
-    # IPC bytes are deterministic for the same values and schema
-    h.update(sink.getvalue().to_pybytes())
+    h = hashlib.sha256(f"{table.schema}|{table.num_rows}".encode())
+    for col in table.columns:
+        t = col.type
+        h.update(np.packbits(col.is_null().to_numpy(zero_copy_only=False)).tobytes())
+        if pa.types.is_boolean(t):
+            vals = col.fill_null(False).to_numpy(zero_copy_only=False)
+            h.update(np.ascontiguousarray(vals, dtype=np.uint8).tobytes())
+        elif pa.types.is_integer(t) or pa.types.is_floating(t):
+            vals = col.fill_null(0).to_numpy(zero_copy_only=False)
+            h.update(np.ascontiguousarray(vals).tobytes())
+        else:  # strings and blobs: length-prefixed values
+            for v in col.to_pylist():
+                b = v.encode() if isinstance(v, str) else (v or b"")
+                h.update(len(b).to_bytes(8, "little"))
+                h.update(b)
     return h.hexdigest()
 
 
@@ -367,7 +378,10 @@ class ArchiveResult:
             f" {sum(self.deleted.values()):,} rows deleted from SQLite in {self.seconds:.2f} s"
         )
         if self.kept:
-            msg += f"; {sum(self.kept.values()):,} rows kept in SQLite (see above)"
+            msg += (
+                f"; {sum(self.kept.values()):,} archived rows stay in SQLite (copied only, or"
+                " changed meanwhile: the next run moves them)"
+            )
         return msg
 
 
