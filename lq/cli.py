@@ -96,7 +96,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         from lq.errors import StoreError
 
         raise StoreError(f"{settings.db}: no such database (choose one with --db PATH)")
-    with Store(settings.db) as store:
+    with Store(settings.db, archive=settings.store.archive or None) as store:
         n = export(
             store,
             args.kind,
@@ -355,6 +355,7 @@ _SUBCOMMANDS = {
         "lq.forecast.cli",
         "train forecasts honestly (papermill, --every), deploy them, list runs",
     ),
+    "archive": ("lq.store.archive_cli", "move closed days from SQLite into a Parquet archive"),
 }
 
 

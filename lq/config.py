@@ -136,6 +136,7 @@ class StoreSettings:
     retention_ticks: str = "7d"  # "" keeps ticks forever
     retention_bars: str = ""  # bars, alert history and backtest runs are kept by default
     purge_every: str = "10m"
+    archive: str = ""  # Parquet archive: a folder or fsspec URL (s3://...); "": <db>.archive
     import_max_size: str = "4GiB"  # lq import / uploads: refuse files inflating to more
     import_max_ratio: int = 200  # ... or, past 64 MiB, inflating more than this many times
 

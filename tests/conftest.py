@@ -50,7 +50,7 @@ def zip_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # for the end of the run, on one worker while the others idled). Browser modules alternate
 # with others: they queue for the browser slots (tests/dashboard/conftest.py).
 HEAVY_FIRST = (
-    "tests/store/test_archive.py",
+    "tests/archive/test_archive.py",
     "tests/dashboard/test_server_robustness.py",
     "tests/notebooks/test_notebooks.py",
     "tests/backtest_shell/test_cli.py",

@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ from lq.errors import StoreError, ValidationError
 from lq.store.sqlite import connect_reader
 
 if TYPE_CHECKING:
+    from lq.store.archive import Archive
     from lq.store.book import BookHistory
 
 __all__ = ["BAR_COLUMNS", "TICK_COLUMNS", "Store", "to_us", "to_us_range"]
@@ -96,6 +97,10 @@ class Store:
     ----------
     path
         The SQLite file the collector (or ``lq import``) writes.
+    archive
+        The Parquet archive ``lq archive`` moves closed days to (:mod:`lq.store.archive`): a
+        folder or fsspec URL (``s3://bucket/prefix``); default ``<db>.archive`` when that
+        folder exists; ``False`` reads SQLite alone. Reads cover archive and SQLite as one.
 
     Examples
     --------
@@ -103,10 +108,98 @@ class Store:
     >>> store.bars("BTCUSDT", "1m", start="2024-08-08 23:54")          # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        archive: str | os.PathLike[str] | Literal[False] | None = None,
+    ) -> None:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._duck = None
+        # the Parquet archive (lq.store.archive): None = ``<db>.archive`` if that folder
+        # exists, a folder or fsspec URL, or False for SQLite alone
+        self._archive_loc = archive
+        self._archive: Archive | Literal[False] | None = False if archive is False else None
+
+    @property
+    def archive(self) -> Archive | None:
+        """The archive read together with the SQLite tail (None: none)."""
+        if self._archive is None:
+            from lq.store.archive import Archive, default_location
+
+            loc = self._archive_loc
+            if not loc and not os.path.isdir(default_location(self.path)):
+                self._archive = False
+            else:
+                self._archive = Archive(loc or default_location(self.path))
+        return self._archive or None
+
+    def _union(
+        self,
+        symbol: str | None,
+        tables: Sequence[str],
+        lo: int | None,
+        hi: int | None,
+        *,
+        pad: int = 0,
+    ) -> Store | None:
+        """A Store over an in-memory copy of the archive's and the SQLite tail's rows of
+        ``tables`` for ``symbol`` in the whole days covering ``[lo, hi + pad)`` (the tail's
+        row winning a key in both), or None when the archive has nothing there. The caller
+        runs the same query on it: same ordering, dedup and aggregation as SQLite alone.
+        ``pad``: how far past ``hi`` the query looks (a kline's span, checked for finer data,
+        may end after ``hi``)."""
+        arch = self.archive
+        if arch is None:
+            return None
+        from lq.store.archive import DAY_US, TABLES, archive_frame, partition_files
+
+        sym = None if symbol is None else _symbol(symbol)
+        lo = None if lo is None else lo // DAY_US * DAY_US
+        hi = None if hi is None else -(-(hi + pad) // DAY_US) * DAY_US  # whole days
+        if not any(partition_files(arch, t, sym, lo, hi) for t in tables):  # type: ignore[arg-type]
+            return None
+        from lq.store.schema import migrate
+
+        mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        migrate(mem)
+        for table in tables:
+            df = archive_frame(arch, table, sym, lo, hi)  # type: ignore[arg-type]
+            cols = [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
+            if not cols:
+                continue
+            marks = ", ".join("?" * len(cols))
+            if len(df):
+                df = df.astype(object).where(df.notna(), None)
+                mem.executemany(
+                    f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({marks})",
+                    df[cols].itertuples(index=False, name=None),
+                )
+            spec = TABLES[table]
+            where: list[str] = [] if sym is None else ["symbol = ?"]
+            params: list[Any] = [] if sym is None else [sym]
+            for op, v in ((">=", lo), ("<", hi)):
+                if v is not None:
+                    where.append(f"{spec.time} {op} ?")
+                    params.append(v)
+            if table == "ticks" and (lo is not None or hi is not None):
+                bw = " AND ".join(where)
+                lo_id, hi_id = self.conn.execute(
+                    f"SELECT min(first_id), max(last_id) FROM bars_1s WHERE {bw}", params
+                ).fetchone()
+                if lo_id is None:
+                    continue
+                where.append("trade_id BETWEEN ? AND ?")
+                params += [lo_id, hi_id]
+            cond = f" WHERE {' AND '.join(where)}" if where else ""
+            mem.executemany(
+                f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({marks})",
+                self.conn.execute(f"SELECT {', '.join(cols)} FROM {table}{cond}", params),
+            )
+        scratch = Store(self.path, archive=False)
+        scratch._conn = mem
+        return scratch
 
     # -- connections --------------------------------------------------------------------
     @property
@@ -141,7 +234,15 @@ class Store:
 
     # -- queries ------------------------------------------------------------------------
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run SQL in DuckDB over the attached file (tables: ticks, bars_1s, book_tickers, ...)."""
+        """Run SQL in DuckDB over the attached file (tables: ticks, bars_1s, book_tickers, ...).
+
+        The archive's tables are ``archive.ticks``, ``archive.bars_1s``... (Parquet, with hive
+        columns ``exchange``, ``symbol`` and ``date``: filter on them to prune files)."""
+        if self.archive is not None and not getattr(self, "_views", False):
+            from lq.store.archive import register_views
+
+            register_views(self.duck, self.archive)
+            self._views = True
         return self.duck.execute(query, params).df() if params else self.duck.execute(query).df()
 
     def symbols(self) -> list[str]:
@@ -161,6 +262,11 @@ class Store:
             except sqlite3.OperationalError:  # a file older than that table
                 continue
             out.update(r[0] for r in rows)
+        arch = self.archive
+        if arch is not None:
+            from lq.store.archive import archived_symbols
+
+            out.update(archived_symbols(arch, ("bars_1s", "ticks", "klines")))
         return sorted(out)
 
     def newest_bar_ts(self, symbol: str, *, exchange: str | None = None) -> int | None:
@@ -180,6 +286,11 @@ class Store:
                 ).fetchone()[0]
             )
         have = [int(v) for v in got if v is not None]
+        arch = self.archive
+        if arch is not None:
+            from lq.store.archive import newest_archived
+
+            have += newest_archived(arch, sym, exchange)
         return max(have) if have else None
 
     def ticks(
@@ -194,7 +305,38 @@ class Store:
         """Trades of ``symbol`` with ``start <= ts < end`` (µs or any time-like), oldest first.
 
         Columns: ``ts`` (int64 µs UTC), ``trade_id``, ``price``, ``qty``, ``is_buyer_maker``.
+        Archived days (:mod:`lq.store.archive`) are read together with the SQLite tail.
         """
+        arch = self.archive
+        if arch is not None:
+            from lq.store.archive import archived_ticks
+
+            lo, hi = to_us(start, field="start"), to_us(end, field="end")
+            old = archived_ticks(arch, _symbol(symbol), lo, hi, exchange)
+            if old is not None:  # one frame: the tail's row wins a key in both, same order
+                tail = self._ticks_sqlite(symbol, start, end, exchange, None, with_exchange=True)
+                df = pd.concat([old, tail], ignore_index=True)
+                df = df.drop_duplicates(["exchange", "trade_id"], keep="last")
+                df = df.sort_values(["ts", "trade_id"], kind="mergesort")
+                if limit is not None and int(limit) >= 0:  # SQLite: a negative LIMIT is none
+                    df = df.head(int(limit))
+                df = df[TICK_COLUMNS].reset_index(drop=True)
+                return df.astype(
+                    {"ts": "int64", "trade_id": "int64", "price": "float64", "qty": "float64"}
+                ).astype({"is_buyer_maker": bool})
+        return self._ticks_sqlite(symbol, start, end, exchange, limit)
+
+    def _ticks_sqlite(
+        self,
+        symbol: str,
+        start: TimeLike,
+        end: TimeLike,
+        exchange: str | None,
+        limit: int | None,
+        *,
+        with_exchange: bool = False,
+    ) -> pd.DataFrame:
+        cols = ["exchange", *TICK_COLUMNS] if with_exchange else TICK_COLUMNS
         cond, params = _where(symbol, start, end, exchange=exchange)
         if start is not None or end is not None:
             # ticks have no time index: the 1 s bars hold each second's trade-id range, so a
@@ -207,13 +349,13 @@ class Store:
                 f"SELECT min(first_id), max(last_id) FROM bars_1s WHERE {bcond}", bparams
             ).fetchone()
             if lo_id is None:
-                return _frame([], TICK_COLUMNS).astype({"is_buyer_maker": bool})
+                return _frame([], cols).astype({"is_buyer_maker": bool})
             cond += " AND trade_id BETWEEN ? AND ?"
             params += [lo_id, hi_id]
-        q = f"SELECT ts, trade_id, price, qty, is_buyer_maker FROM ticks WHERE {cond} ORDER BY ts, trade_id"
+        q = f"SELECT {', '.join(cols)} FROM ticks WHERE {cond} ORDER BY ts, trade_id"
         if limit is not None:
             q += f" LIMIT {int(limit)}"
-        df = _frame(self.conn.execute(q, params).fetchall(), TICK_COLUMNS)
+        df = _frame(self.conn.execute(q, params).fetchall(), cols)
         df["is_buyer_maker"] = df["is_buyer_maker"].astype(bool)
         return df
 
@@ -266,6 +408,16 @@ class Store:
         from lq.analytics.bars import interval_us, resample_bars
 
         step = interval_us(interval)
+        union = self._union(
+            symbol,
+            ("bars_1s", "bars_1m", "klines"),
+            _floor(start, step),
+            to_us(end, field="end"),
+            pad=step,
+        )
+        if union is not None:
+            with union:
+                return union.bars(symbol, interval, start, end, exchange=exchange)
         if step % 1_000_000:
             raise ValidationError(
                 "interval", interval, "bars are built from 1 s bars: use whole seconds"
@@ -407,6 +559,12 @@ class Store:
     ) -> pd.DataFrame:
         """Stored klines (from the kline stream or imported files/OHLC uploads) of ``symbol``
         at ``interval``, indexed by open time (UTC)."""
+        union = self._union(
+            symbol, ("klines",), to_us(start, field="start"), to_us(end, field="end")
+        )
+        if union is not None:
+            with union:
+                return union.klines(symbol, interval, start, end)
         cond, params = _where(
             symbol, start, end, time_col="open_time", extra={"interval": interval}
         )
@@ -430,6 +588,12 @@ class Store:
         exchange: str | None = None,
     ) -> pd.DataFrame:
         """Best bid/ask updates of ``symbol`` in ``[start, end)``, oldest first."""
+        union = self._union(
+            symbol, ("book_tickers",), to_us(start, field="start"), to_us(end, field="end")
+        )
+        if union is not None:
+            with union:
+                return union.book_tickers(symbol, start, end, exchange=exchange)
         cond, params = _where(symbol, start, end, exchange=exchange)
         rows = self.conn.execute(
             "SELECT ts, update_id, bid, bid_qty, ask, ask_qty FROM book_tickers"
@@ -451,6 +615,12 @@ class Store:
         """Stored book snapshots of ``symbol`` with ``start <= ts < end``, oldest first, as
         arrays (:class:`lq.store.book.BookHistory`); ``levels`` keeps the top ``levels`` per
         side, ``limit`` the newest ``limit`` snapshots of the range."""
+        union = self._union(
+            symbol, ("book_snapshots",), to_us(start, field="start"), to_us(end, field="end")
+        )
+        if union is not None:
+            with union:
+                return union.book(symbol, start, end, exchange=exchange, levels=levels, limit=limit)
         from lq.store.book import decode_rows
 
         sym = _symbol(symbol)
@@ -512,6 +682,10 @@ class Store:
 
     def gaps(self, symbol: str | None = None) -> pd.DataFrame:
         """The gap ledger: every hole the feed saw, and whether backfill filled it."""
+        union = self._union(symbol, ("gaps",), None, None)
+        if union is not None:
+            with union:
+                return union.gaps(symbol)
         q = "SELECT exchange, symbol, kind, first_missing, last_missing, status, detected_ts, updated_ts, reason FROM gaps"
         params: list[Any] = []
         if symbol is not None:
