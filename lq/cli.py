@@ -224,9 +224,17 @@ def _symbols_line(db: Any, st: dict, now: float) -> tuple[str, list[str]]:
         return "", []  # a feed without trade channels, or nothing traded yet
     newest = max(seen)
     parts, quiet = [], []
+    started = st.get("started_ts")
+    up = (now - int(started) / 1e6) if started else 0.0
     for sym, t in last.items():
         if t is None:
             parts.append(f"{sym} none yet")
+            if up > QUIET_S:  # the others store, this one never did since the feed started
+                parts[-1] += " (QUIET)"
+                quiet.append(
+                    f"{label} {sym}: no trade stored in the {_age(up)} since the feed started "
+                    "while it stores its other symbols"
+                )
             continue
         behind = (newest - t) / 1e6
         parts.append(f"{sym} {_age(max(0.0, now - t / 1e6))}")

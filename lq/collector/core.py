@@ -460,6 +460,7 @@ class Collector:
         if self._task is not None and not self._task.done():
             raise RuntimeError("collector already running")
         self.writer = Writer(self.db, source="feed")  # raises WriterLockedError if one runs
+        self._started_us = time.time_ns() // 1000
         self._status_file = StatusFile(self.db)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="lq.collector")
         return self._task
@@ -1062,6 +1063,10 @@ class Collector:
             log.debug("feed_status not written: %s", exc)
 
     def _account(self, batch: Batch, result: BatchResult) -> None:
+        for label, n in result.echo_conflicts.items():  # not duplicates: dead letters
+            seq = getattr(self.clients.get(label), "sequencer", None)
+            if seq is not None:
+                seq.duplicates = max(0, seq.duplicates - n)
         s = self.stats
         mono = time.monotonic()
         for label, n in result.new_by_exchange.items():
@@ -1176,6 +1181,7 @@ class Collector:
                 }
             ),
             "duplicates_ignored": s.trades_duplicate,  # by the store; the feed's own: below
+            "started_ts": getattr(self, "_started_us", None),
             "dead_letters": s.dead_letters,
             "write_errors": s.write_errors,
             "commit_latency_p50_ms": s.latency_ms(50),

@@ -209,7 +209,14 @@ class Sequencer:
             key = (event.symbol, "aggTrade")
             i = event.agg_id  # type: ignore[union-attr]
         st = self._state.get(key)
+        if key[1] == "aggTrade":
+            why = self._agg_trade_ids(event, None if st is None else st.last_l)  # type: ignore[arg-type]
+            if why:
+                log.warning("%s aggTrade: %s", key[0], why)
+                return Step(False, rejected=why)
         if st is None:
+            if i >= self.max_jump:  # the first id of a stream is judged as a jump from 0
+                return self._implausible(key, i, None)
             self._state[key] = _State(
                 last=i,
                 last_l=event.last_id if key[1] == "aggTrade" else None,  # type: ignore[union-attr]
@@ -222,7 +229,7 @@ class Sequencer:
                 return self._agg_contiguity(st, event, now)  # type: ignore[arg-type]
             return _DELIVER
         if i > last + 1:
-            if i - last > self.max_jump:
+            if i - last >= self.max_jump:
                 return self._implausible(key, i, last)
             st.last = i
             if key[1] == "aggTrade":
@@ -241,6 +248,8 @@ class Sequencer:
         key = (symbol, kind)
         st = self._state.get(key)
         if st is None:
+            if i >= self.max_jump:
+                return self._implausible(key, i, None)
             self._state[key] = _State(last=i)
             return _DROP
         last = st.last
@@ -248,7 +257,7 @@ class Sequencer:
             st.last = i
             return _DROP
         if i > last + 1:
-            if i - last > self.max_jump:
+            if i - last >= self.max_jump:
                 return self._implausible(key, i, last)
             st.last = i
             step = self._open_hole(st, key, last + 1, i - 1, now)
@@ -330,13 +339,35 @@ class Sequencer:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _implausible(self, key: tuple[str, str], i: int, last: int) -> Step:
-        why = (
-            f"{key[1]} id {i} is {i - last:,} ids past the stream's last id {last}, more than "
-            f"max_jump={self.max_jump:,}: not a real id; the stream goes on from {last}"
-        )
+    def _implausible(self, key: tuple[str, str], i: int, last: int | None) -> Step:
+        if last is None:  # the stream's first id: no venue has published that many trades
+            why = (
+                f"{key[1]} id {i} as the stream's first id is at least max_jump="
+                f"{self.max_jump:,}: not a real id; the stream starts at the next id below it"
+            )
+        else:
+            why = (
+                f"{key[1]} id {i} is {i - last:,} ids past the stream's last id {last}, at least "
+                f"max_jump={self.max_jump:,}: not a real id; the stream goes on from {last}"
+            )
         log.warning("%s %s: %s", key[0], key[1], why)
         return Step(False, rejected=why)
+
+    def _agg_trade_ids(self, ev: AggTrade, prev_l: int | None) -> str:
+        """Why an aggregate's trade-id range ``f..l`` cannot be real ("" if it can): an
+        aggregate of a trillion trades, or one starting that far past the last one."""
+        f, last, big = ev.first_id, ev.last_id, self.max_jump
+        if f < 0:  # USD-M: an aggregate without trade ids
+            return ""
+        if last - f >= big:
+            return f"aggTrade {ev.agg_id}: trade ids {f}..{last} span at least max_jump={big:,}: not real"
+        start = 0 if prev_l is None else prev_l
+        if f - start >= big:
+            return (
+                f"aggTrade {ev.agg_id}: first trade id {f} is at least max_jump={big:,} past "
+                f"{'0' if prev_l is None else f'the last aggregate trade id {prev_l}'}: not real"
+            )
+        return ""
 
     def _gap(
         self, symbol: str, kind: str, lo: int, hi: int, status: str, now: int, reason: str = ""

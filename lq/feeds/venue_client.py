@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 
 from lq.errors import FrameError, ValidationError
 from lq.feeds.connection import FeedClient, Sink, _Conn, _now_us
-from lq.feeds.events import Gap, Rejected, Trade
+from lq.feeds.events import Duplicate, Gap, Rejected, Trade
 from lq.feeds.recording import FrameRecorder
 from lq.feeds.sequencer import BackfillRequest, StreamKind
 
@@ -204,9 +204,12 @@ class VenueClient(FeedClient):
                     # covers (Kraken drops trades often; one call per hole fell behind)
                     if (i < lo or i > hi) and not seq.missing(req.symbol, req.kind, i, i):
                         continue
-                    if seq.on_trade(ev, now=ev.recv_ts or _now_us()).deliver:
+                    step = seq.on_trade(ev, now=ev.recv_ts or _now_us())
+                    if step.deliver:
                         self._n["backfilled"] += 1
                         self._emit(ev)
+                    elif lo <= i <= hi and not step.rejected:  # stored already: the same?
+                        self._emit(Duplicate(ev))
                 if not seq.missing(req.symbol, req.kind, lo, hi) or top >= hi:
                     break
                 if page.next_cursor is None and (not page.trades or top <= (after_id or 0)):

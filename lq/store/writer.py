@@ -162,6 +162,9 @@ class BatchResult:
     each feed of a collector of several venues added (its "no new rows" detector)."""
     book_tops: WriteResult = WriteResult()
     """Book snapshots (``book_snapshots``); resync records are not counted here."""
+    echo_conflicts: dict[str, int] = field(default_factory=dict)
+    """Per ``exchange`` label: trades a feed dropped as duplicates that were not (another price
+    or quantity for a stored id; dead letters now): its duplicate count is that much too high."""
 
 
 # SQLite primary result codes that mean the database itself cannot take writes now (as opposed
@@ -255,10 +258,13 @@ class _Acc:
     bars: int = 0
     dead: int = 0
     by_exchange: dict[str, int] = field(default_factory=dict)
+    echo_conflicts: dict[str, int] = field(default_factory=dict)
 
     def add(self, o: _Acc) -> None:
         for ex, n in o.by_exchange.items():
             self.by_exchange[ex] = self.by_exchange.get(ex, 0) + n
+        for ex, n in o.echo_conflicts.items():
+            self.echo_conflicts[ex] = self.echo_conflicts.get(ex, 0) + n
         self.trades += o.trades
         self.agg_trades += o.agg_trades
         self.book_tickers += o.book_tickers
@@ -278,6 +284,7 @@ class _Acc:
             seconds,
             self.by_exchange,
             self.book_tops,
+            self.echo_conflicts,
         )
 
 
@@ -524,7 +531,7 @@ class Writer:
         acc.agg_trades = self._insert_agg_trades(batch.agg_trades, dead, now, by)
         if acc.trades.duplicates or acc.agg_trades.duplicates or batch.echoes:
             acc.trades, acc.agg_trades = self._conflicts(
-                batch, rows, acc.trades, acc.agg_trades, dead, now
+                batch, rows, acc.trades, acc.agg_trades, dead, now, acc.echo_conflicts
             )
         acc.book_tickers = self._insert_book_tickers(batch.book_tickers, dead, now, by)
         acc.klines = self._insert_klines(batch.klines, dead, now, by)
@@ -986,7 +993,7 @@ class Writer:
         row used to drop the row's other ids, and one starting inside it left two rows.)
         """
         conn = self.conn
-        for g in gaps:
+        for g in self._without_stored(gaps, now):
             lo, hi = g.first_missing, g.last_missing
             key = (g.exchange, g.symbol, g.kind)
             if g.status != "filled" and self._open_gap_keys is not None:
@@ -1027,6 +1034,7 @@ class Writer:
         aggs: WriteResult,
         dead: list,
         now: int,
+        echoes: dict[str, int],
     ) -> tuple[WriteResult, WriteResult]:
         """Trades whose id is stored already (ignored by the insert, or dropped by the feed as
         duplicates) must be the stored trade: one with another price or quantity is a dead
@@ -1054,6 +1062,8 @@ class Writer:
                 if row is None or (row[0] == price and row[1] == qty):
                     continue
                 found[kind] += ev is None  # an ignored row: counted as a duplicate so far
+                if ev is not None:  # the feed counted it as a duplicate
+                    echoes[exchange] = echoes.get(exchange, 0) + 1
                 why = (
                     f"{kind} {i} conflicts with the stored {kind} of that id: price {price!r} "
                     f"qty {qty!r} here, price {row[0]!r} qty {row[1]!r} stored (kept)"
@@ -1067,6 +1077,48 @@ class Writer:
             WriteResult(trades.new, trades.duplicates - t, trades.rejected + t),
             WriteResult(aggs.new, aggs.duplicates - a, aggs.rejected + a),
         )
+
+    def _without_stored(self, gaps: Sequence[Gap], now: int) -> list[Gap]:
+        """Open gaps (``found``/``unfilled``) cut around the ids the database already holds,
+        which become ``filled`` runs: a hole's trades may be stored already (an import the
+        live feed's resume point does not count, an earlier backfill), and the ledger must not
+        list them as missing."""
+        out: list[Gap] = []
+        for g in gaps:
+            if (
+                g.status == "filled"
+                or g.kind not in ("trade", "aggTrade")
+                or (g.kind == "aggTrade" and g.reason.startswith(TRADE_IDS_NOT_AGGREGATES))
+            ):
+                out.append(g)
+                continue
+            table, col = ("ticks", "trade_id") if g.kind == "trade" else ("agg_trades", "agg_id")
+            have = [
+                i
+                for (i,) in self.conn.execute(
+                    f"SELECT {col} FROM {table} WHERE exchange = ? AND symbol = ?"
+                    f" AND {col} BETWEEN ? AND ? ORDER BY 1 LIMIT 100001",
+                    (g.exchange, g.symbol, g.first_missing, g.last_missing),
+                )
+            ]
+            if not have or len(have) > 100_000:  # none, or a range that is mostly data
+                out.append(g)
+                continue
+            nxt = g.first_missing
+            runs: list[list[int]] = []
+            for i in have:
+                if runs and i == runs[-1][1] + 1:
+                    runs[-1][1] = i
+                else:
+                    runs.append([i, i])
+            for a, b in runs:
+                if a > nxt:
+                    out.append(msgspec.structs.replace(g, first_missing=nxt, last_missing=a - 1))
+                out.append(self._filled(g.exchange, g.symbol, g.kind, [a, b], now))
+                nxt = b + 1
+            if nxt <= g.last_missing:
+                out.append(msgspec.structs.replace(g, first_missing=nxt))
+        return out
 
     def _close_stored_ids(
         self, kind: str, rows: Sequence[tuple[Any, ...]], at: int, now: int

@@ -262,5 +262,53 @@ def test_one_id_sent_twice_with_another_price_is_a_dead_letter_naming_both(tmp_p
     [(reason, raw)] = dead
     assert f"trade {FIRST + 3} conflicts" in reason and "70000.0" in reason and "61837" in reason
     assert "70000" in raw
-    assert col.client.status.duplicates_dropped == 2  # the sequencer's count, both
+    # one duplicate: the conflicting trade is a dead letter, counted once, not also a duplicate
+    assert col.client.status.duplicates_dropped == 1
+    assert col.duplicates == 1
     assert col.stats.dead_letters == 1
+
+
+def test_a_bogus_first_id_and_bogus_aggregate_trade_ids_are_dead_letters(tmp_path):
+    # a stream's first id was trusted without a bound: t = 2**62 first made every real trade
+    # after it a "duplicate" (restarts too); an aggregate with f = l = 2**62 was stored and
+    # left a 4.6e18-id "unfilled" hole over trade ids
+    db = tmp_path / "first.sqlite"
+    frames = [_c(T, _trade(2**62, E=T0 + 1, T=T0)), _c(A, _agg(0, a=2**62))]
+    frames += [_c(T, _trade(FIRST + k)) for k in range(8)]
+    frames += [_c(A, _agg(n)) for n in range(3)]
+    frames.append(_c(A, _agg(3, f=2**62, l=2**62)))  # a = 903 is taken by nothing else
+    frames.append(_c(A, _agg(4, f=FIRST + 8, l=2**62 + 5)))
+    frames += [_c(A, _agg(n)) for n in range(5, 7)]
+
+    async def main() -> Collector:
+        server = await _serve(frames)
+        port = server.sockets[0].getsockname()[1]
+        col = Collector(
+            db=db, source="live", symbols=["BTCUSDT"], channels=["trade", "aggTrade"],
+            ws_url=f"ws://127.0.0.1:{port}", rest_url=f"http://127.0.0.1:{port}",
+            client_options={"compression": None, "backfill_delay": 30.0},
+        )  # fmt: skip
+        col.start()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and col.stats.dead_letters < 4:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+        finally:
+            await col.stop()
+            server.close()
+        return col
+
+    col = asyncio.run(main())
+    conn = sqlite3.connect(db)
+    ids = [i for (i,) in conn.execute("SELECT trade_id FROM ticks ORDER BY 1")]
+    aggs = [i for (i,) in conn.execute("SELECT agg_id FROM agg_trades ORDER BY 1")]
+    dead = [r for (r,) in conn.execute("SELECT reason FROM dead_letters")]
+    big = conn.execute("SELECT count(*) FROM gaps WHERE last_missing - first_missing > 1e6")
+    big = big.fetchone()[0]
+    conn.close()
+    assert ids == [FIRST + k for k in range(8)]
+    assert aggs == [900, 901, 902, 905, 906]  # 903 and 904 refused; their ids open a hole
+    assert len(dead) == 4 and all("max_jump" in r for r in dead), dead
+    assert big == 0
+    assert col.duplicates == 0

@@ -202,6 +202,16 @@ def test_a_symbol_that_went_quiet_while_its_feed_stores_the_others_fails_health(
     [line] = [x for x in r.stdout.splitlines() if x.startswith("  last trade:")]
     assert "ETHUSDT" in line and "(QUIET)" in line and "BNBUSDT none yet" in line
     assert line.count("(QUIET)") == 1  # SOLUSDT, a minute behind, is only a slow symbol
+    # a symbol that never stored a trade in the 10 min since its feed started is quiet too
+    with Writer(db) as w:
+        started = time.time_ns() // 1000 - 600_000_000
+        w.execute("UPDATE feed_status SET detail = json_set(detail, '$.started_ts', ?)", (started,))
+    r = lq_status(db, live_age_s=0.5)
+    [line] = [x for x in r.stdout.splitlines() if x.startswith("  last trade:")]
+    assert "BNBUSDT none yet (QUIET)" in line
+    assert re.search(
+        r"binance BNBUSDT: no trade stored in the 10\.\d min since the feed started", r.stdout
+    )
     assert (
         "health:   NOT STORING (exit 1): binance ETHUSDT: no trade stored for 10.0 min while "
         "the feed stores its other symbols" in r.stdout

@@ -201,3 +201,24 @@ def test_open_rows_of_other_streams_and_agg_trade_id_skips_are_left_alone(db):
             "SELECT first_missing, last_missing, status FROM gaps WHERE kind = 'aggTrade'"
         ).fetchall()
         assert (a, b, status) == (10, 20, "unfilled")
+
+
+def test_a_gap_found_over_ids_the_database_holds_lists_only_the_missing_ones(db):
+    # an import filled 6001..6010 without the live feed knowing: the next run's restart gap
+    # 6001..6012 was stored as one open hole, then "unfilled" behind a ban, over stored ids
+    with Writer(db) as w:
+        w.write_batch(Batch(trades=_pick([103, 104, 105, 108], 100)))
+        w.write_batch(Batch(gaps=[gap(101, 110, "found")]))
+        assert ledger(w) == [
+            (101, 102, "found", ""),
+            (103, 105, "filled", ""),
+            (106, 107, "found", ""),
+            (108, 108, "filled", ""),
+            (109, 110, "found", ""),
+        ]
+        w.write_batch(Batch(gaps=[gap(101, 110, "unfilled", reason="HTTP 418")]))
+        assert [r for r in ledger(w) if r[2] != "filled"] == [
+            (101, 102, "unfilled", "HTTP 418"),
+            (106, 107, "unfilled", "HTTP 418"),
+            (109, 110, "unfilled", "HTTP 418"),
+        ]

@@ -45,7 +45,7 @@ from typing import Literal
 from lq.errors import RestError
 from lq.feeds.backoff import AttemptBudget, Backoff
 from lq.feeds.connection import FeedClient, Sink, _now_us
-from lq.feeds.events import AggTrade, Rejected, Trade
+from lq.feeds.events import AggTrade, Duplicate, Rejected, Trade
 from lq.feeds.recording import FrameRecorder
 from lq.feeds.sequencer import BackfillRequest, Hole, StreamKind
 from lq.venues.binance.endpoints import Endpoint, plan_urls, resolve_endpoint
@@ -194,10 +194,15 @@ class BinanceClient(FeedClient):
         reason = ""
         refused = ""
         missing = seq.missing(req.symbol, req.kind, req.first_id, req.last_id)
+        ended: list[str] = []  # where REST history had nothing: named in the reason
         try:
             for lo, hi in missing:
                 nxt = lo
                 while nxt <= hi:
+                    left = seq.missing(req.symbol, req.kind, nxt, hi)  # an earlier page filled?
+                    if not left:
+                        break
+                    nxt = left[0][0]
                     # always a full page: the weight is the same whatever the limit
                     batch: Sequence[Trade | AggTrade]
                     if req.kind == "trade":
@@ -209,16 +214,25 @@ class BinanceClient(FeedClient):
                     refused = refused or why
                     for ev in batch:
                         i = ev.trade_id if type(ev) is Trade else ev.agg_id  # type: ignore[union-attr]
-                        if i < nxt or i > hi:
+                        inside = nxt <= i <= hi
+                        # a page of 1,000 also fills any other open hole it covers (one call
+                        # per hole, 0.25 s apart, fell behind a feed that skips often)
+                        if not inside and not seq.missing(req.symbol, req.kind, i, i):
                             continue
-                        top = max(top, i)
-                        if seq.on_trade(ev, now=ev.recv_ts).deliver:
+                        if inside:
+                            top = max(top, i)
+                        step = seq.on_trade(ev, now=ev.recv_ts)
+                        if step.deliver:
                             self._n["backfilled"] += 1
                             self._emit(ev)
+                        elif inside and not step.rejected:  # stored already: must be the same
+                            self._emit(Duplicate(ev))
                     if top < nxt:
-                        reason = refused or f"REST {req.kind} history has no ids from {nxt}"
+                        ended.append(f"{nxt}..{hi}" if hi > nxt else f"{nxt}")
                         break
                     nxt = top + 1
+            if ended:
+                reason = refused or f"REST {req.kind} history has no ids {', '.join(ended)}"
         except RestError as exc:
             reason = str(exc)
             if exc.status == 401:
