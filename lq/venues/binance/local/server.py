@@ -31,7 +31,15 @@ from websockets.http11 import Request, Response
 
 from lq.errors import ValidationError
 from lq.exchange.faults import FAULT_KINDS, Faults, garbage_frame
-from lq.exchange.market import Market, OutFrame, QuoteIn, TradeIn, server_shutdown_frame
+from lq.exchange.market import (
+    DepthIn,
+    DepthSnapIn,
+    Market,
+    OutFrame,
+    QuoteIn,
+    TradeIn,
+    server_shutdown_frame,
+)
 from lq.exchange.source import Source, real_time_anchor
 from lq.exchange.wsframe import send_batch
 from lq.feeds.events import AggTrade, Trade
@@ -535,6 +543,10 @@ class LocalExchange:
                         await asyncio.sleep(0.001)
             if type(item) is TradeIn:
                 add_trade(item, out)
+            elif type(item) is DepthIn:
+                market.add_depth(item, out)
+            elif type(item) is DepthSnapIn:
+                market.add_depth_snapshot(item)
             else:
                 assert isinstance(item, QuoteIn)
                 add_quote(item, out)
