@@ -261,6 +261,10 @@ class LocalExchange:
         self._subscribed = asyncio.Event()
         self._skip: dict[str | None, int] = {}
         self._skipped: set[tuple[str, int]] = set()
+        self._drop_depth: list[list[Any]] = []  # [symbol | None, min u, count]
+        self._depth_dropped: set[tuple[str, int]] = set()  # (symbol, u): both streams of a diff
+        self.depth_dropped = 0
+        """Depth diffs kept off the socket by ``drop_depth``."""
         self._fault_rng = random.Random(self.faults.seed)
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -346,6 +350,15 @@ class LocalExchange:
                 429 if kind == "rest_429" else 418,
                 count=int(params.get("count", 1)),
                 retry_after=int(params.get("retry_after", 1)),
+            )
+            return
+        if kind == "drop_depth":
+            self._drop_depth.append(
+                [
+                    params.get("symbol"),
+                    int(params.get("update_id", -1)),
+                    int(params.get("count", 1)),
+                ]
             )
             return
         if kind == "skip_ids":
@@ -484,14 +497,34 @@ class LocalExchange:
         subs = self._subs
         faults = self.faults
         skipping = bool(self._skip) or faults.skip_rate > 0 or bool(self._skipped)
+        dropping = bool(self._drop_depth) or bool(self._depth_dropped)
         for fr in frames:
             if skipping and fr.trade_ids and self._skips(fr):
+                continue
+            if dropping and fr.kind == "depthUpdate" and self._drops_depth(fr):
                 continue
             clients = subs.get(fr.stream)
             if clients:
                 for c in clients:
                     c.enqueue(fr, faults)
         frames.clear()
+
+    def _drops_depth(self, fr: OutFrame) -> bool:
+        key = (fr.symbol, fr.fields[2])
+        if key in self._depth_dropped:  # the same diff's other stream
+            self._depth_dropped.discard(key)
+            return True
+        for rule in self._drop_depth:
+            sym, min_u, _ = rule
+            if (sym is None or sym == fr.symbol) and fr.fields[2] >= min_u:
+                rule[2] -= 1
+                if rule[2] <= 0:
+                    self._drop_depth.remove(rule)
+                self._depth_dropped.add(key)
+                self.depth_dropped += 1
+                log.info("dropping %s depth diff u=%d on the socket", fr.symbol, fr.fields[2])
+                return True
+        return False
 
     def _skips(self, fr: OutFrame) -> bool:
         if fr.kind == "aggTrade":
