@@ -19,6 +19,9 @@ Two ways to break things:
   ``drop_depth``   keep ``count`` (default 1) depth diffs of ``symbol`` (or any) off the
                    socket, from the first whose ``u`` is at least ``update_id`` (default: the
                    next one); the exchange's own book (REST ``/api/v3/depth``) still holds them
+  ``duplicate_depth`` the same, but each such diff is sent twice
+  ``cross_depth``  the same, but each such diff carries one more bid, 0.1 % above the best
+                   ask (a crossed book on the wire only; REST keeps the right book)
   ``malformed``    insert ``count`` garbage frames before the next data frames
   ``out_of_order`` swap ``count`` pairs of consecutive frames of different streams
   ``shutdown``     send ``serverShutdown`` (raw, or ``!serverShutdown`` when combined), then
@@ -44,6 +47,8 @@ FaultKind = Literal[
     "duplicate",
     "skip_ids",
     "drop_depth",
+    "duplicate_depth",
+    "cross_depth",
     "malformed",
     "out_of_order",
     "shutdown",

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lq.collector import Collector
 from lq.feeds import Backoff
@@ -167,7 +168,17 @@ def test_lq_collect_depth_replay_stores_books_equal_to_the_reference(
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM book_resyncs").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0] == 0
+    detail = json.loads(
+        conn.execute("SELECT detail FROM feed_status ORDER BY updated_ts DESC LIMIT 1").fetchone()[
+            0
+        ]
+    )
     conn.close()
+    books = detail["books"]  # the book health the dashboard reads
+    assert {s: (b["synced"], b["resyncs"], b["crossed"]) for s, b in books.items()} == {
+        "BTCUSDT": (True, 0, 0),
+        "ETHUSDT": (True, 0, 0),
+    }
     for sym, ref in refs.items():
         rows = _stored(db, sym)
         ids = [u for u, _, _ in rows]
@@ -180,15 +191,24 @@ def test_lq_collect_depth_replay_stores_books_equal_to_the_reference(
         assert all(b[0][0] < a[0][0] for _, b, a in rows)  # never crossed
 
 
-def test_a_dropped_diff_gives_exactly_one_gap_resync_and_a_right_book_after(
-    tmp_path: Path, shared_data: Path
+# (fault, resyncs expected: reason, the book's id at the resync, the offending diff's index)
+FAULTS = [
+    ("drop_depth", ("gap", "before", 1501)),  # found at the diff after the dropped one
+    ("cross_depth", ("crossed", "hit", 1500)),  # found once the diff is applied
+    ("duplicate_depth", None),  # dropped as already in the book: no resync
+]
+
+
+@pytest.mark.parametrize(("fault", "expected"), FAULTS, ids=[f for f, _ in FAULTS])
+def test_a_depth_fault_is_detected_resynced_once_and_the_book_is_right_after(
+    tmp_path: Path, shared_data: Path, fault: str, expected: tuple[str, str, int] | None
 ) -> None:
     refs = {s: Reference(shared_data / f) for s, f in FILES.items()}
     btc = refs["BTCUSDT"]
-    dropped, after = btc.diffs[1500], btc.diffs[1501]
+    hit = btc.diffs[1500]
     db = tmp_path / "fault.sqlite"
 
-    async def go() -> tuple[dict, dict[str, dict], int]:
+    async def go() -> tuple[dict, dict[str, dict], dict[str, int]]:
         col = Collector(
             db=db,
             source="replay:" + ",".join(str(shared_data / f) for f in FILES.values()),
@@ -203,7 +223,7 @@ def test_a_dropped_diff_gives_exactly_one_gap_resync_and_a_right_book_after(
             await asyncio.sleep(0.001)
         ex = col.exchange
         assert ex is not None
-        ex.inject("drop_depth", symbol="BTCUSDT", update_id=dropped["u"])
+        ex.inject(fault, symbol="BTCUSDT", update_id=hit["u"])
         done = False
         while not done and time.monotonic() < deadline:
             await asyncio.sleep(0.25)
@@ -230,33 +250,43 @@ def test_a_dropped_diff_gives_exactly_one_gap_resync_and_a_right_book_after(
         await asyncio.sleep(0.5)
         await col.stop()
         assert done, f"the books did not reach the end of the recording: {health}"
-        return {"exchange": exchange_book, "client": client_book}, health, ex.depth_dropped
+        return {"exchange": exchange_book, "client": client_book}, health, dict(ex.depth_faults)
 
-    books, health, n_dropped = asyncio.run(asyncio.wait_for(go(), 300))
-    assert n_dropped == 1
+    books, health, hits = asyncio.run(asyncio.wait_for(go(), 300))
+    assert hits == {fault: 1}
     conn = sqlite3.connect(db)
     resyncs = conn.execute(
         "SELECT symbol, reason, detail, book_update_id, first_id, last_id FROM book_resyncs"
     ).fetchall()
     conn.close()
-    # exactly one resync, on BTCUSDT, a gap found at the diff after the dropped one
-    assert len(resyncs) == 1, resyncs
-    sym, reason, detail, book_id, first_id, last_id = resyncs[0]
-    assert (sym, reason) == ("BTCUSDT", "gap")
-    assert (book_id, first_id, last_id) == (dropped["U"] - 1, after["U"], after["u"])
-    assert f"U={after['U']}" in detail
-    assert health["BTCUSDT"]["resyncs"] == 1 and health["BTCUSDT"]["resync_reasons"] == {"gap": 1}
-    assert health["BTCUSDT"]["snapshots"] == 2 and health["ETHUSDT"]["resyncs"] == 0
+    h = health["BTCUSDT"]
+    assert health["ETHUSDT"]["resyncs"] == 0 and h["synced"]
+    if expected is None:
+        assert resyncs == [] and h["resyncs"] == 0 and h["snapshots"] == 1
+        assert h["duplicates"] == 1
+    else:
+        reason, at, k = expected
+        found = btc.diffs[k]
+        # exactly one resync, on BTCUSDT, with its reason and the ids of the diff that showed it
+        assert len(resyncs) == 1, resyncs
+        sym, got_reason, detail, book_id, first_id, last_id = resyncs[0]
+        assert (sym, got_reason) == ("BTCUSDT", reason)
+        # the book's id: the diff before the dropped one (its U - 1), or the crossing diff's u
+        book_at = hit["U"] - 1 if at == "before" else found["u"]
+        assert (book_id, first_id, last_id) == (book_at, found["U"], found["u"])
+        assert f"u={found['u']}" in detail or f"U={found['U']}" in detail
+        assert h["resyncs"] == 1 and h["resync_reasons"] == {reason: 1}
+        assert h["snapshots"] == 2 and h["last_break_reason"] == reason
+        assert h["crossed"] == (1 if reason == "crossed" else 0)
     # afterwards the book is the exchange's own, level for level
     ex_b = [(float(p), float(q)) for p, q in books["exchange"]["bids"]]
     ex_a = [(float(p), float(q)) for p, q in books["exchange"]["asks"]]
     assert books["client"]["lastUpdateId"] == books["exchange"]["lastUpdateId"]
     assert books["client"]["bids"] == ex_b and books["client"]["asks"] == ex_a
-    # every stored snapshot, before and after the resync, equals the reference (the dropped
-    # diff is in it: the exchange's truth); snapshots resumed after the resync
+    # every stored snapshot, before and after the fault, equals the reference (the exchange's
+    # truth: with the dropped diff, without the crossing bid); snapshots went on after it
     for s, ref in refs.items():
-        rows = _stored(db, s)
-        _check_against_reference(ref, rows)
+        _check_against_reference(ref, _stored(db, s))
     ids = np.array([u for u, _, _ in _stored(db, "BTCUSDT")])
-    assert (ids < dropped["u"]).any(), "no snapshot before the fault: the test proves nothing"
-    assert (ids > after["u"]).sum() >= 10, "the book did not come back after the resync"
+    assert (ids < hit["u"]).any(), "no snapshot before the fault: the test proves nothing"
+    assert (ids > btc.diffs[1501]["u"]).sum() >= 10, "the book did not come back after the fault"

@@ -53,6 +53,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
+import msgspec
+
 from lq.errors import FrameError, RestError, ValidationError
 from lq.feeds.backoff import AttemptBudget, Backoff
 from lq.feeds.booksync import BookSync
@@ -70,6 +72,7 @@ from lq.feeds.events import (
 )
 from lq.feeds.recording import FrameRecorder
 from lq.feeds.sequencer import BackfillRequest, Hole, StreamKind
+from lq.feeds.status import FeedStatus
 from lq.venues.binance.endpoints import Endpoint, plan_urls, resolve_endpoint
 from lq.venues.binance.parser import Parser, TimeUnit
 from lq.venues.binance.rest import RestClient
@@ -257,13 +260,19 @@ class BinanceClient(FeedClient):
                 "resyncs": sync.resync_total,
                 "resync_reasons": dict(sync.resync_counts),
                 "last_break_ts": None if brk is None else brk.recv_ts,
-                "last_break": None if brk is None else brk.detail,
+                "last_break_reason": None if brk is None else brk.reason,
                 "crossed": sync.resync_counts.get("crossed", 0)
                 + sync.resync_counts.get("locked", 0),
                 "snapshots": sync.snapshots_loaded,
                 "duplicates": sync.duplicates,
             }
         return out
+
+    @property
+    def status(self) -> FeedStatus:
+        """The feed's health (:class:`~lq.feeds.status.FeedStatus`), with :attr:`books`."""
+        st = super().status
+        return msgspec.structs.replace(st, books=self.books) if self.book_syncs else st
 
     # -- order books ------------------------------------------------------------------------
 

@@ -124,3 +124,43 @@ def test_a_source_without_depth_says_so() -> None:
     r = asyncio.run(asyncio.wait_for(main(), 60))
     assert r.status_code == 404
     assert "no order book of BTCUSDT" in r.json()["msg"]
+
+
+def test_the_rest_client_pays_the_depth_weight_by_limit_and_waits_when_it_would_overrun(
+    recordings: Path,
+) -> None:
+    from lq.feeds import DepthParser
+    from lq.feeds.events import DepthSnapshot
+    from lq.venues.binance.rest import RestClient
+
+    sleeps: list[float] = []
+
+    async def sleep(s: float) -> None:
+        sleeps.append(s)
+
+    async def main() -> tuple[list[int | None], bytes]:
+        ex = LocalExchange(source=ReplaySource(recordings / BTC_FILE, speed=None))
+        await ex.start()
+        used: list[int | None] = []
+        try:
+            async with RestClient(rest_url=ex.rest_url, sleep=sleep, weight_limit=300) as rest:
+                body = await rest.depth("BTCUSDT", limit=5000)
+                used.append(rest.used_weight)
+                await rest.depth("BTCUSDT", limit=100)
+                used.append(rest.used_weight)
+                assert not sleeps
+                await rest.depth("BTCUSDT")  # 1000 levels: 50 more would pass 300
+                used.append(rest.used_weight)
+        finally:
+            await ex.stop()
+        return used, body
+
+    used, body = asyncio.run(asyncio.wait_for(main(), 60))
+    assert used[:2] == [250, 255]
+    assert len(sleeps) == 1 and 0 < sleeps[0] <= 60.1  # waited for the next minute first
+    assert used[2] is not None and used[2] >= 305  # the server minute did not really turn
+    snap = DepthParser().parse(body, 0, symbol="BTCUSDT")
+    # nothing subscribed, so no diff was sent: the recorded snapshot, all its 1000 levels,
+    # answered before any stream (a client may fetch first and subscribe after)
+    assert isinstance(snap, DepthSnapshot) and len(snap.bids) == len(snap.asks) == 1000
+    assert snap.last_update_id == 50093239218
