@@ -174,6 +174,11 @@ def test_lq_collect_depth_replay_stores_books_equal_to_the_reference(
         ]
     )
     conn.close()
+    status = subprocess.run(
+        [sys.executable, "-m", "lq.cli", "status", "--db", str(db)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "books:    BTCUSDT synced, 0 resyncs; ETHUSDT synced, 0 resyncs" in status.stdout
     books = detail["books"]  # the book health the dashboard reads
     assert {s: (b["synced"], b["resyncs"], b["crossed"]) for s, b in books.items()} == {
         "BTCUSDT": (True, 0, 0),
