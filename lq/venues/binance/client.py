@@ -106,7 +106,8 @@ class BinanceClient(FeedClient):
     symbols
         Uppercase symbols, e.g. ``["BTCUSDT", "ETHUSDT"]``.
     channels
-        Streams per symbol: ``"trade"``, ``"aggTrade"``, ``"bookTicker"``, ``"kline_<i>"``.
+        Streams per symbol: ``"trade"``, ``"aggTrade"``, ``"bookTicker"``, ``"kline_<i>"``,
+        ``"depth@100ms"``/``"depth"`` (a synced order book per symbol, see above).
     endpoint
         Preset name (``"spot"``, ``"spot-data"``, ``"us"``, ``"usdm"``) or an ``Endpoint``.
     ws_url, rest_url
