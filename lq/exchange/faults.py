@@ -22,6 +22,9 @@ Two ways to break things:
   ``duplicate_depth`` the same, but each such diff is sent twice
   ``cross_depth``  the same, but each such diff carries one more bid, 0.1 % above the best
                    ask (a crossed book on the wire only; REST keeps the right book)
+  ``old_depth_snapshot`` answer the next ``count`` REST ``/api/v3/depth`` calls of
+                   ``symbol`` with the source's first snapshot (older than the stream: a
+                   cached answer)
   ``malformed``    insert ``count`` garbage frames before the next data frames
   ``out_of_order`` swap ``count`` pairs of consecutive frames of different streams
   ``shutdown``     send ``serverShutdown`` (raw, or ``!serverShutdown`` when combined), then
@@ -49,6 +52,7 @@ FaultKind = Literal[
     "drop_depth",
     "duplicate_depth",
     "cross_depth",
+    "old_depth_snapshot",
     "malformed",
     "out_of_order",
     "shutdown",

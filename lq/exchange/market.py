@@ -411,6 +411,7 @@ class Market:
         self._bars: dict[tuple[str, str], tuple[KlineBar, int]] = {}  # -> (bar, next push)
         self._pending_orders: dict[str, Hashable] = {}
         self.depth_books: dict[str, _DepthBook] = {}
+        self.depth_first: dict[str, DepthSnapIn] = {}  # the source's snapshot, as given
         self.depth_gaps = 0  # diffs that did not follow the exchange's own book (a bad source)
 
     # -- intake -----------------------------------------------------------------------
@@ -477,6 +478,7 @@ class Market:
 
     def add_depth_snapshot(self, s: DepthSnapIn) -> None:
         """Start (or restart) the exchange's book of ``s.symbol`` from a full snapshot."""
+        self.depth_first[s.symbol] = s
         book = self.depth_books[s.symbol] = _DepthBook()
         book.bids = {p: q for p, q in s.bids if not _is_zero(q)}
         book.asks = {p: q for p, q in s.asks if not _is_zero(q)}
@@ -496,12 +498,18 @@ class Market:
         out.append(OutFrame(lower + "@depth@100ms", d.symbol, "depthUpdate", fields))
         out.append(OutFrame(lower + "@depth", d.symbol, "depthUpdate", fields))
 
-    def depth(self, symbol: str, limit: int) -> dict[str, object] | None:
+    def depth(self, symbol: str, limit: int, *, first: bool = False) -> dict[str, object] | None:
         """The REST ``/api/v3/depth`` answer: the top ``limit`` levels of the exchange's book
-        and ``lastUpdateId`` (``None``: the source gave no snapshot of this symbol yet)."""
+        and ``lastUpdateId`` (``None``: the source gave no snapshot of this symbol yet).
+        ``first``: the source's snapshot instead, as it was given (an old book)."""
         book = self.depth_books.get(symbol)
         if book is None or book.update_id < 0:
             return None
+        if first and symbol in self.depth_first:
+            snap = self.depth_first[symbol]
+            book = _DepthBook()
+            book.bids, book.asks = dict(snap.bids), dict(snap.asks)
+            book.update_id = snap.last_update_id
         bids = sorted(book.bids.items(), key=lambda pq: -float(pq[0]))[:limit]
         asks = sorted(book.asks.items(), key=lambda pq: float(pq[0]))[:limit]
         return {

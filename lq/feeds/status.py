@@ -64,7 +64,8 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
         Order-book health per symbol when depth is collected (``None`` otherwise):
         ``synced``, ``update_id``, ``resyncs`` (and ``resync_reasons``), ``crossed`` (crossed
         or locked books found), ``last_break_ts``/``last_break_reason`` (the last resync's
-        receive time and reason), ``snapshots`` loaded, ``duplicates`` dropped.
+        receive time and reason), ``snapshots`` loaded, ``stale_snapshots`` refused (older than
+        one already used), ``duplicates`` dropped.
     """
 
     state: FeedState

@@ -201,6 +201,10 @@ FAULTS = [
     ("drop_depth", ("gap", "before", 1501)),  # found at the diff after the dropped one
     ("cross_depth", ("crossed", "hit", 1500)),  # found once the diff is applied
     ("duplicate_depth", None),  # dropped as already in the book: no resync
+    # a dropped diff, then the REST snapshot that should mend it is an old cached one (the
+    # recorded one, older than the snapshot already used): refused as stale, never loaded
+    # (it would rewind the book), and fetched again
+    ("old_depth_snapshot", ("gap", "before", 1501)),
 ]
 
 
@@ -228,7 +232,14 @@ def test_a_depth_fault_is_detected_resynced_once_and_the_book_is_right_after(
             await asyncio.sleep(0.001)
         ex = col.exchange
         assert ex is not None
-        ex.inject(fault, symbol="BTCUSDT", update_id=hit["u"])
+        old = fault == "old_depth_snapshot"
+        ex.inject("drop_depth" if old else fault, symbol="BTCUSDT", update_id=hit["u"])
+        while old and time.monotonic() < deadline:  # once the first snapshot is in
+            client = col.client
+            if client is not None and client.book_syncs["BTCUSDT"].synced:
+                ex.inject("old_depth_snapshot", symbol="BTCUSDT")
+                break
+            await asyncio.sleep(0.001)
         done = False
         while not done and time.monotonic() < deadline:
             await asyncio.sleep(0.25)
@@ -258,7 +269,7 @@ def test_a_depth_fault_is_detected_resynced_once_and_the_book_is_right_after(
         return {"exchange": exchange_book, "client": client_book}, health, dict(ex.depth_faults)
 
     books, health, hits = asyncio.run(asyncio.wait_for(go(), 300))
-    assert hits == {fault: 1}
+    assert hits == {("drop_depth" if fault == "old_depth_snapshot" else fault): 1}
     conn = sqlite3.connect(db)
     resyncs = conn.execute(
         "SELECT symbol, reason, detail, book_update_id, first_id, last_id FROM book_resyncs"
@@ -282,6 +293,7 @@ def test_a_depth_fault_is_detected_resynced_once_and_the_book_is_right_after(
         assert f"u={found['u']}" in detail or f"U={found['U']}" in detail
         assert h["resyncs"] == 1 and h["resync_reasons"] == {reason: 1}
         assert h["snapshots"] == 2 and h["last_break_reason"] == reason
+        assert h["stale_snapshots"] == (1 if fault == "old_depth_snapshot" else 0)
         assert h["crossed"] == (1 if reason == "crossed" else 0)
     # afterwards the book is the exchange's own, level for level
     ex_b = [(float(p), float(q)) for p, q in books["exchange"]["bids"]]

@@ -251,7 +251,8 @@ class BinanceClient(FeedClient):
     @property
     def books(self) -> dict[str, dict[str, Any]]:
         """Book health per symbol: synced, update id, resyncs (per reason), the last sequence
-        break, crossed/locked books seen, snapshots loaded, duplicates dropped."""
+        break, crossed/locked books seen, snapshots loaded, stale snapshots refused (older
+        than one already used: never loaded, fetched again), duplicates dropped."""
         out: dict[str, dict[str, Any]] = {}
         for sym, sync in self.book_syncs.items():
             brk = self._last_break.get(sym)
@@ -265,6 +266,7 @@ class BinanceClient(FeedClient):
                 "crossed": sync.resync_counts.get("crossed", 0)
                 + sync.resync_counts.get("locked", 0),
                 "snapshots": sync.snapshots_loaded,
+                "stale_snapshots": sync.stale_snapshots,
                 "duplicates": sync.duplicates,
             }
         return out

@@ -205,6 +205,9 @@ class RestApi:
             weight_limit=weight_limit, ban_after=ban_after, ban_seconds=ban_seconds
         )
         self.calls: dict[str, int] = {}
+        self.old_depth: dict[str, int] = {}
+        """Per symbol, ``/api/v3/depth`` answers still to give from the source's first
+        snapshot (the ``old_depth_snapshot`` fault: a cached, older book)."""
         self.targets: deque[str] = deque(maxlen=1000)
         """The last request targets (path and query) received, newest last (for tests)."""
 
@@ -360,7 +363,10 @@ class RestApi:
             return self._tickers(path.rsplit("/", 1)[1], q, now, div)
         if path == "/api/v3/depth":
             sym = self._symbol(q)
-            book = self.market.depth(sym, _depth_limit(q))
+            old = self.old_depth.get(sym, 0) > 0
+            book = self.market.depth(sym, _depth_limit(q), first=old)
+            if old and book is not None:
+                self.old_depth[sym] -= 1
             if book is None:
                 raise _NotServed(
                     f"/api/v3/depth: lq's local exchange has no order book of {sym}: its "

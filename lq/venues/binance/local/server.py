@@ -356,6 +356,12 @@ class LocalExchange:
                 retry_after=int(params.get("retry_after", 1)),
             )
             return
+        if kind == "old_depth_snapshot":
+            old = self.rest.old_depth
+            old[str(params["symbol"])] = old.get(str(params["symbol"]), 0) + int(
+                params.get("count", 1)
+            )
+            return
         if kind in ("drop_depth", "duplicate_depth", "cross_depth"):
             self._depth_rules.append(
                 [
