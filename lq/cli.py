@@ -189,6 +189,24 @@ def _feed_line(st: dict, now: float) -> tuple[str, str]:
     return " · ".join(parts), problem
 
 
+def _books_line(st: dict, now: float) -> str:
+    """The order books' health of a feed that collects depth ("" when it does not)."""
+    books = st.get("books")
+    if not isinstance(books, dict) or not books:
+        return ""
+    parts = []
+    for sym, b in books.items():
+        n = int(b.get("resyncs") or 0)
+        text = f"{sym} {'synced' if b.get('synced') else 'NOT SYNCED'}, {n} resync{'s' * (n != 1)}"
+        if b.get("last_break_ts"):
+            age = _age(now - int(b["last_break_ts"]) / 1e6)
+            text += f" (last: {b.get('last_break_reason')}, {age} ago)"
+        if b.get("crossed"):
+            text += f", {b['crossed']} crossed"
+        parts.append(text)
+    return "books:    " + "; ".join(parts)
+
+
 QUIET_S = 300.0
 """A symbol whose newest stored trade is this much older than its feed's newest one is not
 being stored, though the feed is (a stuck subscription, a symbol the venue stopped)."""
@@ -306,6 +324,9 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
         else:
             line += f" · an earlier run's (pid {st.get('pid')}), not counted"
         print(line)
+        books = _books_line(st, now)
+        if books:
+            print(books)
         if st in current and not problem:
             sym_line, quiet = _symbols_line(settings.db, st, now)
             if sym_line:

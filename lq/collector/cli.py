@@ -49,7 +49,8 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
         "binance, coinbase, kraken, okx, ...)",
     )
     p.add_argument(
-        "--channels", help="comma-separated streams: trade, aggTrade, bookTicker, kline_1m ..."
+        "--channels",
+        help="comma-separated streams: trade, aggTrade, bookTicker, depth@100ms, kline_1m ...",
     )
     p.add_argument("--endpoint", help="live endpoint preset: spot, spot-data, us, usdm")
     p.add_argument("--ws-url", help="override the WebSocket base URL (e.g. an `lq exchange`)")

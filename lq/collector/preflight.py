@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 _KLINES = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d")
 #: The stream kinds ``--channels`` takes, for messages.
 CHANNEL_HELP = (
-    "trade, aggTrade, bookTicker or kline_<interval> ("
+    "trade, aggTrade, bookTicker, depth@100ms, depth or kline_<interval> ("
     + ", ".join(f"kline_{i}" for i in _KLINES[:4])
     + ", ...)"
 )
@@ -53,7 +53,9 @@ def check_channels(channels: Sequence[str], symbols: Sequence[str]) -> None:
     """Refuse unknown stream names and malformed symbols, naming the valid choices."""
     if not channels:
         raise ValidationError("--channels", "", f"at least one channel: {CHANNEL_HELP}")
-    known = ["trade", "aggTrade", "bookTicker", *(f"kline_{i}" for i in _KLINES)]
+    known = [
+        "trade", "aggTrade", "bookTicker", "depth@100ms", "depth", *(f"kline_{i}" for i in _KLINES)
+    ]  # fmt: skip
     for ch in channels:
         try:
             stream_name("BTCUSDT", ch)

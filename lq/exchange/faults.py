@@ -16,6 +16,15 @@ Two ways to break things:
   ``duplicate``    send each of the next ``count`` data frames twice
   ``skip_ids``     keep the next ``count`` trades (of ``symbol``, or any) off the socket,
                    ``@trade`` and the ``@aggTrade`` holding them; REST still serves them
+  ``drop_depth``   keep ``count`` (default 1) depth diffs of ``symbol`` (or any) off the
+                   socket, from the first whose ``u`` is at least ``update_id`` (default: the
+                   next one); the exchange's own book (REST ``/api/v3/depth``) still holds them
+  ``duplicate_depth`` the same, but each such diff is sent twice
+  ``cross_depth``  the same, but each such diff carries one more bid, 0.1 % above the best
+                   ask (a crossed book on the wire only; REST keeps the right book)
+  ``old_depth_snapshot`` answer the next ``count`` REST ``/api/v3/depth`` calls of
+                   ``symbol`` with the source's first snapshot (older than the stream: a
+                   cached answer)
   ``malformed``    insert ``count`` garbage frames before the next data frames
   ``out_of_order`` swap ``count`` pairs of consecutive frames of different streams
   ``shutdown``     send ``serverShutdown`` (raw, or ``!serverShutdown`` when combined), then
@@ -40,6 +49,10 @@ FaultKind = Literal[
     "stall",
     "duplicate",
     "skip_ids",
+    "drop_depth",
+    "duplicate_depth",
+    "cross_depth",
+    "old_depth_snapshot",
     "malformed",
     "out_of_order",
     "shutdown",

@@ -16,6 +16,13 @@ replay uses ``(T, price, m)``. A pending aggTrade is closed by the next trade th
 continue it, by any quote of that symbol, or by :meth:`Market.flush` (called when the source
 pauses).
 
+Depth rule: :class:`DepthIn` diffs (replayed ``@depth@100ms`` frames) are sent on
+``<symbol>@depth@100ms`` and ``<symbol>@depth`` with their recorded ``U``/``u`` (and ``pu``).
+The exchange keeps its own book per symbol, started from a :class:`DepthSnapIn` (the recorded
+REST snapshot) and moved by every later diff, so REST ``/api/v3/depth``
+(:meth:`Market.depth`) answers the book as it stands after the last diff sent, with
+``lastUpdateId`` = that diff's ``u``: a snapshot always consistent with the stream.
+
 Kline rule: klines are built from the trades; pushes are driven by the market clock (the
 largest exchange time seen), every 1 s for ``1s`` and every 2 s for other intervals, and a
 bar is pushed with ``x: true`` once the clock passes its close. A bar with no trades repeats the
@@ -37,6 +44,8 @@ from lq.feeds.invariants import KLINE_INTERVALS
 
 __all__ = [
     "AggRec",
+    "DepthIn",
+    "DepthSnapIn",
     "KlineBar",
     "Market",
     "OutFrame",
@@ -105,6 +114,32 @@ class QuoteIn(NamedTuple):
     ask_qty: str
     ts: int
     event_ts: int = 0
+
+
+Levels = tuple[tuple[str, str], ...]
+
+
+class DepthIn(NamedTuple):
+    """A depth diff from a source (Binance ``depthUpdate``): ``(price, qty)`` strings set the
+    level's absolute quantity, a zero quantity deletes it. ``ts`` is the event time ``E`` (µs);
+    ``prev_last_id`` is USD-M's ``pu`` (``None`` on spot)."""
+
+    symbol: str
+    first_id: int
+    last_id: int
+    bids: Levels
+    asks: Levels
+    ts: int
+    prev_last_id: int | None = None
+
+
+class DepthSnapIn(NamedTuple):
+    """A full-book snapshot from a source (the recorded REST ``/api/v3/depth`` answer)."""
+
+    symbol: str
+    last_update_id: int
+    bids: Levels
+    asks: Levels
 
 
 class TradeRec(NamedTuple):
@@ -197,10 +232,26 @@ def _encode(kind: str, f: tuple, div: int) -> bytes:
         return (
             f'{{"e":"kline","E":{e // div},"s":"{bar.symbol}","k":{_kline_body(bar, closed, div)}}}'
         ).encode()
+    if kind == "depthUpdate":
+        s, first, last, pu, bids, asks, e = f
+        extra = "" if pu is None else f'"T":{e // div},"pu":{pu},'
+        return (
+            (
+                f'{{"e":"depthUpdate","E":{e // div},{extra}"s":"{s}","U":{first},"u":{last},"b":'
+            ).encode()
+            + bids
+            + b',"a":'
+            + asks
+            + b"}"
+        )
     if kind == "serverShutdown":
         (e,) = f
         return f'{{"e":"serverShutdown","E":{e // div}}}'.encode()
     raise ValueError(f"kind={kind!r}: unknown frame kind")
+
+
+def _levels_json(levels: Levels) -> bytes:
+    return ("[" + ",".join(f'["{p}","{q}"]' for p, q in levels) + "]").encode()
 
 
 def _fmt(d: Decimal) -> str:
@@ -320,6 +371,30 @@ class _Book:
         self.quote: QuoteIn | None = None
 
 
+def _is_zero(q: str) -> bool:
+    return float(q) == 0.0
+
+
+class _DepthBook:
+    """The exchange's own book of one symbol: price string -> quantity string per side."""
+
+    __slots__ = ("asks", "bids", "update_id")
+
+    def __init__(self) -> None:
+        self.bids: dict[str, str] = {}
+        self.asks: dict[str, str] = {}
+        self.update_id = -1  # no snapshot yet
+
+    def apply(self, d: DepthIn) -> None:
+        for side, levels in ((self.bids, d.bids), (self.asks, d.asks)):
+            for p, q in levels:
+                if _is_zero(q):
+                    side.pop(p, None)
+                else:
+                    side[p] = q
+        self.update_id = d.last_id
+
+
 class Market:
     """Every trade, aggTrade and quote the exchange has produced, and the frames to send.
 
@@ -335,6 +410,9 @@ class Market:
         self.clock = 0  # largest exchange time seen, µs
         self._bars: dict[tuple[str, str], tuple[KlineBar, int]] = {}  # -> (bar, next push)
         self._pending_orders: dict[str, Hashable] = {}
+        self.depth_books: dict[str, _DepthBook] = {}
+        self.depth_first: dict[str, DepthSnapIn] = {}  # the source's snapshot, as given
+        self.depth_gaps = 0  # diffs that did not follow the exchange's own book (a bad source)
 
     # -- intake -----------------------------------------------------------------------
     def _book(self, symbol: str) -> _Book:
@@ -397,6 +475,48 @@ class Market:
                 (*fields, q.ts, q.event_ts) if q.event_ts else fields,
             )
         )  # fmt: skip
+
+    def add_depth_snapshot(self, s: DepthSnapIn) -> None:
+        """Start (or restart) the exchange's book of ``s.symbol`` from a full snapshot."""
+        self.depth_first[s.symbol] = s
+        book = self.depth_books[s.symbol] = _DepthBook()
+        book.bids = {p: q for p, q in s.bids if not _is_zero(q)}
+        book.asks = {p: q for p, q in s.asks if not _is_zero(q)}
+        book.update_id = s.last_update_id
+
+    def add_depth(self, d: DepthIn, out: list[OutFrame]) -> None:
+        """Move the exchange's book by diff ``d`` (when it is newer than the book) and append
+        its ``@depth@100ms`` and ``@depth`` frames to ``out``."""
+        book = self.depth_books.get(d.symbol)
+        if book is not None and book.update_id >= 0 and d.last_id > book.update_id:
+            if d.first_id > book.update_id + 1:
+                self.depth_gaps += 1
+            book.apply(d)
+        enc = _levels_json
+        fields = (d.symbol, d.first_id, d.last_id, d.prev_last_id, enc(d.bids), enc(d.asks), d.ts)
+        lower = d.symbol.lower()
+        out.append(OutFrame(lower + "@depth@100ms", d.symbol, "depthUpdate", fields))
+        out.append(OutFrame(lower + "@depth", d.symbol, "depthUpdate", fields))
+
+    def depth(self, symbol: str, limit: int, *, first: bool = False) -> dict[str, object] | None:
+        """The REST ``/api/v3/depth`` answer: the top ``limit`` levels of the exchange's book
+        and ``lastUpdateId`` (``None``: the source gave no snapshot of this symbol yet).
+        ``first``: the source's snapshot instead, as it was given (an old book)."""
+        book = self.depth_books.get(symbol)
+        if book is None or book.update_id < 0:
+            return None
+        if first and symbol in self.depth_first:
+            snap = self.depth_first[symbol]
+            book = _DepthBook()
+            book.bids, book.asks = dict(snap.bids), dict(snap.asks)
+            book.update_id = snap.last_update_id
+        bids = sorted(book.bids.items(), key=lambda pq: -float(pq[0]))[:limit]
+        asks = sorted(book.asks.items(), key=lambda pq: float(pq[0]))[:limit]
+        return {
+            "lastUpdateId": book.update_id,
+            "bids": [list(pq) for pq in bids],
+            "asks": [list(pq) for pq in asks],
+        }
 
     def flush(self, out: list[OutFrame]) -> None:
         """Close every pending aggTrade (the source paused)."""

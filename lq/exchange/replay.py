@@ -3,7 +3,13 @@
 Reads the real recordings in ``shared/data/binance/`` and lq's own ``--record`` files with
 :func:`lq.feeds.recording.read_frames`. Several files are merged by receive time. ``@trade``
 frames become trades (ids and prices exactly as recorded), ``@bookTicker`` frames become
-quotes, everything else (depth, REST snapshots, control replies) is skipped.
+quotes, ``@depth`` diffs become :class:`~lq.exchange.market.DepthIn` (``U``/``u``/``pu``
+and the level strings exactly as recorded) and the first recorded REST depth snapshot of
+each file becomes a :class:`~lq.exchange.market.DepthSnapIn`, released before every other
+item (so the exchange's book exists before the first diff is sent, and REST
+``/api/v3/depth`` answers from it). Everything else (control replies...) is skipped. With
+``loop=True`` depth is replayed on the first pass only (a book cannot be continued across the
+seam: the recording's last book is not its first).
 
 Every payload variant keeps its exchange time: a spot trade its ``T``/``E``; a USD-M futures
 trade its ``T``/``E`` and ``X`` (sent again in the futures shape; a non-``MARKET`` marker is
@@ -32,7 +38,7 @@ from pathlib import Path
 import msgspec
 
 from lq.errors import ValidationError
-from lq.exchange.market import QuoteIn, SymbolSpec, TradeIn
+from lq.exchange.market import DepthIn, DepthSnapIn, QuoteIn, SymbolSpec, TradeIn
 from lq.exchange.source import SourceItem, split_symbol
 from lq.feeds.recording import read_frames
 
@@ -45,7 +51,12 @@ def _us(t: int) -> int:
     return t * 1000 if t < 10**14 else t
 
 
-def _parse(raw: bytes) -> TradeIn | QuoteIn | None:
+def _levels(rows: object) -> tuple[tuple[str, str], ...]:
+    assert isinstance(rows, list)
+    return tuple((str(p), str(q)) for p, q in rows)
+
+
+def _parse(raw: bytes) -> TradeIn | QuoteIn | DepthIn | None:
     try:
         obj = _decoder.decode(raw)
     except msgspec.DecodeError:
@@ -66,6 +77,12 @@ def _parse(raw: bytes) -> TradeIn | QuoteIn | None:
             return TradeIn(
                 data["s"], int(data["t"]), price, data["q"], ts, ev, m, (ts, price, m),
                 None if x is None else str(x),
+            )  # fmt: skip
+        if e == "depthUpdate":
+            pu = data.get("pu")
+            return DepthIn(
+                data["s"], int(data["U"]), int(data["u"]), _levels(data["b"]),
+                _levels(data["a"]), _us(data["E"]), None if pu is None else int(pu),
             )  # fmt: skip
         if e in (None, "bookTicker") and "u" in data and "b" in data and "A" in data:
             ev = _us(data["E"]) if "E" in data else 0
@@ -130,17 +147,43 @@ class ReplaySource:
             self._specs = specs
         return list(self._specs.values())
 
-    def _one_pass(self) -> Iterator[tuple[int, TradeIn | QuoteIn]]:
+    def snapshots(self) -> list[DepthSnapIn]:
+        """The first recorded REST depth snapshot of each file (its symbol is the file's
+        first depth stream's: a REST answer does not name it)."""
+        out: list[DepthSnapIn] = []
+        for p in self.paths:
+            symbol: str | None = None
+            body: bytes | None = None
+            for _, raw in read_frames(p):
+                if symbol is None and b"@depth" in raw[:64]:
+                    symbol = raw[raw.index(b'"stream":"') + 10 : raw.index(b"@")].decode().upper()
+                elif body is None and raw.lstrip().startswith(b'{"lastUpdateId"'):
+                    body = raw
+                if symbol is not None and body is not None:
+                    break
+            if symbol is None or body is None:
+                continue
+            try:
+                d = _decoder.decode(body)
+                out.append(
+                    DepthSnapIn(
+                        symbol, int(d["lastUpdateId"]), _levels(d["bids"]), _levels(d["asks"])
+                    )
+                )
+            except (msgspec.DecodeError, KeyError, TypeError, ValueError, AssertionError):
+                continue
+        return out
+
+    def _one_pass(self) -> Iterator[tuple[int, TradeIn | QuoteIn | DepthIn]]:
         merged = heapq.merge(*(read_frames(p) for p in self.paths), key=lambda fr: fr[0])
         for recv_ns, raw in merged:
-            if b"@depth" in raw[:64] or b"depthUpdate" in raw[:64]:  # not replayed: skip early
-                continue
             item = _parse(raw)
             if item is not None:
                 yield recv_ns // 1000, item
 
     def items(self) -> Iterator[SourceItem]:
-        """Items in receive-time order; pacing clock = recorded receive time (µs).
+        """Items in receive-time order; pacing clock = recorded receive time (µs). The
+        recorded depth snapshots come first.
 
         With ``loop=True`` the first pass is kept in memory (the recordings are tens of
         thousands of items) and every later pass shifts it, without reading the files again."""
@@ -151,15 +194,28 @@ class ReplaySource:
         hi_u: dict[str, int] = {}
         first_at = last_at = None
         cache: list[tuple[int, TradeIn | QuoteIn]] = []
+        snaps = self.snapshots()
         k = 0
         while True:
             id_shift = {s: k * (hi_id[s] - lo_id[s] + 1) for s in hi_id} if k else {}
             u_shift = {s: k * (hi_u[s] - lo_u[s] + 1) for s in hi_u} if k else {}
             t_shift = k * (last_at - first_at + 1_000_000) if k else 0  # type: ignore[operator]
             for at, item in self._one_pass() if k == 0 else cache:
+                if snaps:
+                    for snap in snaps:
+                        yield at, snap
+                    snaps = []
+                if type(item) is DepthIn:
+                    if k == 0:
+                        first_at = at if first_at is None else first_at
+                        last_at = at
+                    if offset:
+                        item = item._replace(ts=item.ts + offset)
+                    yield at, item
+                    continue
                 if k == 0:
                     if self.loop:
-                        cache.append((at, item))
+                        cache.append((at, item))  # type: ignore[arg-type]  # never DepthIn
                     first_at = at if first_at is None else first_at
                     last_at = at
                 if type(item) is TradeIn:

@@ -6,12 +6,14 @@ import time
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
-from lq.exchange.market import QuoteIn, SymbolSpec, TradeIn
+from lq.exchange.market import DepthIn, DepthSnapIn, QuoteIn, SymbolSpec, TradeIn
 
 __all__ = ["Source", "SourceItem", "format_e8", "real_time_anchor", "split_symbol"]
 
-SourceItem = tuple[int, TradeIn | QuoteIn]
-"""``(pacing clock in µs, item)``: the exchange releases the item when the clock is due."""
+SourceItem = tuple[int, TradeIn | QuoteIn | DepthIn | DepthSnapIn]
+"""``(pacing clock in µs, item)``: the exchange releases the item when the clock is due.
+Depth items (:class:`DepthIn` diffs, :class:`DepthSnapIn` snapshots) come only from a replay
+of recordings that hold depth; a consumer that does not serve books skips them."""
 
 _QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 

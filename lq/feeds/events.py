@@ -287,6 +287,8 @@ Event = (
     | ControlReply
     | Gap
     | Rejected
+    | BookTop
+    | BookResync
     | TradeMarker
     | Duplicate
 )

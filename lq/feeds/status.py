@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -60,6 +60,12 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
         Seconds since the last frame on any connection (``None`` before the first).
     error
         Why the feed failed, if it did.
+    books
+        Order-book health per symbol when depth is collected (``None`` otherwise):
+        ``synced``, ``update_id``, ``resyncs`` (and ``resync_reasons``), ``crossed`` (crossed
+        or locked books found), ``last_break_ts``/``last_break_reason`` (the last resync's
+        receive time and reason), ``snapshots`` loaded, ``stale_snapshots`` refused (older than
+        one already used), ``duplicates`` dropped.
     """
 
     state: FeedState
@@ -84,6 +90,7 @@ class FeedStatus(msgspec.Struct, frozen=True, kw_only=True):
     sink_errors: int = 0
     last_message_age_s: float | None = None
     error: str | None = None
+    books: dict[str, dict[str, Any]] | None = None
 
     @property
     def gap_check(self) -> str:

@@ -30,6 +30,17 @@ A thin I/O layer over the pure parts (:class:`~lq.venues.binance.parser.Parser`,
   counted (``markers_skipped``) and their ids accounted for in the sequencer; the sink never
   sees them, so neither does any hook.
 
+* **order books** (``depth@100ms`` / ``depth`` channels): per symbol a
+  :class:`~lq.feeds.booksync.BookSync` is fed from the diff stream; while it waits (at the
+  start and after every resync) its events are buffered and the REST snapshot is fetched
+  (``GET depth``, ``snapshot_limit`` levels, its weight obeyed) once the first event is
+  buffered, and fetched again while the snapshot is older than the buffered events. Every
+  resync (a sequence gap, a crossed or locked book, an old snapshot) goes to the sink as a
+  :class:`~lq.feeds.events.BookResync`; once per ``book_interval`` seconds of exchange time
+  (the diffs' ``E``) the top ``book_levels`` levels of the synced book go to the sink as a
+  :class:`~lq.feeds.events.BookTop` (after the first diff of each interval: the state
+  Binance's own book had at that diff's ``u``). :attr:`BinanceClient.books` is the health.
+
 The sink is called synchronously on the event loop with every event, in order per
 connection: trades (exactly once per id), ``Gap``, ``Rejected``, ``BookTicker``, ``Kline``,
 ``ServerShutdown``, ``ControlReply``. It should be quick (append to a batch).
@@ -39,22 +50,53 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
-from lq.errors import RestError
+import msgspec
+
+from lq.errors import FrameError, RestError, ValidationError
 from lq.feeds.backoff import AttemptBudget, Backoff
+from lq.feeds.booksync import BookSync
 from lq.feeds.connection import FeedClient, Sink, _now_us
-from lq.feeds.events import AggTrade, Duplicate, Rejected, Trade
+from lq.feeds.depth import DepthParser
+from lq.feeds.events import (
+    AggTrade,
+    BookResync,
+    BookTop,
+    DepthSnapshot,
+    DepthUpdate,
+    Duplicate,
+    Event,
+    Rejected,
+    Trade,
+)
 from lq.feeds.recording import FrameRecorder
 from lq.feeds.sequencer import BackfillRequest, Hole, StreamKind
+from lq.feeds.status import FeedStatus
 from lq.venues.binance.endpoints import Endpoint, plan_urls, resolve_endpoint
 from lq.venues.binance.parser import Parser, TimeUnit
 from lq.venues.binance.rest import RestClient
 
-__all__ = ["BinanceClient"]
+__all__ = ["DEPTH_CHANNELS", "BinanceClient"]
 
 log = logging.getLogger(__name__)
+
+DEPTH_CHANNELS = ("depth@100ms", "depth")
+"""The diff-stream channels that keep a local order book per symbol."""
+
+
+class _BookParser(Parser):
+    """Binance's parser, with depth frames handed to the client's books."""
+
+    def __init__(self, on_depth: Callable[[bytes | str, int], list[Event]], **kw: Any) -> None:
+        super().__init__(**kw)
+        self._on_depth = on_depth
+
+    def parse(self, raw: bytes | str, recv_ts: int) -> list[Event]:
+        if (b"@depth" in raw[:64]) if isinstance(raw, bytes) else ("@depth" in raw[:64]):
+            return self._on_depth(raw, recv_ts)
+        return super().parse(raw, recv_ts)
 
 
 class BinanceClient(FeedClient):
@@ -65,7 +107,8 @@ class BinanceClient(FeedClient):
     symbols
         Uppercase symbols, e.g. ``["BTCUSDT", "ETHUSDT"]``.
     channels
-        Streams per symbol: ``"trade"``, ``"aggTrade"``, ``"bookTicker"``, ``"kline_<i>"``.
+        Streams per symbol: ``"trade"``, ``"aggTrade"``, ``"bookTicker"``, ``"kline_<i>"``,
+        ``"depth@100ms"``/``"depth"`` (a synced order book per symbol, see above).
     endpoint
         Preset name (``"spot"``, ``"spot-data"``, ``"us"``, ``"usdm"``) or an ``Endpoint``.
     ws_url, rest_url
@@ -108,6 +151,12 @@ class BinanceClient(FeedClient):
         Unit of times in frames: ``"auto"``, ``"ms"`` or ``"us"``.
     ping_interval, ping_timeout, open_timeout, close_timeout
         ``websockets`` connection settings (seconds).
+    book_levels
+        Levels per side of each :class:`~lq.feeds.events.BookTop` (depth channels; default 20).
+    book_interval
+        Seconds of exchange time between two :class:`~lq.feeds.events.BookTop` of a symbol.
+    snapshot_limit
+        Levels of the REST snapshot (``GET depth``; 1000: weight 50, 5000: weight 250).
     compression
         ``"deflate"`` (Binance offers it) or ``None``.
     """
@@ -140,7 +189,16 @@ class BinanceClient(FeedClient):
         open_timeout: float = 10.0,
         close_timeout: float = 2.0,
         compression: Literal["deflate"] | None = "deflate",
+        book_levels: int = 20,
+        book_interval: float = 1.0,
+        snapshot_limit: int = 1000,
     ) -> None:
+        if not 1 <= book_levels <= 5000:
+            raise ValidationError("book_levels", book_levels, "must be in 1..5000")
+        if not book_interval > 0:
+            raise ValidationError("book_interval", book_interval, "must be > 0 seconds")
+        if not 1 <= snapshot_limit <= 5000:
+            raise ValidationError("snapshot_limit", snapshot_limit, "must be in 1..5000")
         self.endpoint = resolve_endpoint(endpoint, ws_url=ws_url, rest_url=rest_url)
         super().__init__(
             symbols=[s.upper() for s in symbols] if not isinstance(symbols, str) else symbols,
@@ -166,10 +224,149 @@ class BinanceClient(FeedClient):
         self.channels = tuple(channels)
         self.links = plan_urls(self.endpoint, [(s, c) for s in self.symbols for c in self.channels])
         self._link_up = {url: False for url, _ in self.links}
-        self.parser = Parser(exchange=exchange_label, time_unit=time_unit, symbols=self.symbols)
+        self.parser = _BookParser(
+            self._on_depth, exchange=exchange_label, time_unit=time_unit, symbols=self.symbols
+        )
+        self.book_levels = book_levels
+        self.book_interval_us = int(book_interval * 1_000_000)
+        self.snapshot_limit = snapshot_limit
+        self._depth = DepthParser(
+            exchange=exchange_label, time_unit=time_unit, symbols=self.symbols
+        )
+        market: Literal["spot", "usdm"] = (
+            "usdm" if self.endpoint.rest_prefix.startswith("/fapi") else "spot"
+        )
+        depth = any(c in DEPTH_CHANNELS for c in self.channels)
+        self.book_syncs: dict[str, BookSync] = (
+            {s: BookSync(s, market=market) for s in self.symbols} if depth else {}
+        )
+        """Per symbol, the local book and its sync state (depth channels only)."""
+        self._book_bucket: dict[str, int] = {}
+        self._fetching: set[str] = set()
+        self._crossed: dict[str, int] = {}
+        self._last_break: dict[str, BookResync] = {}
         self._rest = rest
         self._own_rest = rest is None
         self._api_key = api_key or None
+
+    @property
+    def books(self) -> dict[str, dict[str, Any]]:
+        """Book health per symbol: synced, update id, resyncs (per reason), the last sequence
+        break, crossed/locked books seen, snapshots loaded, stale snapshots refused (older
+        than one already used: never loaded, fetched again), duplicates dropped."""
+        out: dict[str, dict[str, Any]] = {}
+        for sym, sync in self.book_syncs.items():
+            brk = self._last_break.get(sym)
+            out[sym] = {
+                "synced": sync.synced,
+                "update_id": sync.book.update_id if sync.synced else None,
+                "resyncs": sync.resync_total,
+                "resync_reasons": dict(sync.resync_counts),
+                "last_break_ts": None if brk is None else brk.recv_ts,
+                "last_break_reason": None if brk is None else brk.reason,
+                "crossed": sync.resync_counts.get("crossed", 0)
+                + sync.resync_counts.get("locked", 0),
+                "snapshots": sync.snapshots_loaded,
+                "stale_snapshots": sync.stale_snapshots,
+                "duplicates": sync.duplicates,
+            }
+        return out
+
+    @property
+    def status(self) -> FeedStatus:
+        """The feed's health (:class:`~lq.feeds.status.FeedStatus`), with :attr:`books`."""
+        st = super().status
+        return msgspec.structs.replace(st, books=self.books) if self.book_syncs else st
+
+    # -- order books ------------------------------------------------------------------------
+
+    def _on_depth(self, raw: bytes | str, recv_ts: int) -> list[Event]:
+        ev = self._depth.parse(raw, recv_ts)
+        if ev is None:
+            return []
+        if type(ev) is Rejected:
+            raise FrameError(ev.reason, raw)
+        if type(ev) is not DepthUpdate:  # a partial-book frame: not subscribed by lq
+            return []
+        sync = self.book_syncs.get(ev.symbol)
+        if sync is None:  # a depth frame without a depth channel: nothing to keep
+            return []
+        out: list[Event] = []
+        before = sync.resync_total
+        res = sync.on_update(ev)
+        if sync.resync_total != before:
+            out.append(self._resynced(sync))
+        elif res == "applied":
+            bucket = ev.ts // self.book_interval_us
+            if self._book_bucket.get(ev.symbol) != bucket:
+                self._book_bucket[ev.symbol] = bucket
+                out.append(self._top(sync, ev.ts, recv_ts))
+        if not sync.synced and ev.symbol not in self._fetching:
+            self._fetching.add(ev.symbol)
+            self._spawn(self._snapshots(ev.symbol), name=f"lq.feeds.book[{ev.symbol}]")
+        return out
+
+    def _top(self, sync: BookSync, ts: int, recv_ts: int) -> BookTop:
+        top = sync.book.top(self.book_levels)
+        return BookTop(
+            symbol=sync.symbol,
+            update_id=sync.book.update_id,
+            ts=ts,
+            recv_ts=recv_ts,
+            levels=self.book_levels,
+            bids=tuple(zip(top.bid_price.tolist(), top.bid_qty.tolist(), strict=True)),
+            asks=tuple(zip(top.ask_price.tolist(), top.ask_qty.tolist(), strict=True)),
+            exchange=self.exchange_label,
+        )
+
+    def _resynced(self, sync: BookSync) -> BookResync:
+        r = sync.resyncs[-1]
+        self._last_break[sync.symbol] = r
+        self._book_bucket.pop(sync.symbol, None)  # the next synced diff gives a snapshot
+        log.warning("%s %s book resync (%s): %s", self.exchange_label, r.symbol, r.reason, r.detail)
+        return r
+
+    async def _snapshots(self, symbol: str) -> None:
+        """Fetch REST snapshots for ``symbol`` until its book is synced (Binance's procedure:
+        events are buffered first, the snapshot must reach the first buffered one)."""
+        sync = self.book_syncs[symbol]
+        delay = 0.0
+        try:
+            while True:
+                need = sync.needs_snapshot
+                if need is None:
+                    return
+                if need.min_update_id is None:  # buffer an event first
+                    await asyncio.sleep(0.02)
+                    continue
+                if delay:
+                    await asyncio.sleep(delay)
+                delay = min(max(0.1, delay * 2), 5.0)
+                rest = self._rest
+                if rest is None:
+                    continue
+                try:
+                    body = await rest.depth(symbol, limit=self.snapshot_limit)
+                except RestError as exc:
+                    log.warning("%s %s depth snapshot: %s", self.exchange_label, symbol, exc)
+                    continue
+                snap = self._depth.parse(body, _now_us(), symbol=symbol)
+                if type(snap) is not DepthSnapshot:
+                    why = snap.reason if type(snap) is Rejected else "not a depth snapshot"
+                    self._reject(body, f"REST depth snapshot of {symbol}: {why}", _now_us())
+                    continue
+                before = sync.resync_total
+                res = sync.on_snapshot(snap)
+                if sync.resync_total != before:
+                    self._emit(self._resynced(sync))
+                if res == "synced":
+                    log.info(
+                        "%s %s book synced at update id %d",
+                        self.exchange_label, symbol, sync.book.update_id,
+                    )  # fmt: skip
+                    delay = 0.0
+        finally:
+            self._fetching.discard(symbol)
 
     def _make_rest(self) -> RestClient:
         return RestClient(

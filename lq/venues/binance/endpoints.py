@@ -26,7 +26,7 @@ from lq.feeds.invariants import KLINE_INTERVALS
 __all__ = ["ENDPOINTS", "Endpoint", "plan_urls", "resolve_endpoint", "stream_name"]
 
 _CHANNEL_RE = re.compile(
-    r"^(trade|aggTrade|bookTicker|kline_(" + "|".join(KLINE_INTERVALS) + r"))$"
+    r"^(trade|aggTrade|bookTicker|depth|depth@100ms|kline_(" + "|".join(KLINE_INTERVALS) + r"))$"
 )
 _SYMBOL_RE = re.compile(r"^[A-Z0-9\-_.]{1,32}$")
 
@@ -79,7 +79,7 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     agg_trade_ids_contiguous: bool = True
     micros: bool = True
     routed: bool = False
-    public_channels: frozenset[str] = frozenset({"bookTicker"})
+    public_channels: frozenset[str] = frozenset({"bookTicker", "depth", "depth@100ms"})
 
     def backfill(self, kind: str, *, api_key: bool = False) -> str | None:
         """Why holes of ``kind`` (``"trade"`` or ``"aggTrade"``) cannot be backfilled here,
@@ -170,7 +170,9 @@ def stream_name(symbol: str, channel: str) -> str:
         raise ValidationError("symbol", symbol, "expected an uppercase Binance symbol like BTCUSDT")
     if not _CHANNEL_RE.match(channel):
         raise ValidationError(
-            "channel", channel, "expected trade, aggTrade, bookTicker or kline_<interval>"
+            "channel",
+            channel,
+            "expected trade, aggTrade, bookTicker, depth@100ms, depth or kline_<interval>",
         )
     return f"{symbol.lower()}@{channel}"
 

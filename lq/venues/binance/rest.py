@@ -318,6 +318,15 @@ class RestClient:
         out = self._decode(msgspec.json.Decoder(dict[str, Any]), body, "exchangeInfo")
         return out  # type: ignore[no-any-return]
 
+    async def depth(self, symbol: str, *, limit: int = 1000) -> bytes:
+        """``GET depth``: the order-book snapshot's body, as received (parse it with
+        :class:`lq.feeds.DepthParser`, passing ``symbol=``). Its weight depends on ``limit``
+        (:func:`depth_weight`: 50 for 1000 levels, 250 for 5000) and is obeyed like any other."""
+        _check_limit(limit, 5000)
+        return await self._get(
+            "depth", {"symbol": symbol, "limit": limit}, weight=depth_weight(limit)
+        )
+
     async def server_time(self) -> int:
         """``GET time``: the server's clock, µs since the epoch."""
         body = await self._get("time", {})
@@ -390,9 +399,12 @@ class RestClient:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise RestError(f"{what}: unexpected response body: {exc} ({body[:120]!r})") from None
 
-    async def _get(self, name: str, params: dict[str, Any], *, key: bool = False) -> bytes:
+    async def _get(
+        self, name: str, params: dict[str, Any], *, key: bool = False, weight: int | None = None
+    ) -> bytes:
         url = f"{self.endpoint.rest_url}{self.endpoint.rest_prefix}/{name}"
-        weight = WEIGHTS.get(name, 1)
+        if weight is None:
+            weight = WEIGHTS.get(name, 1)
         headers = {"X-MBX-TIME-UNIT": "MICROSECOND"} if self.endpoint.micros else {}
         if key and self._api_key is not None:
             headers["X-MBX-APIKEY"] = self._api_key
@@ -454,6 +466,12 @@ class RestClient:
             return self._err.decode(content)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return _ErrBody(code=None, msg=content[:200].decode("utf-8", "replace"))
+
+
+def depth_weight(limit: int) -> int:
+    """Binance spot's weight of ``GET depth`` for ``limit`` levels (§2: 5 up to 100, 25 up to
+    500, 50 up to 1000, 250 up to 5000)."""
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
 def _retry_after(value: str | None) -> float:

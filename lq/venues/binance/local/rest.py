@@ -14,7 +14,13 @@ path                       weight parameters
 ``/api/v3/historicalTrades`` 25   ``symbol``, ``fromId``, ``limit``
 ``/api/v3/trades``          25    ``symbol``, ``limit``
 ``/api/v3/klines``           2    ``symbol``, ``interval``, ``startTime``, ``endTime``, ``limit``
+``/api/v3/depth``         5-250   ``symbol``, ``limit`` (default 100, at most 5000; weight 5
+                                  up to 100, 25 up to 500, 50 up to 1000, 250 above)
 ========================== ====== ==========================================================
+
+``/api/v3/depth`` answers the exchange's own book (:meth:`lq.exchange.market.Market.depth`):
+as it stands after the last diff sent, ``lastUpdateId`` its ``u``; 404 ``code -1`` when the
+source has no book of that symbol (the simulator, a recording without depth).
 
 Every response carries ``X-MBX-USED-WEIGHT-1M`` (weight used in the current clock minute).
 Past ``weight_limit`` the answer is 429 with ``Retry-After`` (seconds to the next minute) and
@@ -71,8 +77,7 @@ WEIGHTS: dict[str, int] = {
     "/api/v3/ticker/24hr": 2,
     "/api/v3/ticker/price": 2,
     "/api/v3/ticker/bookTicker": 2,
-    # the order book comes with the order-book issue; a JSON error until then
-    "/api/v3/depth": 5,
+    "/api/v3/depth": 5,  # by limit: see depth_weight
 }
 _JSON = ("Content-Type", "application/json;charset=UTF-8")
 
@@ -97,6 +102,16 @@ class _BadRequest(Exception):
 
 class _NotServed(Exception):
     """A Binance endpoint lq knows but does not serve yet (HTTP 404, JSON body)."""
+
+
+def depth_weight(limit: int) -> int:
+    """Binance spot's weight of ``/api/v3/depth`` for ``limit`` levels."""
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+
+
+def _depth_limit(q: Mapping[str, str]) -> int:
+    limit = _int_param(q, "limit")
+    return 100 if limit is None else max(1, min(limit, 5000))
 
 
 def _fmt8(d: Decimal) -> str:
@@ -190,6 +205,9 @@ class RestApi:
             weight_limit=weight_limit, ban_after=ban_after, ban_seconds=ban_seconds
         )
         self.calls: dict[str, int] = {}
+        self.old_depth: dict[str, int] = {}
+        """Per symbol, ``/api/v3/depth`` answers still to give from the source's first
+        snapshot (the ``old_depth_snapshot`` fault: a cached, older book)."""
         self.targets: deque[str] = deque(maxlen=1000)
         """The last request targets (path and query) received, newest last (for tests)."""
 
@@ -216,6 +234,11 @@ class RestApi:
         if minute != lim.minute:
             lim.minute, lim.used = minute, 0
         weight = WEIGHTS.get(path)
+        if path == "/api/v3/depth":
+            try:
+                weight = depth_weight(_depth_limit(query))
+            except _BadRequest:
+                weight = 5  # answered as a bad request below
         if weight is None:  # Binance's errors are JSON {"code","msg"}; so is every one here
             return RestResponse(
                 status=404,
@@ -339,9 +362,17 @@ class RestApi:
         if path.startswith("/api/v3/ticker/"):
             return self._tickers(path.rsplit("/", 1)[1], q, now, div)
         if path == "/api/v3/depth":
-            raise _NotServed(
-                "/api/v3/depth: the order book is not served by lq's local exchange yet"
-            )
+            sym = self._symbol(q)
+            old = self.old_depth.get(sym, 0) > 0
+            book = self.market.depth(sym, _depth_limit(q), first=old)
+            if old and book is not None:
+                self.old_depth[sym] -= 1
+            if book is None:
+                raise _NotServed(
+                    f"/api/v3/depth: lq's local exchange has no order book of {sym}: its "
+                    "source has no depth (replay a recording with @depth frames and a snapshot)"
+                )
+            return book
         return self._klines(q, div)
 
     def _ticker_symbols(self, q: Mapping[str, str]) -> tuple[list[str], bool]:

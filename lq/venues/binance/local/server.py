@@ -31,7 +31,15 @@ from websockets.http11 import Request, Response
 
 from lq.errors import ValidationError
 from lq.exchange.faults import FAULT_KINDS, Faults, garbage_frame
-from lq.exchange.market import Market, OutFrame, QuoteIn, TradeIn, server_shutdown_frame
+from lq.exchange.market import (
+    DepthIn,
+    DepthSnapIn,
+    Market,
+    OutFrame,
+    QuoteIn,
+    TradeIn,
+    server_shutdown_frame,
+)
 from lq.exchange.source import Source, real_time_anchor
 from lq.exchange.wsframe import send_batch
 from lq.feeds.events import AggTrade, Trade
@@ -253,6 +261,10 @@ class LocalExchange:
         self._subscribed = asyncio.Event()
         self._skip: dict[str | None, int] = {}
         self._skipped: set[tuple[str, int]] = set()
+        self._depth_rules: list[list[Any]] = []  # [kind, symbol | None, min u, count]
+        self._depth_hit: dict[tuple[str, int], str] = {}  # (symbol, u) -> kind: both streams
+        self.depth_faults: dict[str, int] = {}
+        """Depth diffs hit per fault kind (``drop_depth``, ``duplicate_depth``, ``cross_depth``)."""
         self._fault_rng = random.Random(self.faults.seed)
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -275,6 +287,10 @@ class LocalExchange:
 
     async def start(self) -> None:
         """Bind, start serving, and start releasing the source's items."""
+        snapshots = getattr(self.source, "snapshots", None)
+        if callable(snapshots):  # a replay's recorded books: REST answers before any stream
+            for snap in snapshots():
+                self.market.add_depth_snapshot(snap)
         self._server = await serve(
             self._handle,
             self.host,
@@ -338,6 +354,22 @@ class LocalExchange:
                 429 if kind == "rest_429" else 418,
                 count=int(params.get("count", 1)),
                 retry_after=int(params.get("retry_after", 1)),
+            )
+            return
+        if kind == "old_depth_snapshot":
+            old = self.rest.old_depth
+            old[str(params["symbol"])] = old.get(str(params["symbol"]), 0) + int(
+                params.get("count", 1)
+            )
+            return
+        if kind in ("drop_depth", "duplicate_depth", "cross_depth"):
+            self._depth_rules.append(
+                [
+                    kind,
+                    params.get("symbol"),
+                    int(params.get("update_id", -1)),
+                    int(params.get("count", 1)),
+                ]
             )
             return
         if kind == "skip_ids":
@@ -476,14 +508,53 @@ class LocalExchange:
         subs = self._subs
         faults = self.faults
         skipping = bool(self._skip) or faults.skip_rate > 0 or bool(self._skipped)
+        depth_faults = bool(self._depth_rules) or bool(self._depth_hit)
         for fr in frames:
             if skipping and fr.trade_ids and self._skips(fr):
                 continue
+            copies = 1
+            if depth_faults and fr.kind == "depthUpdate":
+                fault = self._depth_fault(fr)
+                if fault == "drop_depth":
+                    continue
+                if fault == "duplicate_depth":
+                    copies = 2
+                elif fault == "cross_depth":
+                    fr = self._crossed(fr)
             clients = subs.get(fr.stream)
             if clients:
                 for c in clients:
-                    c.enqueue(fr, faults)
+                    for _ in range(copies):
+                        c.enqueue(fr, faults)
         frames.clear()
+
+    def _depth_fault(self, fr: OutFrame) -> str | None:
+        """The depth fault that hits this diff frame, if any (both streams of one diff)."""
+        key = (fr.symbol, fr.fields[2])
+        hit = self._depth_hit.pop(key, None)
+        if hit is not None:  # the same diff's other stream
+            return hit
+        for rule in self._depth_rules:
+            kind, sym, min_u, _ = rule
+            if (sym is None or sym == fr.symbol) and fr.fields[2] >= min_u:
+                rule[3] -= 1
+                if rule[3] <= 0:
+                    self._depth_rules.remove(rule)
+                self._depth_hit[key] = kind
+                self.depth_faults[kind] = self.depth_faults.get(kind, 0) + 1
+                log.info("%s: %s depth diff u=%d", kind, fr.symbol, fr.fields[2])
+                return str(kind)
+        return None
+
+    def _crossed(self, fr: OutFrame) -> OutFrame:
+        """The diff with one more bid level, 0.1 % above the exchange's best ask: a crossed
+        book on the wire (the exchange's own book, and REST, do not have it)."""
+        book = self.market.depth_books.get(fr.symbol)
+        best_ask = min((float(p) for p in book.asks), default=1.0) if book else 1.0
+        s, first, last, pu, bids, asks, e = fr.fields
+        extra = f'["{best_ask * 1.001:.8f}","1.00000000"]'.encode()
+        bids = b"[" + extra + (b"," + bids[1:] if bids != b"[]" else b"]")
+        return OutFrame(fr.stream, fr.symbol, fr.kind, (s, first, last, pu, bids, asks, e))
 
     def _skips(self, fr: OutFrame) -> bool:
         if fr.kind == "aggTrade":
@@ -535,6 +606,10 @@ class LocalExchange:
                         await asyncio.sleep(0.001)
             if type(item) is TradeIn:
                 add_trade(item, out)
+            elif type(item) is DepthIn:
+                market.add_depth(item, out)
+            elif type(item) is DepthSnapIn:
+                market.add_depth_snapshot(item)
             else:
                 assert isinstance(item, QuoteIn)
                 add_quote(item, out)
