@@ -37,7 +37,7 @@ try:
     import ray
 except ImportError:  # pragma: no cover - depends on the environment
     raise BacktestError(
-        "--engine ray needs Ray, which is not installed: pip install 'lq[ray]'"
+        "the ray engine needs Ray, which is not installed: pip install 'lq[ray]'"
     ) from None
 
 __all__ = ["Fold", "connect", "run_folds"]
@@ -91,7 +91,12 @@ def _task(
     params: dict[str, Any],
 ) -> dict[str, Any]:
     prep = _prepared(key, source, bars, fingerprint, ctx["costs"])
-    return run_row({**ctx, "prep": prep}, params)
+    try:
+        return run_row({**ctx, "prep": prep}, params)
+    except BacktestError as exc:
+        if exc.__cause__ is not None:  # the strategy's own exception: the driver names the set
+            raise exc.__cause__ from None
+        raise
 
 
 def connect(address: str | None) -> bool:

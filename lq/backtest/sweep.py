@@ -21,6 +21,7 @@ import itertools
 import logging
 import math
 import multiprocessing as mp
+import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Literal
@@ -55,8 +56,9 @@ __all__ = ["Engine", "Progress", "StoreSlice", "grid", "sweep", "sweep_folds", "
 
 logger = logging.getLogger(__name__)
 
-#: ``"bar"`` shows a tqdm progress bar (notebook-aware); ``"off"`` shows nothing.
-Progress = Literal["bar", "off"]
+#: ``"bar"`` shows a tqdm progress bar (notebook-aware); ``"lines"`` prints one
+#: ``sweep NAME: done/total`` line to stderr as each run finishes; ``"off"`` shows nothing.
+Progress = Literal["bar", "lines", "off"]
 
 
 def grid(**axes: Sequence[Any]) -> list[dict[str, Any]]:
@@ -235,6 +237,18 @@ def _check_engine(engine: Any, max_retries: Any) -> None:
         raise ValidationError("engine", engine, 'must be "local" or "ray"')
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValidationError("max_retries", max_retries, "must be an int >= 0")
+    if engine == "ray":
+        require_ray()
+
+
+def require_ray() -> None:
+    """Fail in one line, naming the extra to install, when Ray is not importable."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise BacktestError(
+            "the ray engine needs Ray, which is not installed: pip install 'lq[ray]'"
+        ) from None
 
 
 def _resolve_sets(
@@ -456,11 +470,25 @@ class _NoBar:
         return None
 
 
+class _Lines:
+    def __init__(self, total: int, name: str) -> None:
+        self.total, self.name, self.done = total, name, 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        print(f"sweep {self.name}: {self.done}/{self.total} done", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        return None
+
+
 def _progress(total: int, progress: Progress, name: str) -> Any:
     if progress == "off":
         return _NoBar()
+    if progress == "lines":
+        return _Lines(total, name)
     if progress != "bar":
-        raise ValidationError("progress", progress, 'must be "bar" or "off"')
+        raise ValidationError("progress", progress, 'must be "bar", "lines" or "off"')
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"sweep {name}", unit="run")
