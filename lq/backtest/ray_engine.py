@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -106,6 +107,8 @@ def connect(address: str | None) -> bool:
     """
     if ray.is_initialized():
         return False
+    if address and address != "auto":
+        _probe(address)  # Ray itself retries an address nothing listens on for minutes
     try:
         ray.init(
             address=address,
@@ -121,6 +124,22 @@ def connect(address: str | None) -> bool:
             "`ray start --head` and pass its address"
         ) from None
     return True
+
+
+def _probe(address: str) -> None:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or "//" in address:
+        raise BacktestError(
+            f"--address {address}: expected HOST:PORT of a Ray head (printed by `ray start --head`)"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=10):
+            pass
+    except OSError as exc:
+        raise BacktestError(
+            f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+            "start one with `ray start --head` and pass the address it prints"
+        ) from None
 
 
 def _cause(exc: BaseException) -> str:

@@ -22,6 +22,8 @@ from ._store import archived_store  # noqa: E402
 
 RAY = str(Path(sys.executable).parent / "ray")
 GRID = ("--grid", "fast=3,5,8", "--grid", "slow=20,40")
+# a loopback test cluster: no token written to ~/.ray, none needed to join
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}
 COMMON = ("-p", "strategy", "ma_crossover", "-p", "symbols", "BTCUSDT", "-p", "interval", "1m")
 
 
@@ -39,12 +41,10 @@ def head() -> Iterator[str]:
     cmd = [
         RAY, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
         "--num-cpus=2", "--include-dashboard=false", f"--object-store-memory={100 * 2**20}",
-        f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
         f"--temp-dir={tmp}", "--disable-usage-stats",
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ)
-    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -76,7 +76,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def lq(*args: str, cwd: Path, code: str | None = None) -> subprocess.CompletedProcess[str]:
     pre = [sys.executable, "-m", "lq.cli"] if code is None else [sys.executable, "-c", code]
     return subprocess.run(
-        [*pre, "backtest", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [*pre, "backtest", *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=ENV
     )
 
 

@@ -28,6 +28,8 @@ GRID = {"fast": [3, 5, 8], "slow": [20, 40]}  # 6 parameter sets
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_AUTH_MODE", "disabled")  # a loopback test cluster: no token in ~/.ray
     # the test strategies live here, a module Ray's workers cannot import: ship them by value
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray.init(
@@ -38,6 +40,7 @@ def cluster():
     )
     yield
     ray.shutdown()
+    mp.undo()
 
 
 @pytest.fixture(scope="module")
