@@ -176,8 +176,10 @@ def run_folds(
             f = folds[k]
             ref = remote.remote((token, k), f.source, bar_refs[k], f.fingerprint, ctx_ref, params)
             pending[ref] = job
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+        refs = list(pending)
+        while refs:
+            # whatever finished within a second (one wait per batch, not per task)
+            done, refs = ray.wait(refs, num_returns=len(refs), timeout=1.0)
             for ref in done:
                 k, i, params = pending.pop(ref)
                 try:
