@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -66,6 +67,7 @@ def head() -> Iterator[str]:
         _, alive = psutil.wait_procs(children, timeout=30)
         for p in alive:  # only what this fixture started, by pid
             p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
