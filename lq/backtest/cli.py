@@ -5,6 +5,7 @@
     lq backtest -p strategy pairs_zscore -p entry 1.5 -p interval 1m     # one run
     lq backtest --every 15m -p last 24h                                   # scheduled runs
     lq backtest --grid entry=1.5,2,2.5 --grid lookback=60,120 --workers 2 # a sweep
+    lq backtest --grid entry=1.5,2,2.5 --engine ray --address HOST:6379  # on a Ray cluster
 
 One run executes ``notebooks/backtest.ipynb`` with the parameters injected
 (``papermill.execute_notebook``), keeps the executed notebook as ``<out>/<run_id>.ipynb``
@@ -13,6 +14,9 @@ repeats that until SIGINT/SIGTERM (each row marked ``scheduled``); the first sig
 current run finish, a second one aborts it. ``--grid`` runs :func:`lq.backtest.sweep` over a
 process pool with a progress bar on the same inputs and stores one row: the best parameter
 set (by Deflated Sharpe) and its DSR; the whole table goes to ``<out>/<run_id>.csv``.
+``--engine ray`` runs each parameter set as a Ray task that reads its bars from the store
+itself (:mod:`lq.backtest.ray_engine`), printing ``done/total`` as tasks finish; the table
+is the same, bit for bit.
 
 ``-p NAME VALUE`` sets a notebook parameter (see the notebook's ``parameters`` cell) or, for
 any other name, a parameter of the chosen strategy. Values are read as JSON or Python
@@ -35,10 +39,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lq.backtest.runs import DEFAULT_INTERVAL, get_run, new_run_id, record_sweep
 from lq.errors import BacktestError, LqError, ValidationError
+
+if TYPE_CHECKING:
+    from lq.backtest.sweep import Engine, Progress
 
 __all__ = [
     "NOTEBOOK",
@@ -328,14 +335,20 @@ def run_sweep(
     out_dir: str | os.PathLike[str] | None,
     workers: int = 2,
     scheduled: bool = False,
-    progress: bool = True,
+    progress: bool | Progress = True,
+    engine: Engine = "local",
+    address: str | None = None,
+    max_retries: int = 2,
 ) -> tuple[str, Path | None]:
     """Sweep ``axes`` on the notebook's inputs and store one row (best set by DSR).
 
-    Returns ``(run_id, path of the CSV table or None)``.
+    With ``engine="ray"`` every task reads the bars itself (a
+    :class:`~lq.backtest.source.StoreSlice` of ``db``). Returns ``(run_id, path of the CSV
+    table or None)``.
     """
     from lq.backtest import Costs, Sizing, Stops, sweep
-    from lq.backtest.runs import load_bars
+    from lq.backtest.runs import _symbols
+    from lq.backtest.source import StoreSlice
 
     if not axes:
         raise ValidationError("--grid", axes, "no axes to sweep")
@@ -348,15 +361,17 @@ def run_sweep(
     sizing = Sizing.from_dict(_as_dict(values.get("sizing"), "sizing"))
     stops = Stops.from_dict(_as_dict(values.get("stops"), "stops"))
     interval = str(values.get("interval") or DEFAULT_INTERVAL)
-    data = load_bars(
-        db,
-        values.get("symbols") or [],
+    where = StoreSlice(
+        db=str(db),
+        symbols=tuple(_symbols(values.get("symbols") or [])),
         interval=interval,
         start=values.get("start") or None,
         end=values.get("end") or None,
         last=values.get("last") or None,
         quotes="last" if slippage == "half_spread" else "none",
     )
+    # the local engine gets the bars; Ray tasks read them from the store themselves
+    data = where.load() if engine == "local" else where
     strategy = str(values["strategy"])
     base = _as_dict(values.get("params"), "params")
     base = {k: v for k, v in base.items() if k not in axes}
@@ -370,7 +385,10 @@ def run_sweep(
         stops=stops,
         capital=float(values.get("capital", 10_000.0)),
         workers=workers,
-        progress="bar" if progress else "off",
+        progress=progress if isinstance(progress, str) else ("bar" if progress else "off"),
+        engine=engine,
+        address=address,
+        max_retries=max_retries,
     )
     rid = new_run_id("sweep")
     csv = None
@@ -379,7 +397,7 @@ def run_sweep(
         out.mkdir(parents=True, exist_ok=True)
         csv = out / f"{rid}.csv"
         table.to_csv(csv, index=False)
-    syms = list(data) if isinstance(data, dict) else [data.attrs.get("symbol", "asset")]
+    syms = list(where.symbols)
     record_sweep(
         db,
         table,
@@ -391,6 +409,7 @@ def run_sweep(
         extra={
             "interval": interval,
             "source": "lq backtest --grid",
+            "engine": engine,
             "table_path": None if csv is None else str(csv),
             "config": {
                 "symbols": syms,
@@ -477,6 +496,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "  lq backtest -p strategy pairs_zscore -p entry 1.5 -p interval 1m\n"
             "  lq backtest --every 15m -p last 24h\n"
             "  lq backtest --grid entry=1.5,2,2.5 --grid lookback=60,120\n"
+            "  lq backtest --grid entry=1.5,2,2.5 --engine ray --address 10.0.0.5:6379\n"
         ),
     )
     p.add_argument(
@@ -502,6 +522,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=2, help="processes for --grid (default 2)")
     p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="--grid on this machine's processes (local, default) or as Ray tasks (ray)",
+    )
+    p.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --engine ray: the Ray cluster to join (HOST:PORT; default: a local one)",
+    )
+    p.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="with --engine ray: retries of a failed task before the sweep fails (default 2)",
+    )
+    p.add_argument(
         "--out", default="runs", metavar="DIR", help="where executed notebooks go (default runs/)"
     )
     p.add_argument(
@@ -516,6 +554,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="fail a notebook cell that runs longer than this",
     )
     return p
+
+
+def _sweep_progress(engine: str, scheduled: bool) -> Progress:
+    if sys.stderr.isatty():
+        return "bar"
+    if engine == "ray":  # a log or a pipe: one "done/total" line per finished task
+        return "lines"
+    return "off" if scheduled else "bar"
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
@@ -536,6 +582,16 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         raise ValidationError("--workers", args.workers, "must be >= 1")
     if args.max_runs is not None and args.max_runs < 1:
         raise ValidationError("--max-runs", args.max_runs, "must be >= 1")
+    if args.max_retries < 0:
+        raise ValidationError("--max-retries", args.max_retries, "must be >= 0")
+    if args.engine == "ray":
+        if not axes:
+            raise ValidationError("--engine", "ray", "runs sweeps only: give --grid NAME=V1,V2")
+        from lq.backtest.sweep import require_ray
+
+        require_ray()  # before any data is read
+    elif args.address:
+        raise ValidationError("--address", args.address, "only with --engine ray")
 
     def once(scheduled: bool) -> str:
         if axes:
@@ -546,7 +602,10 @@ def run(args: argparse.Namespace, settings: Any) -> int:
                 out_dir=args.out,
                 workers=args.workers,
                 scheduled=scheduled,
-                progress=sys.stderr.isatty() or not scheduled,
+                progress=_sweep_progress(args.engine, scheduled),
+                engine=args.engine,
+                address=args.address,
+                max_retries=args.max_retries,
             )
             print(_summary_line(db, rid, csv, tty=sys.stdout.isatty()), flush=True)
             return rid

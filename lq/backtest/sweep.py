@@ -21,6 +21,7 @@ import itertools
 import logging
 import math
 import multiprocessing as mp
+import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Literal
@@ -30,7 +31,7 @@ import pandas as pd
 
 from lq.analytics.reliability import sample_caveat
 from lq.backtest.costs import Costs
-from lq.backtest.data import Bars, data_fingerprint
+from lq.backtest.data import Bars, data_fingerprint, normalise_data
 from lq.backtest.engine import (
     Prepared,
     _check_settings,
@@ -41,6 +42,7 @@ from lq.backtest.engine import (
 )
 from lq.backtest.metrics import _psr, expected_max_sharpe, returns_from_equity, sharpe_moments
 from lq.backtest.sizing import Sizing
+from lq.backtest.source import StoreSlice
 from lq.backtest.stops import Stops
 from lq.backtest.strategies import (
     STRATEGIES,
@@ -48,14 +50,15 @@ from lq.backtest.strategies import (
     indicator_cache,
     resolve_strategy,
 )
-from lq.errors import ValidationError
+from lq.errors import BacktestError, ValidationError
 
-__all__ = ["Progress", "grid", "sweep", "sweep_heatmap"]
+__all__ = ["Engine", "Progress", "StoreSlice", "grid", "sweep", "sweep_folds", "sweep_heatmap"]
 
 logger = logging.getLogger(__name__)
 
-#: ``"bar"`` shows a tqdm progress bar (notebook-aware); ``"off"`` shows nothing.
-Progress = Literal["bar", "off"]
+#: ``"bar"`` shows a tqdm progress bar (notebook-aware); ``"lines"`` prints one
+#: ``sweep NAME: done/total`` line to stderr as each run finishes; ``"off"`` shows nothing.
+Progress = Literal["bar", "lines", "off"]
 
 
 def grid(**axes: Sequence[Any]) -> list[dict[str, Any]]:
@@ -82,25 +85,30 @@ def _init_worker(state: dict[str, Any]) -> None:
 
 def _one(task: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
     i, params = task
-    prep: Prepared = _STATE["prep"]
+    return i, run_row(_STATE, params)
+
+
+def run_row(state: Mapping[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """One sweep row (before ``id``, ``psr`` and ``dsr``) of ``params`` on ``state["prep"]``."""
+    prep: Prepared = state["prep"]
     sim = run_prepared(
         prep,
-        _STATE["fn"],
-        _STATE["name"],
+        state["fn"],
+        state["name"],
         params,
-        costs=_STATE["costs"],
-        sizing=_STATE["sizing"],
-        stops=_STATE["stops"],
-        capital=_STATE["capital"],
-        trade_from=_STATE["trade_from"],
-        at_end=_STATE["at_end"],
+        costs=state["costs"],
+        sizing=state["sizing"],
+        stops=state["stops"],
+        capital=state["capital"],
+        trade_from=state["trade_from"],
+        at_end=state["at_end"],
     )
     m, equity, _ = metrics_of(
         sim,
         index=prep.index,
         symbols=prep.symbols,
         close=prep.close,
-        capital=_STATE["capital"],
+        capital=state["capital"],
         bars_per_year=prep.periods_per_year,
     )
     r = returns_from_equity(equity).to_numpy()
@@ -117,11 +125,14 @@ def _one(task: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]]:
     )
     row["sharpe_bar"], row["skew"], row["kurtosis"] = sharpe_moments(r)
     row["n_returns"] = int(r.size)
-    return i, row
+    return row
+
+
+Engine = Literal["local", "ray"]
 
 
 def sweep(
-    data: Bars,
+    data: Bars | StoreSlice,
     strategy: str | StrategyFn,
     params: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
     *,
@@ -134,13 +145,18 @@ def sweep(
     at_end: Literal["mark", "close"] = "mark",
     workers: int = 2,
     progress: Progress = "bar",
+    engine: Engine = "local",
+    address: str | None = None,
+    max_retries: int = 2,
 ) -> pd.DataFrame:
     """Backtest every parameter set; one row per set, best ``dsr`` first.
 
     Parameters
     ----------
     data, strategy, costs, sizing, stops, capital, trade_from, at_end
-        As for :func:`~lq.backtest.run_backtest`.
+        As for :func:`~lq.backtest.run_backtest`; ``data`` may also be a
+        :class:`~lq.backtest.source.StoreSlice` (bars read from the store, by every Ray task
+        itself with ``engine="ray"``).
     params
         A list of parameter dicts, or ``{name: [values]}`` expanded with :func:`grid`.
     base_params
@@ -148,8 +164,17 @@ def sweep(
     workers
         Processes (1 runs in this process). A user strategy must be importable by the
         workers (module level; with the default fork start a notebook function works too).
+        Not used with ``engine="ray"``.
     progress
         ``"bar"`` or ``"off"``.
+    engine
+        ``"local"`` (this machine's process pool) or ``"ray"``: each parameter set is a Ray
+        task (:mod:`lq.backtest.ray_engine`), on the cluster at ``address`` (None: the one
+        this process already joined, else a local one). Same rows, bit for bit.
+    max_retries
+        With ``engine="ray"``: how often a failed task (an exception, or a dead worker) is
+        retried before the sweep fails with a :class:`~lq.errors.BacktestError` naming the
+        parameter set (no partial table is returned).
 
     Returns
     -------
@@ -167,18 +192,15 @@ def sweep(
         raise ValidationError("params", params, "no parameter sets to run")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValidationError("workers", workers, "must be an int >= 1")
+    _check_engine(engine, max_retries)
     base = dict(base_params or {})
-    full: list[dict[str, Any]] = []
-    fn: StrategyFn | None = None
-    name = ""
-    for p in sets:  # validate every set before starting any work
-        fn, name, fp = resolve_strategy(strategy, {**base, **p})
-        full.append(fp)
-    assert fn is not None
-    prep = prepare(data, costs)
+    full, fn, name = _resolve_sets(strategy, sets, base)
+    source = data if isinstance(data, StoreSlice) else None
+    bars = source.load() if source is not None else data
+    assert not isinstance(bars, StoreSlice)
+    prep = prepare(bars, costs)
     fingerprint = data_fingerprint(prep.frames)
-    state = {
-        "prep": prep,
+    ctx = {
         "fn": fn,
         "name": name,
         "costs": costs,
@@ -188,12 +210,78 @@ def sweep(
         "trade_from": trade_from,
         "at_end": at_end,
     }
-    tasks = list(enumerate(full))
+    tasks = _ordered(list(enumerate(full)), strategy)
+    if engine == "ray":
+        from lq.backtest.ray_engine import Fold, run_folds
+
+        fold = Fold(
+            source=None if source is None else source.pinned(prep.frames),
+            bars=bars if source is None else None,
+            fingerprint=fingerprint,
+        )
+        rows = run_folds(
+            [fold],
+            [(0, i, p) for i, p in tasks],
+            ctx,
+            address=address,
+            max_retries=max_retries,
+            bar=_progress(len(tasks), progress, name),
+        )[0]
+    else:
+        rows = _local_rows(tasks, {**ctx, "prep": prep}, workers, progress, name)
+    return _table(sets, rows, full, prep, fingerprint, ctx)
+
+
+def _check_engine(engine: Any, max_retries: Any) -> None:
+    if engine not in ("local", "ray"):
+        raise ValidationError("engine", engine, 'must be "local" or "ray"')
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValidationError("max_retries", max_retries, "must be an int >= 0")
+    if engine == "ray":
+        require_ray()
+
+
+def require_ray() -> None:
+    """Fail in one line, naming the extra to install, when Ray is not importable."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise BacktestError(
+            "the ray engine needs Ray, which is not installed: pip install 'lq[ray]'"
+        ) from None
+
+
+def _resolve_sets(
+    strategy: str | StrategyFn, sets: Sequence[Mapping[str, Any]], base: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], StrategyFn, str]:
+    full: list[dict[str, Any]] = []
+    fn: StrategyFn | None = None
+    name = ""
+    for p in sets:  # validate every set before starting any work
+        fn, name, fp = resolve_strategy(strategy, {**base, **p})
+        full.append(fp)
+    assert fn is not None
+    return full, fn, name
+
+
+def _ordered(
+    tasks: list[tuple[int, dict[str, Any]]], strategy: str | StrategyFn
+) -> list[tuple[int, dict[str, Any]]]:
     spec = STRATEGIES.get(strategy) if isinstance(strategy, str) else None
     if spec is not None and spec.indicator_params:
         # neighbouring tasks share indicators: each worker computes each one about once
         keys = spec.indicator_params
         tasks.sort(key=lambda t: tuple(repr(t[1].get(k)) for k in keys))
+    return tasks
+
+
+def _local_rows(
+    tasks: list[tuple[int, dict[str, Any]]],
+    state: dict[str, Any],
+    workers: int,
+    progress: Progress,
+    name: str,
+) -> list[dict[str, Any] | None]:
     rows: list[dict[str, Any] | None] = [None] * len(tasks)
     bar = _progress(len(tasks), progress, name)
     try:
@@ -220,6 +308,21 @@ def sweep(
         if "cache" in _STATE:
             _STATE["cache"].__exit__(None, None, None)
         _STATE.clear()
+    return rows
+
+
+def _table(
+    sets: Sequence[Mapping[str, Any]],
+    rows: Sequence[dict[str, Any] | None],
+    full: Sequence[dict[str, Any]],
+    prep: Prepared,
+    fingerprint: str,
+    ctx: Mapping[str, Any],
+) -> pd.DataFrame:
+    name = ctx["name"]
+    missing = [sets[i] for i, r in enumerate(rows) if r is None]
+    if missing:  # never a silently shorter table
+        raise BacktestError(f"sweep of {name}: no result for parameter set {missing[0]}")
     table = pd.DataFrame([{**s, **r} for s, r in zip(sets, rows, strict=True) if r is not None])
     table.insert(
         len(sets[0]),
@@ -229,12 +332,12 @@ def sweep(
                 prep,
                 name,
                 fp,
-                costs=costs,
-                sizing=sizing,
-                stops=stops,
-                capital=capital,
-                trade_from=trade_from,
-                at_end=at_end,
+                costs=ctx["costs"],
+                sizing=ctx["sizing"],
+                stops=ctx["stops"],
+                capital=ctx["capital"],
+                trade_from=ctx["trade_from"],
+                at_end=ctx["at_end"],
                 fingerprint=fingerprint,
             ).id
             for fp in full
@@ -255,6 +358,79 @@ def sweep(
     # stable sort by dsr, then stable sort by ruin: survivors first, each group best dsr first
     table = table.sort_values("dsr", ascending=False, na_position="last", kind="stable")
     return table.sort_values("ruined", kind="stable").reset_index(drop=True)
+
+
+def sweep_folds(
+    data: Bars | StoreSlice,
+    folds: Sequence[tuple[int, int]],
+    strategy: str | StrategyFn,
+    sets: Sequence[Mapping[str, Any]],
+    *,
+    base_params: Mapping[str, Any] | None = None,
+    costs: Costs | None = None,
+    sizing: Sizing | None = None,
+    stops: Stops | None = None,
+    capital: float = 10_000.0,
+    progress: Progress = "off",
+    address: str | None = None,
+    max_retries: int = 2,
+    loaded: Bars | None = None,
+) -> list[pd.DataFrame]:
+    """One :func:`sweep` table per fold (bars ``lo:hi`` of ``data``), all (set, fold) pairs
+    as Ray tasks at once; each table equals ``sweep(data[lo:hi], ..., workers=1)``.
+
+    ``loaded``: the bars of a ``StoreSlice`` ``data`` when the caller has read them already.
+    """
+    costs, sizing, stops = _check_settings(costs, sizing, stops, capital, "mark")
+    _check_engine("ray", max_retries)
+    base = dict(base_params or {})
+    full, fn, name = _resolve_sets(strategy, sets, base)
+    source = data if isinstance(data, StoreSlice) else None
+    if loaded is None:
+        loaded = source.load() if source is not None else data  # type: ignore[assignment]
+    assert loaded is not None and not isinstance(loaded, StoreSlice)
+    frames, single = normalise_data(loaded)
+    ctx = {
+        "fn": fn,
+        "name": name,
+        "costs": costs,
+        "sizing": sizing,
+        "stops": stops,
+        "capital": float(capital),
+        "trade_from": None,
+        "at_end": "mark",
+    }
+    from lq.backtest.ray_engine import Fold, run_folds
+
+    preps, prints, fold_specs = [], [], []
+    for lo, hi in folds:
+        sub = {s: f.iloc[lo:hi] for s, f in frames.items()}
+        cut: Bars = next(iter(sub.values())) if single else sub
+        prep = prepare(cut, costs)
+        fingerprint = data_fingerprint(prep.frames)
+        preps.append(prep)
+        prints.append(fingerprint)
+        fold_specs.append(
+            Fold(
+                source=None if source is None else source.pinned(frames, lo, hi),
+                bars=cut if source is None else None,
+                fingerprint=fingerprint,
+            )
+        )
+    tasks = _ordered(list(enumerate(full)), strategy)
+    jobs = [(k, i, p) for k in range(len(folds)) for i, p in tasks]
+    rows = run_folds(
+        fold_specs,
+        jobs,
+        ctx,
+        address=address,
+        max_retries=max_retries,
+        bar=_progress(len(jobs), progress, name),
+    )
+    return [
+        _table(sets, r, full, prep, fp, ctx)
+        for r, prep, fp in zip(rows, preps, prints, strict=True)
+    ]
 
 
 def _add_psr_dsr(table: pd.DataFrame) -> None:
@@ -294,11 +470,25 @@ class _NoBar:
         return None
 
 
+class _Lines:
+    def __init__(self, total: int, name: str) -> None:
+        self.total, self.name, self.done = total, name, 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        print(f"sweep {self.name}: {self.done}/{self.total} done", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        return None
+
+
 def _progress(total: int, progress: Progress, name: str) -> Any:
     if progress == "off":
         return _NoBar()
+    if progress == "lines":
+        return _Lines(total, name)
     if progress != "bar":
-        raise ValidationError("progress", progress, 'must be "bar" or "off"')
+        raise ValidationError("progress", progress, 'must be "bar", "lines" or "off"')
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"sweep {name}", unit="run")

@@ -30,9 +30,10 @@ from lq.backtest.data import Bars, normalise_data
 from lq.backtest.engine import run_backtest
 from lq.backtest.metrics import Metrics, compute_metrics, returns_from_equity
 from lq.backtest.sizing import Sizing
+from lq.backtest.source import StoreSlice
 from lq.backtest.stops import Stops
 from lq.backtest.strategies import StrategyFn
-from lq.backtest.sweep import Progress, grid, sweep
+from lq.backtest.sweep import Engine, Progress, grid, sweep, sweep_folds
 from lq.errors import ValidationError
 
 __all__ = ["LookaheadReport", "WalkForwardResult", "check_lookahead", "walk_forward"]
@@ -219,7 +220,7 @@ class WalkForwardResult:
 
 
 def walk_forward(
-    data: Bars,
+    data: Bars | StoreSlice,
     strategy: str | StrategyFn,
     params: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]],
     *,
@@ -233,6 +234,9 @@ def walk_forward(
     capital: float = 10_000.0,
     workers: int = 1,
     progress: Progress = "off",
+    engine: Engine = "local",
+    address: str | None = None,
+    max_retries: int = 2,
 ) -> WalkForwardResult:
     """Rolling walk-forward: choose in-sample, trade out-of-sample, stitch.
 
@@ -245,12 +249,22 @@ def walk_forward(
     wins a window unless every set was ruined (its Sharpe is ``-inf``); if the stitched
     equity reaches zero, the walk stops there (the account is liquidated) and its metrics are
     those of a ruined run.
+
+    ``engine="ray"`` runs every (parameter set, training window) of the walk as one Ray task
+    at once (:func:`~lq.backtest.sweep.sweep_folds`; ``data`` may be a
+    :class:`~lq.backtest.source.StoreSlice` that the tasks read themselves), on the cluster
+    at ``address``; the choice and the out-of-sample runs stay here. Same result, bit for bit.
     """
     for name, v, lo in (("train_bars", train_bars, 2), ("test_bars", test_bars, 2)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValidationError(name, v, f"must be an int >= {lo}")
     sets = grid(**params) if isinstance(params, Mapping) else [dict(p) for p in params]
-    frames, single = normalise_data(data)
+    if engine not in ("local", "ray"):
+        raise ValidationError("engine", engine, 'must be "local" or "ray"')
+    source = data if isinstance(data, StoreSlice) else None
+    bars = source.load() if source is not None else data
+    assert not isinstance(bars, StoreSlice)
+    frames, single = normalise_data(bars)
     index = next(iter(frames.values())).index
     n = len(index)
     if n < train_bars + 2:
@@ -262,6 +276,26 @@ def walk_forward(
         sub = {s: f.iloc[lo:hi] for s, f in frames.items()}
         return next(iter(sub.values())) if single else sub
 
+    windows_at = []
+    start = 0
+    while start + train_bars < n:
+        windows_at.append((start, start + train_bars))
+        start += test_bars
+    tables: list[pd.DataFrame] | None = None
+    if engine == "ray":  # every (set, training window) at once; chosen and traded below
+        tables = sweep_folds(
+            data if source is not None else bars,
+            windows_at,
+            strategy,
+            sets,
+            base_params=base,
+            progress=progress,
+            address=address,
+            max_retries=max_retries,
+            loaded=bars,
+            **kw,
+        )
+
     rows = []
     pieces: list[pd.Series] = []
     trades: list[pd.DataFrame] = []
@@ -269,18 +303,20 @@ def walk_forward(
     fees: list[pd.Series] = []
     traded: list[pd.Series] = []
     level = float(capital)
-    start = 0
-    while start + train_bars < n:
-        tr_end = start + train_bars
+    for w, (start, tr_end) in enumerate(windows_at):
         te_end = min(tr_end + test_bars, n)
-        table = sweep(
-            cut(start, tr_end),
-            strategy,
-            sets,
-            base_params=base,
-            workers=workers,
-            progress=progress,
-            **kw,
+        table = (
+            tables[w]
+            if tables is not None
+            else sweep(
+                cut(start, tr_end),
+                strategy,
+                sets,
+                base_params=base,
+                workers=workers,
+                progress=progress,
+                **kw,
+            )
         )
         if objective not in table.columns:
             raise ValidationError(
@@ -315,7 +351,6 @@ def walk_forward(
                 "test_return": test_return,
             }
         )
-        start += test_bars
         if level <= 0:  # ruined out of sample: the account is liquidated and trades no more
             logger.warning(
                 "walk-forward ruined in the window testing from %s: later windows not traded",
