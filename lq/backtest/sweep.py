@@ -200,16 +200,7 @@ def sweep(
     assert not isinstance(bars, StoreSlice)
     prep = prepare(bars, costs)
     fingerprint = data_fingerprint(prep.frames)
-    ctx = {
-        "fn": fn,
-        "name": name,
-        "costs": costs,
-        "sizing": sizing,
-        "stops": stops,
-        "capital": float(capital),
-        "trade_from": trade_from,
-        "at_end": at_end,
-    }
+    ctx = _context(fn, name, costs, sizing, stops, capital, trade_from, at_end)
     tasks = _ordered(list(enumerate(full)), strategy)
     if engine == "ray":
         from lq.backtest.ray_engine import Fold, run_folds
@@ -390,16 +381,7 @@ def sweep_folds(
         loaded = source.load() if source is not None else data  # type: ignore[assignment]
     assert loaded is not None and not isinstance(loaded, StoreSlice)
     frames, single = normalise_data(loaded)
-    ctx = {
-        "fn": fn,
-        "name": name,
-        "costs": costs,
-        "sizing": sizing,
-        "stops": stops,
-        "capital": float(capital),
-        "trade_from": None,
-        "at_end": "mark",
-    }
+    ctx = _context(fn, name, costs, sizing, stops, capital, None, "mark")
     from lq.backtest.ray_engine import Fold, run_folds
 
     preps, prints, fold_specs = [], [], []
@@ -431,6 +413,29 @@ def sweep_folds(
         _table(sets, r, full, prep, fp, ctx)
         for r, prep, fp in zip(rows, preps, prints, strict=True)
     ]
+
+
+def _context(
+    fn: Any,
+    name: str,
+    costs: Any,
+    sizing: Any,
+    stops: Any,
+    capital: float,
+    trade_from: Any,
+    at_end: Any,
+) -> dict[str, Any]:
+    """What every run of a sweep shares (shipped once to each worker or Ray task)."""
+    return {
+        "fn": fn,
+        "name": name,
+        "costs": costs,
+        "sizing": sizing,
+        "stops": stops,
+        "capital": float(capital),
+        "trade_from": trade_from,
+        "at_end": at_end,
+    }
 
 
 def _add_psr_dsr(table: pd.DataFrame) -> None:

@@ -420,7 +420,6 @@ class Writer:
         self._dedupe = False
         # (exchange, symbol, kind) with open gap rows; None: not counted yet
         self._open_gap_keys: set[tuple[str, str, str]] | None = None
-        self._agg_rows: Sequence[tuple[Any, ...]] = []
         self._dedupe_max: int | None = None
         self._wal_ident: _Ident | None = None
         try:
@@ -528,18 +527,17 @@ class Writer:
         acc = _Acc()
         by = acc.by_exchange
         acc.trades, rows = self._insert_trades(batch.trades, dead, now, by)
-        acc.agg_trades = self._insert_agg_trades(batch.agg_trades, dead, now, by)
+        acc.agg_trades, agg_rows = self._insert_agg_trades(batch.agg_trades, dead, now, by)
         if acc.trades.duplicates or acc.agg_trades.duplicates or batch.echoes:
             acc.trades, acc.agg_trades = self._conflicts(
-                batch, rows, acc.trades, acc.agg_trades, dead, now, acc.echo_conflicts
+                batch, rows, agg_rows, acc.trades, acc.agg_trades, dead, now, acc.echo_conflicts
             )
         acc.book_tickers = self._insert_book_tickers(batch.book_tickers, dead, now, by)
         acc.klines = self._insert_klines(batch.klines, dead, now, by)
         self._upsert_gaps(batch.gaps, now)
         if self._open_gap_keys is None or self._open_gap_keys:
             self._close_stored_ids("trade", rows, 2, now)
-            self._close_stored_ids("aggTrade", self._agg_rows, 2, now)
-        self._agg_rows = []
+            self._close_stored_ids("aggTrade", agg_rows, 2, now)
         if batch.book_tops:
             acc.book_tops = self._insert_book_tops(batch.book_tops, dead, now, by)
         if batch.book_resyncs:
@@ -832,10 +830,10 @@ class Writer:
 
     def _insert_agg_trades(
         self, aggs: Sequence[AggTrade], dead: list, now: int, by: dict[str, int]
-    ) -> WriteResult:
+    ) -> tuple[WriteResult, list[tuple[Any, ...]]]:
+        rows: list[tuple[Any, ...]] = []
         if not aggs:
-            return WriteResult()
-        rows = []
+            return WriteResult(), rows
         for a in aggs:
             reason = agg_trade_problem(a)
             if reason is None:
@@ -858,8 +856,7 @@ class Writer:
                     (a.recv_ts or now, a.exchange, self.source, "aggTrade " + reason, _raw(a))
                 )
         new = _insert_counted(self.conn, "INSERT OR IGNORE INTO agg_trades", rows, 10, by)
-        self._agg_rows = rows
-        return WriteResult(new, len(rows) - new, len(aggs) - len(rows))
+        return WriteResult(new, len(rows) - new, len(aggs) - len(rows)), rows
 
     def _insert_book_tickers(
         self, tickers: Sequence[BookTicker], dead: list, now: int, by: dict[str, int]
@@ -1030,6 +1027,7 @@ class Writer:
         self,
         batch: Batch,
         rows: Sequence[tuple[Any, ...]],
+        agg_rows: Sequence[tuple[Any, ...]],
         trades: WriteResult,
         aggs: WriteResult,
         dead: list,
@@ -1043,7 +1041,7 @@ class Writer:
         if trades.duplicates:  # which rows were ignored is not known: check them all
             cands["trade"] += [(r[0], r[1], r[2], r[4], r[5], None) for r in rows]
         if aggs.duplicates:
-            cands["aggTrade"] += [(r[0], r[1], r[2], r[6], r[7], None) for r in self._agg_rows]
+            cands["aggTrade"] += [(r[0], r[1], r[2], r[6], r[7], None) for r in agg_rows]
         for d in batch.echoes:
             e = d.event
             if type(e) is Trade:

@@ -160,38 +160,54 @@ def _normal_ids() -> list[int]:
     return [FIRST + k for k in range(N + 5) if FIRST + k not in MARKERS]
 
 
-def test_poison_frames_are_dead_letters_and_every_normal_row_is_stored(tmp_path):
-    db = tmp_path / "poison.sqlite"
-    seen: list[object] = []
+def _collect(
+    db: Any,
+    frames: list[str],
+    channels: list[str],
+    done: Any,
+    *,
+    timeout: float = 30,
+    event_hooks: Any = (),
+    **client_options: Any,
+) -> Collector:
+    """A collector on a server playing ``frames`` until ``done(collector)`` (then 0.3 s for the
+    last flush), stopped; ``client_options`` add to the client's."""
 
     async def main() -> Collector:
-        server = await _serve(_script())
+        server = await _serve(frames)
         port = server.sockets[0].getsockname()[1]
         col = Collector(
-            db=db,
-            source="live",
-            symbols=["BTCUSDT"],
-            channels=["trade", "aggTrade", "bookTicker", "kline_1m"],
-            ws_url=f"ws://127.0.0.1:{port}",
-            rest_url=f"http://127.0.0.1:{port}",
-            client_options={"compression": None, "backfill_delay": 0.0},
-            event_hooks=[seen.append],
-        )
+            db=db, source="live", symbols=["BTCUSDT"], channels=channels,
+            ws_url=f"ws://127.0.0.1:{port}", rest_url=f"http://127.0.0.1:{port}",
+            client_options={"compression": None, "backfill_delay": 0.0, **client_options},
+            event_hooks=list(event_hooks),
+        )  # fmt: skip
         col.start()
         try:
-            deadline = time.monotonic() + 60
-            want = len(_normal_ids())
-            while time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-                if col.stats.trades_new >= want and col.stats.dead_letters >= len(POISON):
-                    break
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not done(col):
+                await asyncio.sleep(0.05)
             await asyncio.sleep(0.3)
         finally:
             await col.stop()
             server.close()
         return col
 
-    col = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_poison_frames_are_dead_letters_and_every_normal_row_is_stored(tmp_path):
+    db = tmp_path / "poison.sqlite"
+    seen: list[object] = []
+    want = len(_normal_ids())
+    col = _collect(
+        db,
+        _script(),
+        ["trade", "aggTrade", "bookTicker", "kline_1m"],
+        lambda c: c.stats.trades_new >= want and c.stats.dead_letters >= len(POISON),
+        timeout=60,
+        event_hooks=[seen.append],
+    )
     conn = sqlite3.connect(db)
     ids = [r[0] for r in conn.execute("SELECT trade_id FROM ticks ORDER BY trade_id")]
     assert ids == _normal_ids()  # every normal trade, the ones after the poison too
@@ -233,26 +249,7 @@ def test_one_id_sent_twice_with_another_price_is_a_dead_letter_naming_both(tmp_p
     frames.insert(6, _c(T, _trade(FIRST + 3, p="70000.00000000")))  # id 3 again, other price
     frames.insert(8, _c(T, _trade(FIRST + 4)))  # id 4 again, the same: a plain duplicate
 
-    async def main() -> Collector:
-        server = await _serve(frames)
-        port = server.sockets[0].getsockname()[1]
-        col = Collector(
-            db=db, source="live", symbols=["BTCUSDT"], channels=["trade"],
-            ws_url=f"ws://127.0.0.1:{port}", rest_url=f"http://127.0.0.1:{port}",
-            client_options={"compression": None, "backfill_delay": 0.0},
-        )  # fmt: skip
-        col.start()
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and col.stats.trades_new < 10:
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
-        finally:
-            await col.stop()
-            server.close()
-        return col
-
-    col = asyncio.run(main())
+    col = _collect(db, frames, ["trade"], lambda c: c.stats.trades_new >= 10)
     conn = sqlite3.connect(db)
     stored = conn.execute("SELECT trade_id, price FROM ticks ORDER BY 1").fetchall()
     dead = conn.execute("SELECT reason, raw FROM dead_letters").fetchall()
@@ -280,26 +277,9 @@ def test_a_bogus_first_id_and_bogus_aggregate_trade_ids_are_dead_letters(tmp_pat
     frames.append(_c(A, _agg(4, f=FIRST + 8, l=2**62 + 5)))
     frames += [_c(A, _agg(n)) for n in range(5, 7)]
 
-    async def main() -> Collector:
-        server = await _serve(frames)
-        port = server.sockets[0].getsockname()[1]
-        col = Collector(
-            db=db, source="live", symbols=["BTCUSDT"], channels=["trade", "aggTrade"],
-            ws_url=f"ws://127.0.0.1:{port}", rest_url=f"http://127.0.0.1:{port}",
-            client_options={"compression": None, "backfill_delay": 30.0},
-        )  # fmt: skip
-        col.start()
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and col.stats.dead_letters < 4:
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.3)
-        finally:
-            await col.stop()
-            server.close()
-        return col
-
-    col = asyncio.run(main())
+    col = _collect(
+        db, frames, ["trade", "aggTrade"], lambda c: c.stats.dead_letters >= 4, backfill_delay=30.0
+    )
     conn = sqlite3.connect(db)
     ids = [i for (i,) in conn.execute("SELECT trade_id FROM ticks ORDER BY 1")]
     aggs = [i for (i,) in conn.execute("SELECT agg_id FROM agg_trades ORDER BY 1")]
