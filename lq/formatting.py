@@ -94,14 +94,20 @@ def _sig(x: float, digits: int = 3) -> str:
     return f"{x:,.{dec}f}"
 
 
+def _pct(x: float, dec: int) -> str:
+    """A fraction as a percentage; past a million percent (an annualised figure from minutes
+    of data) in scientific notation, not a hundred digits across the table."""
+    return f"{x * 100:.2e}%" if abs(x) >= 1e4 else f"{x:.{dec}%}"
+
+
 def _pvalue(x: float) -> str:
     return "<0.001" if 0 <= x < 0.001 else f"{x:.3f}"
 
 
 #: kind -> formatter of a finite float. Add a kind here, never a format string at a call site.
 KINDS: dict[str, Callable[[float], str]] = {
-    "pct": lambda x: f"{x:.2%}",  # a fraction shown as a percentage (0.0123 -> 1.23%)
-    "pct1": lambda x: f"{x:.1%}",
+    "pct": lambda x: _pct(x, 2),  # a fraction shown as a percentage (0.0123 -> 1.23%)
+    "pct1": lambda x: _pct(x, 1),
     "pvalue": _pvalue,
     "ratio": lambda x: _sig(x, 3),  # Sharpe, beta, correlation-like numbers
     "num": lambda x: _sig(x, 4),  # anything else measured

@@ -73,7 +73,7 @@ class DataPanel:
         self.symbol = W.Dropdown(options=syms, value=syms[0] if syms else None)
         # the exchange label of the rows: a symbol stored under several (a live venue and the
         # local exchange) is one series per label, never spliced; this menu picks it
-        self.exchange = W.Dropdown(options=[("(the only one)", None)], value=None)
+        self.exchange = W.Dropdown(options=[("(the only one)", None)], index=0)
         self.interval = W.Dropdown(options=["1s", "1m", "5m", "1h"], value="1s")
         self.range = W.Dropdown(options=list(RANGES), value="last 1 h")
         self.format = W.ToggleButtons(options=["csv", "parquet"], value="csv")
@@ -149,6 +149,8 @@ class DataPanel:
         keep = self.exchange.value if self.exchange.value in labels else None
         self.exchange.options = options
         self.exchange.value = keep
+        if keep is None:  # value None alone selects no option: the menu showed blank
+            self.exchange.index = 0
 
     def _kind_changed(self, change: dict[str, Any]) -> None:
         self.interval.layout.visibility = "visible" if change["new"] == "bars" else "hidden"

@@ -225,7 +225,8 @@ class SimulatorSource:
         steps = None if self.duration is None else round(self.duration / dt)
         k = 0
         lat_hi = p.latency_ms_max + 1
-        sent_after = p.latency_ms_max * 1000  # µs
+        # µs; one more ms: the server sends a frame due within 1 ms at once, and E is whole ms
+        sent_after = (p.latency_ms_max + 1) * 1000
         qty_text: dict[int, str] = {}  # format_e8 of the sizes seen (they repeat)
         poisson = rng.poisson
         integers = rng.integers
