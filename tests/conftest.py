@@ -49,23 +49,23 @@ def zip_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # collection order; its default order, most tests first, left the heaviest few-test modules
 # for the end of the run, on one worker while the others idled). Browser modules alternate
 # with others: they queue for the browser slots (tests/dashboard/conftest.py).
-HEAVY_FIRST = (
-    "tests/archive/test_archive.py",
-    "tests/dashboard/test_server_robustness.py",
-    "tests/notebooks/test_notebooks.py",
-    "tests/backtest_shell/test_cli.py",
+HEAVY_FIRST = (  # the slowest files of a CI run (artifacts/timeline), longest first
     "tests/dashboard/test_dashboard_browser.py",
-    "tests/test_importer_limits.py",
-    "tests/dashboard/test_server.py",
-    "tests/collector/test_archive_collector.py",
-    "tests/backtest_shell/test_ray.py",
-    "tests/dashboard/test_venues_browser.py",
-    "tests/collector/test_book_process.py",
-    "tests/backtest/test_ruin_vectorbt.py",
+    "tests/dashboard/test_server_robustness.py",
+    "tests/archive/test_archive.py",
+    "tests/notebooks/test_notebooks.py",
     "tests/dashboard/test_forecast_browser.py",
-    "tests/alerts/test_engine_stop.py",
-    "tests/dashboard/test_book_browser.py",
-    "tests/backtest_shell/test_notebook.py",
+    "tests/collector/test_multi_venue_process.py",
+    "tests/test_cli_truth.py",
+    "tests/backtest_shell/test_cli.py",
+    "tests/collector/test_faults_process.py",
+    "tests/venues/test_venues_over_sockets.py",
+    "tests/dashboard/test_server.py",
+    "tests/distributed/test_ray_cli.py",
+    "tests/test_importer_limits.py",
+    "tests/collector/test_collector.py",
+    "tests/forecast_shell/test_cli.py",
+    "tests/distributed/test_ray_multinode.py",
 )
 
 
